@@ -1,0 +1,50 @@
+# heroforge: two commands on a fresh machine with Python 3.11.
+#   make demo   set up .venv (once) and run the end-to-end demo
+#   make test   set up .venv (once), lint, and run the test suite
+#
+# HEROFORGE_TORCH chooses the torch that the set-up installs:
+#   torch==2.13.0 (default)   the CPU build; quick where a local wheel exists
+#   keep                      do not touch torch: keep the (CUDA) build already in $(VENV)
+#   'torch==2.5.1+cu124 --index-url https://download.pytorch.org/whl/cu124'   any pip arguments
+# VENV chooses the environment (default .venv), e.g. VENV=$$CONDA_PREFIX for an existing one.
+
+PYTHON ?= python3.11
+VENV ?= .venv
+HEROFORGE_TORCH ?= torch==2.13.0
+DEMO_OUT ?= demo-output
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.heroforge-installed
+
+.PHONY: demo test test-quick lint format bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Re-installs only when the package metadata changes, so a second `make` installs nothing.
+$(STAMP): pyproject.toml | $(PY)
+	@if [ "$(HEROFORGE_TORCH)" != "keep" ]; then $(PY) -m pip install --quiet $(HEROFORGE_TORCH); fi
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/heroforge demo --out $(DEMO_OUT)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(VENV)/bin/ruff check --fix src tests benchmarks
+	$(VENV)/bin/ruff format src tests benchmarks
+
+test: lint
+	$(PY) -m pytest -n 2
+
+test-quick: lint
+	$(PY) -m pytest -n 2 -m "not slow"
+
+bench: $(STAMP)
+	@for b in benchmarks/*.py; do $(PY) $$b; done
+
+clean:
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

