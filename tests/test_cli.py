@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-COMMANDS = ["synth", "demo", "config", "version"]
+COMMANDS = ["synth", "prepare", "archive", "demo", "config", "version"]
 
 
 def test_help_lists_every_command(cli):
@@ -13,7 +13,10 @@ def test_help_lists_every_command(cli):
         assert command in out
 
 
-@pytest.mark.parametrize("command", [["synth"], ["demo"], ["config", "show"], ["config", "list"]])
+@pytest.mark.parametrize(
+    "command",
+    [["synth"], ["prepare"], ["archive"], ["demo"], ["config", "show"], ["config", "list"]],
+)
 def test_every_command_has_help_with_examples(cli, command):
     code, out, _ = cli(*command, "--help")
     assert code == 0

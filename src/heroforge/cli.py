@@ -14,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from heroforge.data.archive_cli import ARCHIVE_EPILOG, archive_command
 from heroforge.errors import UserError
 
 EXIT_USER_ERROR = 2
@@ -41,6 +42,7 @@ def progress_bar() -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        disable=not console.is_terminal,  # no bar in logs and pipes, only the summary lines
     )
 
 
@@ -100,6 +102,61 @@ def synth(
     console.print(f"wrote {len(labels)} pictures to {out / 'raw'}, truth in {out / 'labels.json'}")
     if sheet:
         console.print(f"contact sheet: {write_contact_sheet(out, labels)}")
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  heroforge prepare scraped/ --out prepared\n\n"
+    "  heroforge prepare heroes.zip --out prepared --keep both --size 256\n\n"
+    "  heroforge prepare scraped/ --out prepared --set prepare.max_realism=0.5\n\n"
+    "Then open prepared/review.html, add corrections to prepared/overrides.csv and rerun.",
+)
+def prepare(
+    raw: Annotated[Path, typer.Argument(help="Folder or .zip of raw pictures (never modified).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for images/, manifest, review.")],
+    size: Annotated[int | None, typer.Option(help="Output side in pixels [default: 512].")] = None,
+    keep: Annotated[
+        str | None, typer.Option(help="Body extent to keep: upper, full or both [default: upper].")
+    ] = None,
+    preset: Annotated[str, typer.Option(help="Config preset whose [prepare] is used.")] = (
+        "superheroes-512"
+    ),
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override: prepare.KEY=VALUE (repeatable).")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Processes; 0 = one per CPU core.")] = 0,
+) -> None:
+    """Turn raw character pictures into a reviewed set of square PNGs on white.
+
+    Drops outliers with a recorded reason (too_realistic, not_separable, not_human, too_small,
+    duplicate), splits upper-body from full-body, removes the background and frames each kept
+    subject on a white square. Writes images/, manifest.jsonl, review.html and overrides.csv;
+    a rerun honours overrides.csv and reuses every picture already analysed.
+    """
+    from heroforge.config import load_config
+    from heroforge.data.prepare import prepare as run_prepare
+
+    assignments = list(overrides or [])
+    if size is not None:
+        assignments.append(f"prepare.size={size}")
+    if keep is not None:
+        assignments.append(f"prepare.keep={keep}")
+    cfg = load_config(preset, assignments).prepare
+    with progress_bar() as bar:
+        task = bar.add_task("prepare", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        summary = run_prepare(raw, out, cfg, workers, progress=advance)
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary["excluded"].items())) or "none"
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(summary["errors"].items())) or "none"
+    console.print(f"{summary['inputs']} inputs: kept {summary['kept']}; excluded: {reasons}")
+    console.print(f"skipped files: {errors}")
+    console.print(f"review: {out / 'review.html'}  corrections: {out / 'overrides.csv'}")
+
+
+app.command("archive", epilog=ARCHIVE_EPILOG)(archive_command)
 
 
 @app.command(epilog="Example:\n\n  heroforge demo --out demo-output")

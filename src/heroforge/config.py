@@ -71,6 +71,33 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class PrepareConfig:
+    SECTION: typing.ClassVar[str] = "prepare"
+
+    size: int = 512  # output pictures are size x size PNG on white
+    keep: Literal["upper", "full", "both"] = "upper"  # which body extent goes into the dataset
+    margin: float = 0.06  # free space around the subject, as a share of the side
+    max_upscale: float = 2.0  # subjects that would need more enlargement are "too_small"
+    max_realism: float = 0.42  # realism score above this: "too_realistic"
+    min_separability: float = 0.5  # separability score below this: "not_separable"
+    min_human: float = 0.7  # human-likeness score below this: "not_human"
+    upper_min_cut: float = 0.08  # subject covering this share of the bottom edge: upper body
+    duplicate_bits: int = 6  # perceptual hashes this close (of 64 bits) are near-duplicates
+
+    def __post_init__(self) -> None:
+        if not (32 <= self.size <= 4096 and self.size & (self.size - 1) == 0):
+            _fail("prepare.size", self.size, "a power of two from 32 to 4096")
+        if not 0 <= self.margin < 0.4:
+            _fail("prepare.margin", self.margin, "a number in [0, 0.4)")
+        if self.max_upscale < 1:
+            _fail("prepare.max_upscale", self.max_upscale, ">= 1")
+        for name in ("max_realism", "min_separability", "min_human", "upper_min_cut"):
+            _unit_interval(self, name)
+        if not 0 <= self.duplicate_bits <= 32:
+            _fail("prepare.duplicate_bits", self.duplicate_bits, "an integer from 0 to 32")
+
+
+@dataclass(frozen=True)
 class NetworkConfig:
     SECTION: typing.ClassVar[str] = "network"
 
@@ -208,6 +235,7 @@ class JobConfig:
 @dataclass(frozen=True)
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
+    prepare: PrepareConfig = field(default_factory=PrepareConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)

@@ -1,0 +1,176 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import heroforge.data.prepare as prep
+from heroforge.config import load_config
+from heroforge.data.inspect import Scores
+from heroforge.data.overrides import read_overrides, set_override
+from heroforge.errors import UserError
+
+CFG = load_config("superheroes-512", ["prepare.size=64", "prepare.keep=both"]).prepare
+
+
+def _rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def raw_set(tmp_path_factory, synth_set) -> Path:
+    """The first 40 synthetic pictures plus a few broken files."""
+    folder, labels = synth_set
+    raw = tmp_path_factory.mktemp("raw")
+    for label in labels[:40]:
+        shutil.copy(folder / "raw" / label["file"], raw / label["file"])
+    (raw / "empty.png").write_bytes(b"")
+    (raw / "notes.png").write_text("not a picture at all")
+    (raw / "cut.jpg").write_bytes((folder / "raw" / labels[1]["file"]).read_bytes()[:200])
+    return raw
+
+
+@pytest.fixture(scope="module")
+def prepared(raw_set, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("prepared")
+    prep.prepare(raw_set, out, CFG, workers=2)
+    return out
+
+
+def test_manifest_has_a_decision_for_every_input(raw_set, prepared):
+    rows = _rows(prepared)
+    assert sorted(r["source"] for r in rows) == sorted(p.name for p in raw_set.iterdir())
+    by_name = {r["source"]: r for r in rows}
+    assert by_name["empty.png"]["decision"] == "error" and by_name["empty.png"]["reason"] == "empty"
+    assert by_name["notes.png"]["reason"] == "not_an_image"
+    assert by_name["cut.jpg"]["decision"] == "error"
+    for row in rows:
+        assert row["decision"] in ("keep", "exclude", "error")
+        assert (row["decision"] == "keep") == (row.get("reason") is None)
+
+
+def test_kept_pictures_are_square_pngs_on_white(prepared):
+    kept = [r for r in _rows(prepared) if r["decision"] == "keep"]
+    assert len(kept) >= 8
+    assert sorted(p.name for p in (prepared / "images").iterdir()) == sorted(
+        Path(r["output"]).name for r in kept
+    )
+    for row in kept:
+        img = Image.open(prepared / row["output"])
+        assert img.format == "PNG" and img.mode == "RGB" and img.size == (64, 64)
+        pixels = np.asarray(img)
+        assert (pixels[0] == 255).mean() > 0.5  # the top row is mostly pure white
+        assert (pixels != 255).any()  # and there is a subject
+    assert (prepared / "review.html").read_text().count('class="card"') == len(_rows(prepared))
+
+
+def test_decisions_follow_the_truth_on_clear_cases(prepared, synth_set):
+    labels = {lb["file"]: lb for lb in synth_set[1]}
+    rows = [r for r in _rows(prepared) if r["source"] in labels]
+    photo = [r for r in rows if labels[r["source"]]["kind"] == "photo"]
+    cluttered = [r for r in rows if labels[r["source"]]["background"] == "cluttered"]
+    assert all(r["decision"] == "exclude" for r in photo + cluttered)
+    heroes = [
+        r
+        for r in rows
+        if labels[r["source"]]["kind"] == "hero"
+        and labels[r["source"]]["background"] != "cluttered"
+    ]
+    agree = np.mean([r["body"] == labels[r["source"]]["body"] for r in heroes])
+    assert agree > 0.9
+
+
+def test_rerun_recomputes_nothing(raw_set, prepared, monkeypatch):
+    before = _rows(prepared)
+
+    def boom(*_args, **_kwargs):
+        raise AssertionError("segment() ran again")
+
+    monkeypatch.setattr(prep, "segment", boom)
+    prep.prepare(raw_set, prepared, CFG, workers=1)
+    assert _rows(prepared) == before
+
+
+def test_interrupted_run_continues_where_it_stopped(raw_set, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+
+    def stop(done: int, _total: int) -> None:
+        if done == 10:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prep.prepare(raw_set, out, CFG, workers=1, progress=stop)
+    finished = len(list((out / ".cache" / "records").iterdir()))
+    assert 8 <= finished <= 10  # broken files among the first ten leave no record
+    calls = []
+    real = prep.segment
+    monkeypatch.setattr(prep, "segment", lambda *a: calls.append(1) or real(*a))
+    prep.prepare(raw_set, out, CFG, workers=1)
+    decodable = sum(r["decision"] != "error" for r in _rows(out))
+    assert len(calls) == decodable - finished  # what finished came from the cache
+
+
+def test_overrides_are_honoured(raw_set, prepared):
+    rows = {r["source"]: r for r in _rows(prepared)}
+    kept = next(s for s, r in rows.items() if r["decision"] == "keep")
+    dropped = next(s for s, r in rows.items() if r.get("reason") == "not_human")
+    overrides = prepared / "overrides.csv"
+    set_override(overrides, kept, "exclude")
+    set_override(overrides, dropped, "include")
+    assert read_overrides(overrides) == {kept: "exclude", dropped: "include"}
+    upper_only = load_config("superheroes-512", ["prepare.size=64"]).prepare
+    prep.prepare(raw_set, prepared, CFG, workers=1)
+    rows = {r["source"]: r for r in _rows(prepared)}
+    assert rows[kept]["decision"] == "exclude" and rows[kept]["reason"] == "override"
+    assert rows[dropped]["decision"] == "keep" and rows[dropped]["override"] == "include"
+    assert (prepared / rows[dropped]["output"]).exists()
+    full = next(
+        s
+        for s, r in rows.items()
+        if r["decision"] == "keep" and r["body"] == "full" and not r["override"]
+    )
+    set_override(overrides, full, "upper")
+    prep.prepare(raw_set, prepared, upper_only, workers=1)
+    rows = {r["source"]: r for r in _rows(prepared)}
+    assert rows[full]["body"] == "upper" and rows[full]["decision"] == "keep"
+    unforced = [r for r in rows.values() if r["decision"] == "keep" and r["override"] != "include"]
+    assert unforced and all(r["body"] == "upper" for r in unforced)  # --keep upper, unless forced
+    for source in (kept, dropped, full):  # the module's shared folder goes back as it was
+        set_override(overrides, source, None)
+    assert read_overrides(overrides) == {}
+
+
+def test_malformed_overrides_are_refused_with_the_line(tmp_path):
+    path = tmp_path / "overrides.csv"
+    path.write_text("# comment\na.png,include\nb.png,maybe\n")
+    with pytest.raises(UserError, match=r"overrides.csv:3: expected 'source,action'"):
+        read_overrides(path)
+
+
+def test_decide_names_the_first_failing_check():
+    def scores(**kw) -> Scores:
+        base = {"realism": 0.1, "separability": 0.9, "human": 0.9, "body_cut": 0.3}
+        return Scores(**{**base, **kw})
+
+    assert prep.decide(scores(), CFG, 1.0) == (None, "upper")
+    assert prep.decide(scores(body_cut=0.0), CFG, 1.0) == (None, "full")
+    assert prep.decide(scores(realism=0.9, human=0.1), CFG, 1.0)[0] == "too_realistic"
+    assert prep.decide(scores(separability=0.1, human=0.1), CFG, 1.0)[0] == "not_separable"
+    assert prep.decide(scores(), CFG, None)[0] == "not_separable"  # no subject found
+    assert prep.decide(scores(human=0.1), CFG, 9.0)[0] == "not_human"
+    assert prep.decide(scores(), CFG, CFG.max_upscale + 0.1)[0] == "too_small"
+
+
+def test_cli_prepare_and_archive(cli, raw_set, tmp_path):
+    out = tmp_path / "p"
+    code, _, err = cli("prepare", str(raw_set), "--out", str(out), "--size", "64", "--keep", "both")
+    assert code == 0, err
+    assert "kept" in err and "review" in err
+    code, _, err = cli("archive", str(out), "--out", str(tmp_path / "d.zip"))
+    assert code == 0, err
+    code, _, err = cli("prepare", str(tmp_path / "missing"), "--out", str(out))
+    assert code == 2 and err.startswith("heroforge: error:")
+    code, _, err = cli("prepare", str(raw_set), "--out", str(out), "--keep", "half")
+    assert code == 2 and "prepare.keep" in err

@@ -1,0 +1,69 @@
+import os
+
+import matplotlib
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from heroforge.config import load_config
+from heroforge.data.inspect import inspect
+from heroforge.data.prepare import decide
+from heroforge.data.segment import on_white, segment
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
+
+
+def _picture(folder, label) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    img = Image.open(folder / "raw" / label["file"])
+    alpha = np.asarray(img)[..., 3] if img.mode == "RGBA" else None
+    truth = np.asarray(Image.open(folder / label["mask"])) > 127
+    return np.asarray(img.convert("RGB")), alpha, truth
+
+
+@pytest.mark.parametrize(
+    ("background", "floor"),
+    [("plain", 0.96), ("gradient", 0.95), ("transparent", 0.99), ("textured", 0.9)],
+)
+def test_masks_match_the_truth(synth_set, background, floor):
+    folder, labels = synth_set
+    chosen = [lb for lb in labels if lb["background"] == background and lb["kind"] != "photo"][:12]
+    assert len(chosen) >= 5
+    ious = [_iou(segment(*_picture(folder, lb)[:2]).mask, _picture(folder, lb)[2]) for lb in chosen]
+    assert np.mean(ious) >= floor, sorted(ious)
+
+
+def test_cluttered_scenes_are_hard_to_separate(synth_set):
+    folder, labels = synth_set
+    cluttered = [lb for lb in labels if lb["background"] == "cluttered"][:10]
+    scores = []
+    for label in cluttered:
+        rgb, alpha, _ = _picture(folder, label)
+        scores.append(inspect(rgb, segment(rgb, alpha)).separability)
+    assert np.mean(np.array(scores) < 0.5) >= 0.8
+
+
+def test_on_white_leaves_no_halo_of_the_old_background():
+    """A black-outlined blue disc on green: after compositing, nothing green is left."""
+    big = Image.new("RGB", (400, 400), (0, 200, 0))
+    ImageDraw.Draw(big).ellipse([60, 60, 340, 340], fill=(30, 60, 220), outline=(0, 0, 0), width=12)
+    rgb = np.asarray(big.reduce(2))  # anti-aliased edges, as in scraped art
+    seg = segment(rgb)
+    out = on_white(rgb, seg).astype(int)
+    greenish = out[..., 1] - np.maximum(out[..., 0], out[..., 2])
+    assert greenish.max() < 12
+    assert (out[~seg.mask & (seg.alpha == 0)] == 255).all()  # the background is pure white
+    yy, xx = np.mgrid[:200, :200]
+    truth = (yy - 99.5) ** 2 + (xx - 99.5) ** 2 <= 70**2
+    assert _iou(seg.mask, truth) > 0.98
+
+
+def test_a_real_photograph_is_too_realistic():
+    path = os.path.join(
+        os.path.dirname(matplotlib.__file__), "mpl-data/sample_data/grace_hopper.jpg"
+    )
+    rgb = np.asarray(Image.open(path).convert("RGB"))
+    scores = inspect(rgb, segment(rgb))
+    reason, _ = decide(scores, load_config("superheroes-512").prepare, 1.0)
+    assert reason == "too_realistic"
