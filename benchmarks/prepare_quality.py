@@ -4,6 +4,8 @@ Expected outcome per picture: photographic -> too_realistic; cluttered backgroun
 not_separable; robot/insect/animal/object -> not_human; otherwise a hero with its true body
 extent. Prints per-reason precision/recall/F1, upper/full accuracy, mask IoU of kept pictures
 (at analysis size), whether kept outputs have a pure white background, and kept-set precision.
+Reasons are scored on the pictures big enough to judge: those excluded as too_small (the
+subject would need more than prepare.max_upscale enlargement) are counted separately.
 
 Usage: python benchmarks/prepare_quality.py [--count 500] [--seed 77] [--workers 0]
 (use a seed that was not used while tuning thresholds)
@@ -87,8 +89,13 @@ def _kept_quality(kept: list[dict], labels: dict, synth: Path, out: Path) -> dic
 
 def report(rows, labels, synth, out, args, seconds, summary) -> None:
     base = {"benchmark": "prepare_quality", "seed": args.seed, "count": args.count}
+    judged = [r for r in rows if r.get("reason") != "too_small"]
     for reason in REASONS:
-        print(json.dumps({**base, **_f1(rows, labels, reason)}))
+        print(
+            json.dumps(
+                {**base, **_f1(judged, labels, reason), "too_small": len(rows) - len(judged)}
+            )
+        )
     heroes = [r for r in rows if expected_reason(labels[r["source"]]) is None and "body" in r]
     body_ok = float(np.mean([r["body"] == labels[r["source"]]["body"] for r in heroes]))
     print(json.dumps({**base, "upper_full_accuracy": round(body_ok, 3), "n": len(heroes)}))

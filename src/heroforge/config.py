@@ -78,7 +78,7 @@ class PrepareConfig:
     keep: Literal["upper", "full", "both"] = "upper"  # which body extent goes into the dataset
     margin: float = 0.06  # free space around the subject, as a share of the side
     max_upscale: float = 2.0  # subjects that would need more enlargement are "too_small"
-    max_realism: float = 0.42  # realism score above this: "too_realistic"
+    max_realism: float = 0.45  # realism score above this: "too_realistic"
     min_separability: float = 0.5  # separability score below this: "not_separable"
     min_human: float = 0.7  # human-likeness score below this: "not_human"
     upper_min_cut: float = 0.08  # subject covering this share of the bottom edge: upper body

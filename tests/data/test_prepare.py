@@ -159,8 +159,8 @@ def test_decide_names_the_first_failing_check():
     assert prep.decide(scores(realism=0.9, human=0.1), CFG, 1.0)[0] == "too_realistic"
     assert prep.decide(scores(separability=0.1, human=0.1), CFG, 1.0)[0] == "not_separable"
     assert prep.decide(scores(), CFG, None)[0] == "not_separable"  # no subject found
-    assert prep.decide(scores(human=0.1), CFG, 9.0)[0] == "not_human"
-    assert prep.decide(scores(), CFG, CFG.max_upscale + 0.1)[0] == "too_small"
+    assert prep.decide(scores(human=0.1), CFG, 1.0)[0] == "not_human"
+    assert prep.decide(scores(realism=0.9), CFG, CFG.max_upscale + 0.1)[0] == "too_small"
 
 
 def test_cli_prepare_and_archive(cli, raw_set, tmp_path):

@@ -27,9 +27,10 @@ class Scores:
 def realism(rgb: np.ndarray, seg: Segmentation) -> float:
     """Photos are noisy and shaded even where their colour looks flat; cartoons are flat there.
 
-    Looks at the subject's smooth areas (away from edges) on a 2-pixel grid: the share of
-    pixels whose raw colour step to the next pixel is tiny, and how many distinct colours it
-    takes to cover 90% of them.
+    The median colour step between neighbouring pixels inside the subject's smooth areas, on
+    a 2-pixel grid: 0 for lossless cartoons, 1-4 for JPEG-compressed ones, 4 and more for
+    photographs (sensor noise, texture, shading); and how many colours those pixels take
+    (a few for flat colour even after JPEG, dozens for a photo). Both count half.
     """
     grid = (seg.mask & seg.smooth)[:-1:2, :-1:2]
     if grid.sum() < 64:
@@ -40,12 +41,11 @@ def realism(rgb: np.ndarray, seg: Segmentation) -> float:
     right = rgb[:-1:2, 1::2][grid].astype(np.int16)
     down = rgb[1::2, :-1:2][grid].astype(np.int16)
     step = np.maximum(channel_max(np.abs(here - right)), channel_max(np.abs(here - down)))
-    flat = float((step <= 3).mean())
     q = here >> 4
     counts = np.bincount(q[:, 0] * 256 + q[:, 1] * 16 + q[:, 2], minlength=4096)
-    # colours needed to cover 90% of the subject: a handful for flat colour, hundreds for photos
+    # colours needed to cover 90% of those pixels: a handful for flat colour, dozens for photos
     covering = int(np.searchsorted(np.cumsum(np.sort(counts)[::-1]), 0.9 * len(here))) + 1
-    return float(np.clip(0.6 * (1 - flat) + 0.4 * min(covering, 100) / 100, 0, 1))
+    return float(0.5 * min(1.0, np.median(step) / 8.0) + 0.5 * min(1.0, covering / 40))
 
 
 def separability(seg: Segmentation) -> float:

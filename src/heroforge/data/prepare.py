@@ -34,7 +34,7 @@ from heroforge.data.inspect import Scores, inspect
 from heroforge.data.segment import Segmentation, on_white, segment
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
-PIPELINE_VERSION = "prepare/1"  # bump when processing changes, so caches are not reused
+PIPELINE_VERSION = "prepare/3"  # bump when processing changes, so caches are not reused
 WORK_SIDE = 768  # pictures are analysed at most this big: the subject ends up <= 512 px
 THUMB = 160
 
@@ -50,14 +50,20 @@ def decide(scores: Scores, cfg: PrepareConfig, upscale: float | None) -> tuple[s
     """(outlier reason or None, body extent). The first failing check names the reason;
     upscale is the enlargement the framed subject needed (None: no subject found)."""
     body = "upper" if scores.body_cut >= cfg.upper_min_cut else "full"
-    if scores.realism > cfg.max_realism:
+    if upscale is None:
+        return "not_separable", body
+    if upscale > cfg.max_upscale:  # also: too few pixels to judge texture and shape reliably
+        return "too_small", body
+    separable = scores.separability >= cfg.min_separability
+    # A busy scene left inside a failed mask looks "realistic" too (many colours); there only
+    # a clearly photographic picture is called too_realistic, the rest not_separable.
+    clearly = min(1.0, cfg.max_realism + 0.25)
+    if scores.realism > (cfg.max_realism if separable else clearly):
         return "too_realistic", body
-    if upscale is None or scores.separability < cfg.min_separability:
+    if not separable:
         return "not_separable", body
     if scores.human < cfg.min_human:
         return "not_human", body
-    if upscale > cfg.max_upscale:
-        return "too_small", body
     return None, body
 
 
