@@ -34,7 +34,7 @@ from heroforge.data.inspect import Scores, inspect
 from heroforge.data.segment import Segmentation, on_white, segment
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
-PIPELINE_VERSION = "prepare/3"  # bump when processing changes, so caches are not reused
+PIPELINE_VERSION = "prepare/4"  # bump when processing changes, so caches are not reused
 WORK_SIDE = 768  # pictures are analysed at most this big: the subject ends up <= 512 px
 THUMB = 160
 
@@ -76,16 +76,18 @@ def frame(picture: np.ndarray, mask: np.ndarray, cfg: PrepareConfig) -> tuple[Im
     h, w = mask.shape
     ys, xs = np.nonzero(mask)
     x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    side = max(x1 - x0, y1 - y0) / (1 - 2 * cfg.margin)
-    top = y1 - side if y1 >= h else (y0 + y1) / 2 - side / 2
-    left = (x0 + x1) / 2 - side / 2
-    box = (round(left), round(top), round(left + side), round(top + side))
-    canvas = Image.new("RGB", (box[2] - box[0], box[3] - box[1]), (255, 255, 255))
-    src = Image.fromarray(picture)
-    canvas.paste(src.crop((max(0, box[0]), max(0, box[1]), min(w, box[2]), min(h, box[3]))),
-                 (max(0, -box[0]), max(0, -box[1])))  # fmt: skip
-    scale = cfg.size / canvas.width
-    return canvas.resize((cfg.size, cfg.size), Image.Resampling.LANCZOS), scale
+    side = round(max(x1 - x0, y1 - y0) / (1 - 2 * cfg.margin))
+    top = y1 - side if y1 >= h else round((y0 + y1 - side) / 2)
+    left = round((x0 + x1 - side) / 2)
+    canvas = np.full((side, side, 3), 255, np.uint8)
+    sy0, sx0 = max(0, top), max(0, left)
+    sy1, sx1 = min(h, top + side), min(w, left + side)
+    canvas[sy0 - top : sy1 - top, sx0 - left : sx1 - left] = picture[sy0:sy1, sx0:sx1]
+    scale = cfg.size / side
+    # area averaging to shrink (no aliasing), Lanczos to enlarge (sharpest)
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LANCZOS4
+    out = cv2.resize(canvas, (cfg.size, cfg.size), interpolation=interpolation)
+    return Image.fromarray(out), scale
 
 
 def _work_size(

@@ -59,11 +59,12 @@ def _border(h: int, w: int) -> np.ndarray:
     return border
 
 
-def _field(rgb: np.ndarray, weight: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Local mean colour of the weighted pixels (normalised convolution) and its support."""
-    k = (0, 0)
-    wsum = cv2.GaussianBlur(weight.astype(np.float32), k, sigma)
-    col = cv2.GaussianBlur(rgb.astype(np.float32) * weight[..., None], k, sigma)
+def _field(rgb: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Local mean colour of the weighted pixels within 3 pixels (normalised box filter) and
+    the share of such pixels there."""
+    w = weight.astype(np.float32)
+    wsum = cv2.blur(w, (7, 7))
+    col = cv2.blur(rgb.astype(np.float32) * w[..., None], (7, 7))
     return col / np.maximum(wsum, 1e-6)[..., None], wsum
 
 
@@ -89,10 +90,10 @@ def _coarse_field(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
 
 
 def _region_stats(
-    labels: np.ndarray, n: int, rgb: np.ndarray, border: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    labels: np.ndarray, n: int, rgb: np.ndarray, border: np.ndarray, area: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Mean colour of each region and how many border pixels it owns."""
     flat = labels.ravel()
-    area = np.bincount(flat, minlength=n).astype(np.float64)
     mean = (
         np.stack(
             [np.bincount(flat, rgb[..., c].ravel().astype(np.float64), n) for c in range(3)], 1
@@ -100,7 +101,7 @@ def _region_stats(
         / np.maximum(area, 1)[:, None]
     )
     on_border = np.bincount(labels[border], minlength=n).astype(np.float64)
-    return area, mean, on_border
+    return mean, on_border
 
 
 def _top_palette(labels: np.ndarray, mean: np.ndarray, n: int) -> np.ndarray:
@@ -146,7 +147,8 @@ def _quadratic_model(rgb: np.ndarray, weight: np.ndarray, points: np.ndarray) ->
     """Background colour at `points` (y, x) from a quadratic fit to the background pixels:
     extends a gradient to background pockets that the subject cut off from the rest."""
     h, w = weight.shape
-    ys, xs = np.nonzero(weight)
+    ys, xs = np.nonzero(weight[::4, ::4])  # a sparse grid is plenty for six coefficients
+    ys, xs = ys * 4, xs * 4
     step = max(1, ys.size // 4000)
     ys, xs = ys[::step], xs[::step]
 
@@ -158,19 +160,17 @@ def _quadratic_model(rgb: np.ndarray, weight: np.ndarray, points: np.ndarray) ->
     return basis(points[:, 0].astype(float), points[:, 1].astype(float)) @ coef
 
 
-def _centres(labels: np.ndarray, n: int) -> np.ndarray:
-    ys, xs = np.indices(labels.shape)
-    counts = np.maximum(np.bincount(labels.ravel(), minlength=n), 1)
-    cy = np.bincount(labels.ravel(), ys.ravel(), n) / counts
-    cx = np.bincount(labels.ravel(), xs.ravel(), n) / counts
-    return np.stack([cy, cx], 1).astype(np.int64)
-
-
 def _background_regions(
-    rgb: np.ndarray, labels: np.ndarray, n: int, border: np.ndarray
+    rgb: np.ndarray,
+    labels: np.ndarray,
+    stats: np.ndarray,
+    centroids: np.ndarray,
+    border: np.ndarray,
 ) -> tuple[np.ndarray, str]:
     """Which smooth regions are background: returns a bool per region label and the method."""
-    area, mean, on_border = _region_stats(labels, n, rgb, border)
+    n = len(stats)
+    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    mean, on_border = _region_stats(labels, n, rgb, border, area)
     on_border[0] = 0  # label 0 = edge pixels, not a region
     main = int(np.argmax(on_border))
     flat = on_border[main] / border.sum() >= 0.2
@@ -185,7 +185,9 @@ def _background_regions(
     if not is_bg.any():
         return is_bg, "none"
     field = _coarse_field(rgb, is_bg[labels])
-    centre = _centres(labels, n)
+    h, w = labels.shape
+    centre = np.stack([centroids[:, 1].clip(0, h - 1), centroids[:, 0].clip(0, w - 1)], 1)
+    centre = centre.astype(np.int64)
     near_field = np.linalg.norm(mean - field[centre[:, 0], centre[:, 1]], axis=1) < MATCH_TOL
     model = _quadratic_model(rgb, is_bg[labels], centre)
     near_field |= np.linalg.norm(mean - model, axis=1) < MATCH_TOL
@@ -214,8 +216,8 @@ def _unmix(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Alpha of every pixel: 1 in subject regions, 0 in background, and for edge pixels the
     position of their colour between the local background and subject colours."""
-    bg_col, bg_w = _field(rgb, bg_core, 2.0)
-    fg_col, fg_w = _field(rgb, fg_core, 2.0)
+    bg_col, bg_w = _field(rgb, bg_core)
+    fg_col, fg_w = _field(rgb, fg_core)
     alpha = fg_core.astype(np.float32)
     edge = ~bg_core & ~fg_core
     near_bg, near_fg = edge & (bg_w >= 0.02), edge & (fg_w >= 0.02)
@@ -268,8 +270,10 @@ def segment(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Segmentation:
         smooth = _edges(rgb) <= EDGE_STEP
         return Segmentation(soft, mask, None, smooth, "alpha", explained, clutter, fragments)
     smooth = _edges(rgb) <= EDGE_STEP
-    n, labels = cv2.connectedComponents(smooth.astype(np.uint8), connectivity=4)
-    is_bg, method = _background_regions(rgb, labels, n, border)
+    _, labels, stats, centroids = cv2.connectedComponentsWithStats(
+        smooth.astype(np.uint8), connectivity=4
+    )
+    is_bg, method = _background_regions(rgb, labels, stats, centroids, border)
     is_bg[0] = False
     bg_core = is_bg[labels]
     fg_core = (labels > 0) & ~bg_core
