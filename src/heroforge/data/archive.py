@@ -16,8 +16,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -26,6 +24,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from heroforge.errors import UserError
+from heroforge.fileio import atomic_file
 
 LABELS_ENTRY = "dataset.json"
 PROVENANCE_ENTRY = "heroforge.json"
@@ -188,14 +187,6 @@ def _write_json(zf: zipfile.ZipFile, name: str, value: object) -> None:
     zf.writestr(info, json.dumps(value, indent=1) + "\n")
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def write_archive(
     prepared_dir: str | Path,
     out_zip: str | Path,
@@ -242,22 +233,12 @@ def write_archive(
     }
 
     out_zip.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_zip.parent, prefix=f".{out_zip.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w+b") as f:
-            with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-                for i, (path, name, digest) in enumerate(zip(paths, names, hashes, strict=True)):
-                    _copy_entry(zf, path, name, digest)
-                    report(len(paths) + i + 1, total)
-                _write_json(zf, LABELS_ENTRY, dataset_json)
-                _write_json(zf, PROVENANCE_ENTRY, provenance)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, out_zip)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(out_zip.parent)
+    with atomic_file(out_zip) as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+        for i, (path, name, digest) in enumerate(zip(paths, names, hashes, strict=True)):
+            _copy_entry(zf, path, name, digest)
+            report(len(paths) + i + 1, total)
+        _write_json(zf, LABELS_ENTRY, dataset_json)
+        _write_json(zf, PROVENANCE_ENTRY, provenance)
     return {
         "images": len(paths),
         "resolution": side,
