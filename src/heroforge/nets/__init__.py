@@ -1,0 +1,11 @@
+"""StyleGAN2 networks (as trained by StyleGAN2-ADA) in plain PyTorch.
+
+    generator.py      Generator, build_generator(cfg, c_dim)        mapping.py + synthesis.py
+    discriminator.py  Discriminator, build_discriminator(cfg, c_dim)
+    weights.py        save_networks / load_networks (safetensors + JSON, no pickles)
+    summary.py        parameter and FLOP counts per block; cli.py: `heroforge nets summary`
+    ops.py, modconv.py, layers.py   FIR resampling, bias_act, modulated conv, equalised lr
+    cpu.py            keep_freed_memory(): allocator tuning for training on the CPU
+
+Nothing is imported here, so that importing the CLI module does not import torch.
+"""

@@ -1,0 +1,186 @@
+"""The low-level operations of StyleGAN2 in plain PyTorch.
+
+FIR resampling (upfirdn2d and its fast 2x helpers), bias + activation, and convolutions that
+up- or downsample through the FIR filter. Since StyleGAN (Karras et al. 2019, after Zhang 2019)
+every resampling step is low-pass filtered with the [1, 3, 3, 1] binomial filter, so that the
+networks do not alias. No compiled extensions: everything is a handful of torch calls, which
+is what the CPU wants anyway (conv2d, conv_transpose2d and depthwise convolutions map to oneDNN).
+
+Conventions follow the official networks so that their weights mean the same here: the filter
+is applied as a true convolution (flipped) unless flip_filter, upsampling convolutions use the
+transposed convolution of the unflipped weight, and plain/downsampling convolutions correlate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as nnf
+
+LRELU_ALPHA = 0.2
+# The gains keep the activations' second moment unchanged through each nonlinearity (He et al.).
+ACTIVATION_GAINS = {"linear": 1.0, "lrelu": math.sqrt(2.0)}
+
+Padding = int | Sequence[int]
+
+
+def setup_filter(taps: Sequence[float] = (1, 3, 3, 1)) -> torch.Tensor:
+    """The 2D resampling filter: the outer product of the taps, normalised to sum to one."""
+    f = torch.as_tensor(taps, dtype=torch.float32)
+    f = f[:, None] * f[None, :] if f.ndim == 1 else f
+    return f / f.sum()
+
+
+def _padding4(padding: Padding) -> tuple[int, int, int, int]:
+    """(x0, x1, y0, y1) from one int or from (x0, x1, y0, y1)."""
+    if isinstance(padding, int):
+        return padding, padding, padding, padding
+    padding = tuple(int(p) for p in padding)
+    if len(padding) != 4:
+        raise ValueError(f"padding needs 1 or 4 numbers, got {padding}")
+    return padding  # type: ignore[return-value]
+
+
+def _depthwise(f: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Tensor:
+    """The filter as the weight of a depthwise convolution over `channels` channels."""
+    return f.to(dtype)[None, None].expand(channels, 1, *f.shape)
+
+
+def upfirdn2d(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    up: int = 1,
+    down: int = 1,
+    padding: Padding = 0,
+    flip_filter: bool = False,
+    gain: float = 1.0,
+) -> torch.Tensor:
+    """Upsample by zero insertion, pad, convolve with the 2D FIR filter f, keep every down-th.
+
+    Negative padding crops. The output is (H * up + y0 + y1 - fh) // down + 1 pixels high.
+    """
+    x0, x1, y0, y1 = _padding4(padding)
+    n, c, h, w = x.shape
+    if up > 1:
+        # Each pixel followed by up - 1 zeros, along both axes.
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = nnf.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    symmetric = x0 == x1 == y0 == y1 and x0 >= 0
+    if not symmetric:
+        x = nnf.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
+        x = x[:, :, max(-y0, 0) : x.shape[2] - max(-y1, 0), max(-x0, 0) : x.shape[3] - max(-x1, 0)]
+    weight = f * gain if flip_filter else f.flip([0, 1]) * gain
+    return nnf.conv2d(
+        x,
+        _depthwise(weight, c, x.dtype),
+        stride=down,
+        padding=x0 if symmetric else 0,
+        groups=c,
+    )
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor, gain: float = 4.0) -> torch.Tensor:
+    """2x upsampling with an even-sized FIR filter; same result as
+    upfirdn2d(x, f, up=2, padding=(fw // 2, fw // 2 - 1) per axis, gain=4).
+
+    One strided depthwise transposed convolution never multiplies the inserted zeros.
+    """
+    fh, fw = f.shape
+    if fh % 2 or fw % 2:
+        raise ValueError(f"upsample2d needs an even-sized filter, got {fh}x{fw}")
+    weight = _depthwise(f * gain, x.shape[1], x.dtype)
+    return nnf.conv_transpose2d(
+        x, weight, stride=2, padding=(fh // 2 - 1, fw // 2 - 1), groups=x.shape[1]
+    )
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """2x downsampling with an even-sized FIR filter; same result as
+    upfirdn2d(x, f, down=2, padding=fw // 2 - 1), computed only where it is kept."""
+    fh, fw = f.shape
+    if fh % 2 or fw % 2:
+        raise ValueError(f"downsample2d needs an even-sized filter, got {fh}x{fw}")
+    weight = _depthwise(f.flip([0, 1]), x.shape[1], x.dtype)
+    return nnf.conv2d(x, weight, stride=2, padding=(fh // 2 - 1, fw // 2 - 1), groups=x.shape[1])
+
+
+def bias_act(
+    x: torch.Tensor,
+    b: torch.Tensor | None = None,
+    act: str = "linear",
+    gain: float | None = None,
+    clamp: float | None = None,
+    fresh: bool = False,
+) -> torch.Tensor:
+    """act(x + b) * gain, then clamped to +-clamp; b is per channel (dim 1).
+
+    gain defaults to the activation's own gain (sqrt(2) for lrelu). lrelu is positively
+    homogeneous, lrelu(x + b) * g == lrelu(g * x + g * b), so the gain costs no extra pass: it
+    joins the bias in one multiply-add (callers fold it into their weights when they can).
+    fresh: x is a temporary of the caller's that may be overwritten, which saves a pass and an
+    allocation (it must not be needed by autograd, e.g. a convolution's output).
+    """
+    if act not in ACTIVATION_GAINS:
+        raise ValueError(f"unknown activation {act!r}; known: {', '.join(ACTIVATION_GAINS)}")
+    gain = ACTIVATION_GAINS[act] if gain is None else gain
+    if b is not None:
+        b = b.to(x.dtype).reshape(1, -1, *([1] * (x.ndim - 2)))
+    if b is not None and gain != 1:
+        x, fresh = torch.add(b * gain, x, alpha=gain), True
+    elif b is not None:
+        x, fresh = (x.add_(b) if fresh else x + b), True
+    elif gain != 1:
+        x, fresh = x * gain, True
+    if act == "lrelu":
+        x = nnf.leaky_relu(x, LRELU_ALPHA, inplace=fresh)
+    return x if clamp is None else x.clamp(-clamp, clamp)
+
+
+def _transpose_weight(w: torch.Tensor, groups: int) -> torch.Tensor:
+    """[G*out, in, k, k] -> [G*in, out, k, k]: the weight layout of conv_transpose2d."""
+    out_total, in_per_group, kh, kw = w.shape
+    w = w.reshape(groups, out_total // groups, in_per_group, kh, kw).transpose(1, 2)
+    return w.reshape(groups * in_per_group, out_total // groups, kh, kw)
+
+
+def conv2d_resample(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    f: torch.Tensor | None = None,
+    up: int = 1,
+    down: int = 1,
+    groups: int = 1,
+    bias: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """A 'same' convolution with an odd square kernel, optionally 2x up or down through f.
+
+    up=2: transposed convolution (stride 2, true convolution with w), then the FIR filter.
+    down=2: the FIR filter, then a stride-2 correlation with w. 1x1 kernels resample the
+    cheaper side (fewer channels x pixels): after the conv when upsampling, before when down.
+    bias, when given, is added last.
+    """
+    k = w.shape[-1]
+    if up == 1 and down == 1:
+        return nnf.conv2d(x, w, bias, padding=k // 2, groups=groups)
+    if f is None or (up, down) not in ((2, 1), (1, 2)):
+        raise ValueError(
+            f"conv2d_resample supports up=2 or down=2 with a filter, got {up=} {down=}"
+        )
+    fw = f.shape[-1]
+    if down == 2:
+        if k == 1:
+            return nnf.conv2d(downsample2d(x, f), w, bias, groups=groups)
+        # FIR with the conv's own padding folded in, then the strided conv without padding.
+        x = upfirdn2d(x, f, padding=k // 2 + fw // 2 - 1)
+        return nnf.conv2d(x, w, bias, stride=2, groups=groups)
+    if k == 1:
+        x = upsample2d(nnf.conv2d(x, w, groups=groups), f)
+    else:
+        x = nnf.conv_transpose2d(x, _transpose_weight(w, groups), stride=2, groups=groups)
+        # The transposed conv made 2H + k - 2 pixels; the filter (gain 4 keeps the mean) trims
+        # them back to 2H, aligned like zero insertion followed by a 'same' convolution.
+        x = upfirdn2d(x, f, padding=fw // 2 - (k - 1) // 2, gain=4.0)
+    return x if bias is None else x + bias.reshape(1, -1, 1, 1)
