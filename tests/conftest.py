@@ -37,3 +37,17 @@ def cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+@pytest.fixture(scope="session")
+def tiny_archive(synth_set, tmp_path_factory) -> Path:
+    """A 32 px training archive of prepared synthetic heroes (the tiny-cpu preset's size)."""
+    from heroforge.config import load_config
+    from heroforge.data.archive import write_archive
+    from heroforge.data.prepare import prepare
+
+    folder, _ = synth_set
+    work = tmp_path_factory.mktemp("tiny")
+    prepare(folder / "raw", work / "prepared", load_config("tiny-cpu").prepare, workers=2)
+    write_archive(work / "prepared", work / "tiny.zip")
+    return work / "tiny.zip"

@@ -3,7 +3,17 @@ import sys
 
 import pytest
 
-COMMANDS = ["synth", "prepare", "archive", "demo", "config", "version"]
+COMMANDS = [
+    "synth",
+    "prepare",
+    "archive",
+    "train",
+    "import-official",
+    "nets",
+    "demo",
+    "config",
+    "version",
+]
 
 
 def test_help_lists_every_command(cli):
@@ -15,7 +25,17 @@ def test_help_lists_every_command(cli):
 
 @pytest.mark.parametrize(
     "command",
-    [["synth"], ["prepare"], ["archive"], ["demo"], ["config", "show"], ["config", "list"]],
+    [
+        ["synth"],
+        ["prepare"],
+        ["archive"],
+        ["train"],
+        ["import-official"],
+        ["nets", "summary"],
+        ["demo"],
+        ["config", "show"],
+        ["config", "list"],
+    ],
 )
 def test_every_command_has_help_with_examples(cli, command):
     code, out, _ = cli(*command, "--help")

@@ -16,8 +16,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from heroforge.data.archive_cli import ARCHIVE_EPILOG, archive_command
 from heroforge.errors import UserError
+from heroforge.nets.cli import nets_app
+from heroforge.nets.official_cli import IMPORT_OFFICIAL_EPILOG, import_official_command
 
 EXIT_USER_ERROR = 2
+EXIT_RESUMABLE = 75  # training stopped on a signal after a checkpoint (EX_TEMPFAIL)
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
@@ -31,6 +34,7 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Inspect and check configuration presets.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.add_typer(nets_app, name="nets")
 console = Console(stderr=True)
 
 
@@ -157,6 +161,74 @@ def prepare(
 
 
 app.command("archive", epilog=ARCHIVE_EPILOG)(archive_command)
+app.command("import-official", epilog=IMPORT_OFFICIAL_EPILOG)(import_official_command)
+
+
+@app.command(
+    epilog="Examples:\n\n"
+    "  heroforge train --data heroes.zip --preset tiny-cpu --outdir runs --kimg 20\n\n"
+    "  heroforge train --data heroes.zip --preset superheroes-512 --outdir runs --gpus 1 "
+    "--set train.batch=32\n\n"
+    "  torchrun --nproc_per_node 8 -m heroforge train --data heroes.zip "
+    "--preset superheroes-512 --outdir runs\n\n"
+    "  heroforge train --resume runs/00003-superheroes-512\n\n"
+    "Exit code 75 means: stopped on SIGTERM/SIGINT after writing a checkpoint; --resume goes on.",
+)
+def train(
+    data: Annotated[Path | None, typer.Option(help="Training archive (.zip) or folder.")] = None,
+    preset: Annotated[str, typer.Option(help="Config preset or .toml file.")] = "superheroes-512",
+    outdir: Annotated[Path, typer.Option(help="Folder that receives the run folder.")] = Path(
+        "runs"
+    ),
+    kimg: Annotated[
+        float | None, typer.Option(help="Train this many kimg in all [default: cycles x kimg].")
+    ] = None,
+    cycles: Annotated[int | None, typer.Option(help="Training cycles (train.cycles).")] = None,
+    cycle_kimg: Annotated[float | None, typer.Option(help="kimg per cycle.")] = None,
+    gpus: Annotated[int | None, typer.Option(help="Processes/GPUs (train.gpus).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (train.seed).")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override: SECTION.KEY=VALUE (repeatable).")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Resume even if the dataset or network config changed.")
+    ] = False,
+) -> None:
+    """Train StyleGAN2-ADA, checkpointing the full state so that any stop can be resumed.
+
+    Every tick appends a JSON line to RUN/stats.jsonl; every checkpoint (train.checkpoint_kimg
+    and train.checkpoint_minutes) holds networks, optimisers, ADA state and counters, and adds
+    a fixed-seed sample grid under RUN/samples/.
+    """
+    from heroforge.config import load_config
+    from heroforge.train import run as runs
+
+    def log(message: str) -> None:
+        console.print(message, markup=False, highlight=False)
+
+    if resume is not None:
+        if overrides or preset != "superheroes-512" or gpus or seed is not None:
+            raise UserError("--resume takes the run's own config; only --data, --kimg, --force")
+        _, status = runs.resume(resume, data, kimg, force, log)
+    else:
+        if data is None:
+            raise UserError("--data is required to start a run (or use --resume RUN_DIR)")
+        assignments = list(overrides or [])
+        for key, value in (
+            ("cycles", cycles),
+            ("cycle_kimg", cycle_kimg),
+            ("gpus", gpus),
+            ("seed", seed),
+        ):
+            if value is not None:
+                assignments.append(f"train.{key}={value}")
+        cfg = load_config(preset, assignments)
+        _, status = runs.start(data, cfg, outdir, kimg, log)
+    if status == "interrupted":
+        sys.exit(EXIT_RESUMABLE)
 
 
 @app.command(epilog="Example:\n\n  heroforge demo --out demo-output")

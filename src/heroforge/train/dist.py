@@ -1,0 +1,69 @@
+"""Data-parallel set-up: one process per GPU started by torchrun (or one process alone).
+
+torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; with several processes we join the process group
+(NCCL on GPUs, gloo on CPUs) and each process trains its chunks of every global minibatch.
+Gradients are summed over processes once per phase (not per chunk), which is what DDP's
+no_sync during accumulation achieves, with less machinery for our four-phase step.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world: int
+    device: torch.device
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(prefer_cuda: bool = True) -> DistInfo:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = prefer_cuda and torch.cuda.is_available()
+    device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda:
+        torch.cuda.set_device(device)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return DistInfo(rank, world, device)
+
+
+def all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
+    """Sum the gradients over processes in one flat buffer, then clean NaN/inf."""
+    grads = [p.grad for p in params if p.grad is not None]
+    if not grads:
+        return
+    if world > 1:
+        flat = torch.cat([g.flatten() for g in grads])
+        dist.all_reduce(flat)
+        torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+        offset = 0
+        for g in grads:
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
+            offset += g.numel()
+    else:
+        for g in grads:
+            torch.nan_to_num(g, nan=0, posinf=1e5, neginf=-1e5, out=g)
+
+
+def broadcast_module(module: torch.nn.Module) -> None:
+    """Give every process rank 0's parameters and buffers (after init or resume)."""
+    if dist.is_initialized():
+        for tensor in [*module.parameters(), *module.buffers()]:
+            dist.broadcast(tensor.data, src=0)
+
+
+def barrier() -> None:
+    if dist.is_initialized():
+        dist.barrier()

@@ -1,0 +1,333 @@
+"""The StyleGAN2-ADA training loop, resumable at every checkpoint to the bit.
+
+One step = one global minibatch: phases G (main), G path length (lazy), D (main), D R1 (lazy),
+each accumulated over this process's chunks of the minibatch, gradients summed over processes,
+one optimiser step; then the G EMA update and the ADA controller. Ticks print and log
+statistics; checkpoints hold the full state (see checkpoint.py); a SIGTERM/SIGINT ends the
+current step, writes a checkpoint and returns "interrupted".
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from heroforge.augment import AdaController, AugmentPipe, distributed_sum
+from heroforge.config import Config
+from heroforge.data.dataset import ImageDataset
+from heroforge.errors import UserError
+from heroforge.nets.discriminator import build_discriminator
+from heroforge.nets.generator import build_generator
+from heroforge.train import checkpoint as ckpt
+from heroforge.train.dist import DistInfo, all_reduce_grads, broadcast_module
+from heroforge.train.loss import StyleGAN2Loss
+from heroforge.train.sampler import EpochOrder
+from heroforge.train.seeding import seed_chunk, seed_everything, set_deterministic
+from heroforge.train.stats import StatsLog, TickStats, sample_grid
+
+PHASES = ("G", "G_pl", "D", "D_r1")
+
+
+@dataclass
+class Progress:
+    """Every counter of the run; saved in each checkpoint."""
+
+    nimg: int = 0  # real images shown so far
+    step: int = 0  # global minibatches done
+    tick: int = 0  # ticks done
+    tick_start_nimg: int = 0
+    elapsed_s: float = 0.0  # training time over all sessions (not counting downtime)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Trainer:
+    def __init__(
+        self,
+        cfg: Config,  # the run's configuration
+        dataset: ImageDataset,  # training images (already checked against cfg.data)
+        run_dir: Path,  # where checkpoints, samples and stats go
+        dist: DistInfo,  # this process's rank, the world size and its device
+    ) -> None:
+        self.cfg, self.dataset, self.run_dir, self.dist = cfg, dataset, Path(run_dir), dist
+        tc = cfg.train
+        set_deterministic(tc.deterministic)
+        seed_everything(tc.seed)
+        device = dist.device
+        c_dim = dataset.c_dim
+        self.c_dim = c_dim
+        self.G = build_generator(cfg, c_dim).to(device).train().requires_grad_(False)
+        self.D = build_discriminator(cfg, c_dim).to(device).train().requires_grad_(False)
+        self.G_ema = copy.deepcopy(self.G).eval()
+        self.augment = AugmentPipe.from_config(cfg.augment).to(device)
+        self.ada = AdaController.from_config(cfg.augment, reduce=distributed_sum)
+        self.loss = StyleGAN2Loss(self.G, self.D, self.augment, tc).to(device)
+        self.opt_G = self._adam(self.G, tc.g_lr, tc.pl_interval if tc.pl_weight else 0)
+        self.opt_D = self._adam(self.D, tc.d_lr, tc.r1_interval if tc.r1_gamma else 0)
+        for net in (self.G, self.D, self.G_ema):
+            broadcast_module(net)
+        self.order = EpochOrder(len(dataset), tc.seed)
+        self.progress = Progress()
+        self.stats = StatsLog(self.run_dir / "stats.jsonl") if dist.main else None
+        self.stop_requested = False
+        self.grid_z = torch.from_numpy(np.random.RandomState(tc.seed).randn(32, cfg.network.z_dim))
+
+    def _adam(self, net: torch.nn.Module, lr: float, lazy_interval: int) -> torch.optim.Adam:
+        """Adam whose rate and betas account for the regulariser's extra lazy steps."""
+        ratio = lazy_interval / (lazy_interval + 1) if lazy_interval else 1.0
+        b1, b2 = self.cfg.train.betas
+        return torch.optim.Adam(
+            net.parameters(), lr=lr * ratio, betas=(b1**ratio, b2**ratio), eps=self.cfg.train.eps
+        )
+
+    # -- state ------------------------------------------------------------------------------
+    def save(self) -> Path | None:
+        if not self.dist.main:
+            return None
+        extra: dict[str, torch.Tensor] = {"loss.pl_mean": self.loss.pl_mean.detach().cpu()}
+        meta: dict[str, Any] = {"kind": "checkpoint", "ada": self.ada.state_dict()}
+        for name, opt in (("opt_G", self.opt_G), ("opt_D", self.opt_D)):
+            tensors, plain = ckpt.flatten_optimizer(name, opt)
+            extra.update(tensors)
+            meta[name] = plain
+        meta["progress"] = self.progress.__dict__
+        best = self.progress.extra.get("best")
+        protected = {ckpt.checkpoint_name(best["nimg"])} if best else set()
+        meta["dataset"] = {"fingerprint": self.dataset.fingerprint(), "images": len(self.dataset)}
+        nets = {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+        return ckpt.save_checkpoint(
+            self.run_dir / "checkpoints",
+            self.progress.nimg,
+            nets,
+            self.cfg,
+            self.c_dim,
+            extra,
+            meta,
+            keep=self.cfg.train.keep_checkpoints,
+            protected=protected,
+            best_nimg=best["nimg"] if best else None,
+        )
+
+    def restore(self, checkpoint: ckpt.Checkpoint) -> None:
+        nets = checkpoint.loaded.networks
+        for name in ("G", "D", "G_ema"):
+            getattr(self, name).load_state_dict(nets[name].state_dict())
+        extra, meta = checkpoint.loaded.extra, checkpoint.meta
+        self.loss.pl_mean.copy_(extra["loss.pl_mean"])
+        for name in ("opt_G", "opt_D"):
+            ckpt.restore_optimizer(name, getattr(self, name), extra, meta[name])
+        self.ada.load_state_dict(meta["ada"])
+        self.augment.set_p(self.ada.p)
+        self.progress = Progress(**meta["progress"])
+        if self.stats:
+            self.stats.truncate_after(self.progress.nimg)
+
+    # -- one step -----------------------------------------------------------------------------
+    def _chunks(self) -> list[int]:
+        """This process's chunks of the global minibatch: chunk k covers images
+        k*images_per_step ... (k+1)*images_per_step - 1."""
+        per = self.cfg.train.images_per_step
+        count = self.cfg.train.batch // per
+        return list(range(self.dist.rank, count, self.dist.world))
+
+    def _reals(self, chunk: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        per = self.cfg.train.images_per_step
+        start = self.progress.nimg + chunk * per
+        items = [self.dataset[i] for i in self.order.indices(start, per)]
+        img = torch.stack([x for x, _ in items]).to(self.dist.device, torch.float32)
+        img = img / 127.5 - 1
+        labels = torch.stack([c for _, c in items]).to(self.dist.device) if self.c_dim else None
+        return img, labels
+
+    def step(self, tick_stats: TickStats) -> None:
+        tc = self.cfg.train
+        chunks = self._chunks()
+        total_chunks = tc.batch // tc.images_per_step
+        intervals = {"G": 1, "G_pl": tc.pl_interval, "D": 1, "D_r1": tc.r1_interval}
+        weights = {"G_pl": tc.pl_weight, "D_r1": tc.r1_gamma}
+        for phase_idx, phase in enumerate(PHASES):
+            if self.progress.step % intervals[phase] or weights.get(phase, 1) == 0:
+                continue
+            net, opt = (self.G, self.opt_G) if phase.startswith("G") else (self.D, self.opt_D)
+            net.requires_grad_(True)
+            opt.zero_grad(set_to_none=True)
+            for chunk in chunks:
+                seed_chunk(tc.seed, self.progress.step, phase_idx, chunk)
+                real, c = self._reals(chunk)
+                z = torch.randn([real.shape[0], self.cfg.network.z_dim], device=self.dist.device)
+                if phase == "G":
+                    result = self.loss.g_main(z, c)
+                elif phase == "G_pl":
+                    result = self.loss.g_pl(z, c)
+                elif phase == "D":
+                    result = self.loss.d_main(real, z, c)
+                    self.ada.accumulate(result.stats.pop("real_signs"))
+                else:
+                    result = self.loss.d_r1(real, c)
+                (result.loss / total_chunks).backward()
+                tick_stats.add(result.stats)
+            net.requires_grad_(False)
+            all_reduce_grads([p for p in net.parameters()], self.dist.world)
+            opt.step()
+        self.loss.update_means(distributed_sum)
+        self._update_ema()
+        self.augment.set_p(self.ada.step(tc.batch))
+        self.progress.nimg += tc.batch
+        self.progress.step += 1
+
+    @torch.no_grad()
+    def _update_ema(self) -> None:
+        tc = self.cfg.train
+        ema_nimg = tc.ema_kimg * 1000
+        if tc.ema_rampup:
+            ema_nimg = min(ema_nimg, self.progress.nimg * tc.ema_rampup)
+        beta = 0.5 ** (tc.batch / max(ema_nimg, 1e-8))
+        for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+            p_ema.copy_(p.lerp(p_ema, beta))
+        for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+            b_ema.copy_(b)
+
+    # -- the run ------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.stop_requested = True
+        if self.stats:
+            self.stats.note(f"received {signal.Signals(signum).name}: checkpoint after this step")
+
+    def run(self, total_kimg: float, log: Any = print) -> str:
+        """Train until total_kimg thousand images; returns "done" or "interrupted"."""
+        tc = self.cfg.train
+        target = round(total_kimg * 1000)
+        previous = [signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)]
+        tick_stats = TickStats()
+        session_start = last_ckpt_time = time.monotonic()
+        last_ckpt_nimg = self.progress.nimg
+        start_elapsed = self.progress.elapsed_s
+        tick_start_time = time.monotonic()
+        try:
+            while self.progress.nimg < target and not self.stop_requested:
+                self.step(tick_stats)
+                self.progress.elapsed_s = start_elapsed + time.monotonic() - session_start
+                done = self.progress.nimg >= target
+                if (
+                    done
+                    or self.progress.nimg >= self.progress.tick_start_nimg + tc.tick_kimg * 1000
+                ):
+                    self._end_tick(tick_stats, tick_start_time, target, log)
+                    tick_stats = TickStats()
+                    tick_start_time = time.monotonic()
+                measured = self._maybe_measure(done, log)
+                due_kimg = self.progress.nimg - last_ckpt_nimg >= tc.checkpoint_kimg * 1000
+                due_time = time.monotonic() - last_ckpt_time >= tc.checkpoint_minutes * 60
+                if done or due_kimg or due_time or measured or self.stop_requested:
+                    saved = self._checkpoint(log)
+                    if not saved and (done or self.stop_requested):
+                        # the last state exists nowhere else: end with an error so that a
+                        # supervisor resumes from the previous checkpoint after fixing the disk
+                        raise UserError(
+                            "could not write the final checkpoint; fix the disk and resume"
+                        )
+                    last_ckpt_time, last_ckpt_nimg = time.monotonic(), self.progress.nimg
+        finally:
+            for s, handler in zip((signal.SIGTERM, signal.SIGINT), previous, strict=True):
+                signal.signal(s, handler)
+        return "done" if self.progress.nimg >= target else "interrupted"
+
+    def _maybe_measure(self, done: bool, log: Any) -> bool:
+        """Metrics at the end of every cycle and every metrics.every_kimg; True if measured.
+        The checkpoint written right after carries the result, so `best` can point at it."""
+        p, mc, tc = self.progress, self.cfg.metrics, self.cfg.train
+        before = p.nimg - tc.batch
+        cycle_end = int(before // (tc.cycle_kimg * 1000)) < int(p.nimg // (tc.cycle_kimg * 1000))
+        periodic = mc.every_kimg and int(before // (mc.every_kimg * 1000)) < int(
+            p.nimg // (mc.every_kimg * 1000)
+        )
+        measured_here = p.extra.get("metrics", {}).get("kimg") == round(p.nimg / 1000, 3)
+        due = cycle_end or periodic or done
+        if not mc.enabled or not due or measured_here or not self.dist.main:
+            return False
+        from heroforge.metrics.evaluate import evaluate  # Inception only when metrics are due
+
+        result = evaluate(self.G_ema, self.dataset, mc, self.dist.device)
+        result["kimg"] = round(p.nimg / 1000, 3)
+        p.extra["metrics"] = result
+        best = p.extra.get("best")
+        if best is None or result["fid"] < best["fid"]:
+            p.extra["best"] = {"fid": result["fid"], "nimg": p.nimg}
+        if self.stats:
+            self.stats.write({"event": "metrics", **result})
+        log(f"metrics at {result['kimg']} kimg: FID {result['fid']:.2f}")
+        return True
+
+    def _checkpoint(self, log: Any) -> bool:
+        """Write a checkpoint and a sample grid; False if the checkpoint could not be written."""
+        try:
+            path = self.save()
+        except OSError as err:  # e.g. a full disk: the previous checkpoint is still intact
+            log(f"checkpoint at {self.progress.nimg / 1000:.3f} kimg failed: {err}")
+            if self.stats:
+                self.stats.note(f"checkpoint failed: {err}")
+            return False
+        if path is not None:
+            grid = sample_grid(self.G_ema, self.grid_z, self.c_dim, self.dist.device)
+            grid_dir = self.run_dir / "samples"
+            grid_dir.mkdir(parents=True, exist_ok=True)
+            grid.save(grid_dir / f"grid-{self.progress.nimg // 1000:06d}kimg.png")
+            log(f"checkpoint {path.name}")
+        return True
+
+    def _end_tick(self, tick_stats: TickStats, started: float, target: int, log: Any) -> None:
+        p = self.progress
+        seconds = max(time.monotonic() - started, 1e-9)
+        kimg_done = (p.nimg - p.tick_start_nimg) / 1000
+        sec_per_kimg = seconds / max(kimg_done, 1e-9)
+        record = {
+            "tick": p.tick,
+            "kimg": round(p.nimg / 1000, 3),
+            "step": p.step,
+            "sec_per_kimg": round(sec_per_kimg, 3),
+            "img_per_s": round(kimg_done * 1000 / seconds, 2),
+            "augment_p": round(self.ada.p, 5),
+            "rt": None if self.ada.rt is None else round(self.ada.rt, 4),
+            "eta_s": round(sec_per_kimg * max(0, target - p.nimg) / 1000, 1),
+            "elapsed_s": round(p.elapsed_s, 1),
+            "rss_mb": round(_rss_mb(), 1),
+            **tick_stats.means(),
+        }
+        if self.dist.device.type == "cuda":
+            record["gpu_mem_mb"] = round(torch.cuda.max_memory_allocated(self.dist.device) / 2**20)
+        p.tick += 1
+        p.tick_start_nimg = p.nimg
+        if self.stats:
+            self.stats.write(record)
+        log(
+            f"tick {record['tick']:<5d} kimg {record['kimg']:<9.3f} s/kimg {sec_per_kimg:<8.2f} "
+            f"G {record.get('loss/G', math.nan):.3f} D {record.get('loss/D', math.nan):.3f} "
+            f"p {record['augment_p']:.3f} eta {record['eta_s'] / 60:.1f} min"
+        )
+
+
+def _rss_mb() -> float:
+    try:
+        with open(f"/proc/{os.getpid()}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def read_stats(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "stats.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

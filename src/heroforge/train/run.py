@@ -1,0 +1,153 @@
+"""Starting and resuming training runs: the run folder, its config and the safety checks.
+
+A run folder holds config.toml (resolved), run.json (data path, dataset fingerprint, target
+kimg), checkpoints/, samples/ and stats.jsonl. `--resume RUN_DIR` continues from the newest
+checkpoint that verifies; a different dataset or network config is refused unless forced.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from heroforge import __version__
+from heroforge.config import Config, config_from_toml
+from heroforge.data.dataset import ImageDataset
+from heroforge.errors import UserError
+from heroforge.fileio import atomic_write_text
+from heroforge.nets.cpu import keep_freed_memory
+from heroforge.train.checkpoint import list_checkpoints, load_latest
+from heroforge.train.dist import DistInfo, barrier, init_distributed
+from heroforge.train.loop import Trainer
+
+RUN_JSON = "run.json"
+
+
+def _open_dataset(data: str | Path, cfg: Config) -> ImageDataset:
+    return ImageDataset(
+        data,
+        resolution=cfg.data.resolution,
+        mirror=cfg.data.mirror,
+        use_labels=cfg.data.use_labels,
+        max_images=cfg.data.max_images,
+    )
+
+
+def _new_run_dir(outdir: Path, name: str) -> Path:
+    """outdir/NNNNN-name with the next free number, as the official tools name runs."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    numbers = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"^(\d{5})-", p.name))]
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
+    return outdir / f"{max(numbers, default=-1) + 1:05d}-{safe}"
+
+
+def _share(value: Any, info: DistInfo) -> Any:
+    """Rank 0's value on every rank."""
+    if info.world == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _init() -> DistInfo:
+    info = init_distributed()
+    if info.device.type == "cpu":
+        keep_freed_memory()  # training reuses the same big buffers every step (see nets/cpu.py)
+    return info
+
+
+def start(
+    data: str | Path,
+    cfg: Config,
+    outdir: str | Path,
+    total_kimg: float | None = None,
+    log: Any = print,
+) -> tuple[Path, str]:
+    """Create a run folder and train; returns (run dir, "done" | "interrupted")."""
+    info = _init()
+    _check_world(cfg, info)
+    dataset = _open_dataset(data, cfg)
+    target = cfg.train.total_kimg if total_kimg is None else total_kimg
+    run_dir = None
+    if info.main:
+        name = cfg.job.name or Path(data).stem
+        run_dir = _new_run_dir(Path(outdir), name)
+        run_dir.mkdir()
+        atomic_write_text(run_dir / "config.toml", cfg.to_toml())
+        run = {
+            "data": str(Path(data).resolve()),
+            "dataset_fingerprint": dataset.fingerprint(),
+            "total_kimg": target,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "heroforge_version": __version__,
+        }
+        atomic_write_text(run_dir / RUN_JSON, json.dumps(run, indent=1))
+    run_dir = Path(_share(str(run_dir) if run_dir else None, info))
+    trainer = Trainer(cfg, dataset, run_dir, info)
+    log(f"run {run_dir}: {len(dataset)} images, target {target} kimg")
+    return run_dir, trainer.run(target, log)
+
+
+def read_run(run_dir: Path) -> tuple[Config, dict]:
+    try:
+        cfg = config_from_toml((run_dir / "config.toml").read_text(encoding="utf-8"), "config.toml")
+        run = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise UserError(
+            f"{run_dir} is not a heroforge run folder ({Path(err.filename).name} missing)"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read the run folder {run_dir}: {err}") from None
+    return cfg, run
+
+
+def resume(
+    run_dir: str | Path,
+    data: str | Path | None = None,
+    total_kimg: float | None = None,
+    force: bool = False,
+    log: Any = print,
+) -> tuple[Path, str]:
+    """Continue a run from its newest good checkpoint (or from the start if it has none)."""
+    run_dir = Path(run_dir)
+    cfg, run = read_run(run_dir)
+    info = _init()
+    _check_world(cfg, info)
+    dataset = _open_dataset(data or run["data"], cfg)
+    if dataset.fingerprint() != run["dataset_fingerprint"] and not force:
+        raise UserError(
+            f"the dataset differs from the one {run_dir.name} was trained on "
+            "(use --force to continue on it anyway)"
+        )
+    target = run["total_kimg"] if total_kimg is None else total_kimg
+    trainer = Trainer(cfg, dataset, run_dir, info)
+    if list_checkpoints(run_dir / "checkpoints"):
+        checkpoint, problems = load_latest(run_dir / "checkpoints", "cpu")
+        for problem in problems:
+            log(f"skipped a damaged checkpoint: {problem}")
+        if checkpoint.loaded.cfg.network != cfg.network and not force:
+            raise UserError(f"{checkpoint.path.name} was made with another network config")
+        trainer.restore(checkpoint)
+        kimg = trainer.progress.nimg / 1000
+        log(f"resumed {run_dir} at {kimg:.3f} kimg from {checkpoint.path.name}")
+    barrier()
+    if info.main and total_kimg is not None:
+        atomic_write_text(run_dir / RUN_JSON, json.dumps({**run, "total_kimg": target}, indent=1))
+    return run_dir, trainer.run(target, log)
+
+
+def _check_world(cfg: Config, info: DistInfo) -> None:
+    if cfg.train.gpus != info.world:
+        where = "GPUs" if torch.cuda.is_available() else "processes"
+        raise UserError(
+            f"train.gpus = {cfg.train.gpus} but {info.world} {where} are running: start with "
+            f"`torchrun --nproc_per_node {cfg.train.gpus} -m heroforge train ...` or set "
+            f"--gpus {info.world}"
+        )

@@ -1,0 +1,85 @@
+"""Training statistics: per-tick JSON lines, tick averages, and the fixed-seed sample grid."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from heroforge.fileio import atomic_write_text
+
+
+class TickStats:
+    """Sums of per-chunk statistics, kept on the device until the tick ends (no sync per step)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, stats: dict[str, torch.Tensor]) -> None:
+        for key, value in stats.items():
+            value = value.detach().float().mean()
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        return {k: round(float(v) / self.counts[k], 6) for k, v in self.sums.items()}
+
+
+class StatsLog:
+    """stats.jsonl of a run. A resume first drops what was logged after its checkpoint, so the
+    kimg sequence has neither gaps nor duplicates."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(self, record: dict) -> None:
+        with self.path.open("a", encoding="utf-8") as f:
+            f.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+
+    def note(self, message: str) -> None:
+        self.write({"event": message})
+
+    def truncate_after(self, nimg: int) -> None:
+        if not self.path.exists():
+            return
+        kept = []
+        for line in self.path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue  # a line torn by a crash
+            if "kimg" in record and round(record["kimg"] * 1000) > nimg:
+                continue
+            kept.append(line + "\n")
+        atomic_write_text(self.path, "".join(kept))
+
+
+@torch.no_grad()
+def sample_grid(
+    G: torch.nn.Module,  # noqa: N803
+    z: torch.Tensor,
+    c_dim: int,
+    device: torch.device,
+    columns: int = 8,
+) -> Image.Image:
+    """Images of fixed latents, tiled; the same latents at every snapshot show progress."""
+    images = []
+    for chunk in z.split(8):
+        c = torch.zeros([chunk.shape[0], c_dim], device=device) if c_dim else None
+        img = G(chunk.to(device, torch.float32), c, noise_mode="const")
+        images.append(img.cpu())
+    img = torch.cat(images)
+    img = (img * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+    n, ch, h, w = img.shape
+    rows = -(-n // columns)
+    grid = np.full((rows * h, columns * w, ch), 255, np.uint8)
+    for i in range(n):
+        r, col = divmod(i, columns)
+        grid[r * h : (r + 1) * h, col * w : (col + 1) * w] = img[i].permute(1, 2, 0).numpy()
+    return Image.fromarray(grid[..., 0] if ch == 1 else grid)

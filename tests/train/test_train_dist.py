@@ -1,0 +1,57 @@
+"""Two gloo processes train exactly what one process does with gradient accumulation."""
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from heroforge.config import load_config
+from heroforge.train.checkpoint import load_latest
+from heroforge.train.run import start
+
+STEPS = ["train.tick_kimg=0.032", "train.checkpoint_kimg=1", "train.r1_interval=2"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _worker(rank: int, world: int, port: int, archive: str, outdir: str) -> None:
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+    )
+    torch.set_num_threads(1)
+    cfg = load_config("tiny-cpu", [*STEPS, f"train.gpus={world}"])
+    start(archive, cfg, outdir, total_kimg=0.032, log=lambda *_: None)
+    dist.destroy_process_group()
+
+
+def _weights(outdir) -> dict[str, torch.Tensor]:
+    (run,) = [p for p in outdir.iterdir() if p.is_dir()]
+    checkpoint, _ = load_latest(run / "checkpoints")
+    return {
+        f"{n}.{k}": v
+        for n, net in checkpoint.loaded.networks.items()
+        for k, v in net.state_dict().items()
+    }
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_with_accumulation(tiny_archive, tmp_path):
+    torch.set_num_threads(1)
+    one = load_config("tiny-cpu", [*STEPS, "train.batch_gpu=4"])  # two chunks of 4, accumulated
+    start(tiny_archive, one, tmp_path / "one", total_kimg=0.032, log=lambda *_: None)
+    mp.spawn(_worker, args=(2, _free_port(), str(tiny_archive), str(tmp_path / "two")), nprocs=2)
+    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    assert a.keys() == b.keys()
+    worst = max((a[k] - b[k]).abs().max().item() for k in a)
+    assert worst < 1e-4, worst

@@ -1,0 +1,172 @@
+"""Training survives kill -9, SIGTERM, damaged checkpoints and full disks, bit for bit."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from heroforge.config import load_config
+from heroforge.errors import UserError
+from heroforge.train import checkpoint as ckpt
+from heroforge.train.checkpoint import list_checkpoints, load_latest
+from heroforge.train.run import resume, start
+
+QUICK = ["train.tick_kimg=0.032", "train.checkpoint_kimg=0.032", "train.keep_checkpoints=20"]
+TARGET = 0.128  # 16 steps of 8 images
+
+
+def _quiet(*_args) -> None:
+    pass
+
+
+def _cli(*args: str) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "heroforge", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
+
+
+def _train_cli(archive: Path, outdir: Path, *extra: str) -> subprocess.Popen:
+    sets = [arg for s in QUICK for arg in ("--set", s)]
+    return _cli("train", "--data", str(archive), "--preset", "tiny-cpu", "--outdir", str(outdir),
+                "--kimg", str(TARGET), *sets, *extra)  # fmt: skip
+
+
+def _final_tensors(run_dir: Path) -> dict[str, torch.Tensor]:
+    checkpoint, _ = load_latest(run_dir / "checkpoints")
+    tensors = {}
+    for name, net in checkpoint.loaded.networks.items():
+        tensors.update({f"{name}.{k}": v for k, v in net.state_dict().items()})
+    tensors.update({f"extra.{k}": v for k, v in checkpoint.loaded.extra.items()})
+    return tensors
+
+
+def _kimg_sequence(run_dir: Path) -> list[float]:
+    lines = (run_dir / "stats.jsonl").read_text().splitlines()
+    return [json.loads(line)["kimg"] for line in lines if '"kimg"' in line]
+
+
+def _only_run(outdir: Path) -> Path:
+    (run,) = [p for p in outdir.iterdir() if p.is_dir()]
+    return run
+
+
+@pytest.mark.slow
+def test_kill9_then_resume_is_bit_identical(tiny_archive, tmp_path):
+    whole = _train_cli(tiny_archive, tmp_path / "whole")
+    assert whole.wait(timeout=300) == 0, whole.stdout.read().decode()
+
+    killed = _train_cli(tiny_archive, tmp_path / "killed")
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        runs = list((tmp_path / "killed").glob("*/checkpoints/ckpt-*.json"))
+        if len(runs) >= 2:  # at least two checkpoints: kill in the middle of the run
+            break
+        time.sleep(0.05)
+    killed.send_signal(signal.SIGKILL)
+    killed.wait(timeout=60)
+    run_dir = _only_run(tmp_path / "killed")
+    stopped_at = len(list_checkpoints(run_dir / "checkpoints"))
+    assert 2 <= stopped_at < 4  # it really died before the end
+
+    resume(run_dir, log=_quiet)
+    a, b = _final_tensors(_only_run(tmp_path / "whole")), _final_tensors(run_dir)
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    kimg = _kimg_sequence(run_dir)
+    assert kimg == sorted(set(kimg)) == _kimg_sequence(_only_run(tmp_path / "whole"))
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_and_exits_resumable(tiny_archive, tmp_path):
+    proc = _train_cli(tiny_archive, tmp_path, "--set", "train.checkpoint_kimg=100", "--kimg", "100")
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(tmp_path.glob("*/stats.jsonl")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    start_wait = time.time()
+    code = proc.wait(timeout=120)
+    output = proc.stdout.read().decode()
+    assert code == 75, output
+    assert time.time() - start_wait < 30
+    run_dir = _only_run(tmp_path)
+    checkpoint, problems = load_latest(run_dir / "checkpoints")
+    assert not problems
+    assert checkpoint.meta["progress"]["nimg"] > 0
+    assert "received SIGTERM" in (run_dir / "stats.jsonl").read_text()
+
+
+def test_damaged_newest_checkpoint_falls_back(tiny_archive, tmp_path):
+    cfg = load_config("tiny-cpu", QUICK)
+    run_dir, status = start(tiny_archive, cfg, tmp_path, total_kimg=0.064, log=_quiet)
+    assert status == "done"
+    newest, older = list_checkpoints(run_dir / "checkpoints")[:2]
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    checkpoint, problems = load_latest(run_dir / "checkpoints")
+    assert checkpoint.path == older
+    assert problems and "corrupted or half-written" in problems[0]
+    messages = []
+    resume(run_dir, total_kimg=0.096, log=messages.append)
+    assert any("skipped a damaged checkpoint" in m for m in messages)
+    assert any(f"resumed {run_dir}" in m for m in messages)
+
+
+def test_full_disk_keeps_the_previous_checkpoint(tiny_archive, tmp_path, monkeypatch):
+    cfg = load_config("tiny-cpu", QUICK)
+    real_save = ckpt.save_networks
+    calls = []
+
+    def fail_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(ckpt, "save_networks", fail_second)
+    messages = []
+    run_dir, status = start(tiny_archive, cfg, tmp_path, total_kimg=0.096, log=messages.append)
+    assert status == "done"
+    assert any("No space left on device" in m for m in messages)
+    names = [p.name for p in list_checkpoints(run_dir / "checkpoints")]
+    assert names == ["ckpt-000000000096.safetensors", "ckpt-000000000032.safetensors"]
+    assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
+    checkpoint, problems = load_latest(run_dir / "checkpoints")
+    assert not problems and checkpoint.meta["progress"]["nimg"] == 96
+
+
+def test_a_final_checkpoint_that_cannot_be_written_is_an_error(tiny_archive, tmp_path, monkeypatch):
+    cfg = load_config("tiny-cpu", QUICK)
+
+    def no_space(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "save_networks", no_space)
+    with pytest.raises(UserError, match="could not write the final checkpoint"):
+        start(tiny_archive, cfg, tmp_path, total_kimg=0.032, log=_quiet)
+
+
+def test_resume_refuses_another_dataset_or_network(tiny_archive, tmp_path, synth_set):
+    cfg = load_config("tiny-cpu", QUICK)
+    run_dir, _ = start(tiny_archive, cfg, tmp_path / "runs", total_kimg=0.032, log=_quiet)
+    other = tmp_path / "other"
+    other.mkdir()
+    for img in sorted((tiny_archive.parent / "prepared" / "images").iterdir())[:10]:
+        (other / img.name).write_bytes(img.read_bytes())
+    with pytest.raises(UserError, match="dataset differs"):
+        resume(run_dir, data=other, log=_quiet)
+    text = (run_dir / "config.toml").read_text().replace("channel_max = 64", "channel_max = 32")
+    (run_dir / "config.toml").write_text(text)
+    with pytest.raises(UserError, match="another network config"):
+        resume(run_dir, log=_quiet)
