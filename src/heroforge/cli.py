@@ -16,6 +16,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from heroforge.data.archive_cli import ARCHIVE_EPILOG, archive_command
 from heroforge.errors import UserError
+from heroforge.generate.cli import (
+    CHILD_EPILOG,
+    GENERATE_EPILOG,
+    MIX_EPILOG,
+    MORPH_EPILOG,
+    child_command,
+    generate_command,
+    mix_command,
+    morph_command,
+)
 from heroforge.nets.cli import nets_app
 from heroforge.nets.official_cli import IMPORT_OFFICIAL_EPILOG, import_official_command
 
@@ -162,6 +172,10 @@ def prepare(
 
 app.command("archive", epilog=ARCHIVE_EPILOG)(archive_command)
 app.command("import-official", epilog=IMPORT_OFFICIAL_EPILOG)(import_official_command)
+app.command("generate", epilog=GENERATE_EPILOG)(generate_command)
+app.command("morph", epilog=MORPH_EPILOG)(morph_command)
+app.command("child", epilog=CHILD_EPILOG)(child_command)
+app.command("mix", epilog=MIX_EPILOG)(mix_command)
 
 
 @app.command(

@@ -47,6 +47,7 @@ def run_demo(out: Path, console: Console) -> dict[str, Path]:
     from heroforge.data.archive import write_archive
     from heroforge.data.prepare import prepare
     from heroforge.data.synth import synthesize, write_contact_sheet
+    from heroforge.generate import load_generator, write_child, write_morph, write_seed_images
     from heroforge.train import run as training
 
     out.mkdir(parents=True, exist_ok=True)
@@ -86,6 +87,14 @@ def run_demo(out: Path, console: Console) -> dict[str, Path]:
     console.rule("5. did it learn? FID of the untrained and the trained generator")
     start_fid, end_fid = _fid_before_after(out / "heroes.zip", cfg, run_dir)
     console.print(f"FID {start_fid:.1f} at initialisation -> {end_fid:.1f} after training")
+
+    console.rule("6. generate: new heroes, a morph through latent space, a child of two heroes")
+    model = load_generator(run_dir, "cpu")
+    generated = out / "generated"
+    images = write_seed_images(model, range(16), generated, truncation_psi=0.7, grid=True)
+    outputs["new heroes"] = images[-1]
+    outputs["morph"] = write_morph(model, [0, 1, 2, 3], generated, frames_per_step=12, loop=True)
+    outputs["child panel"] = write_child(model, [0, 1], generated)["panel"]
 
     console.rule(f"demo finished in {time.perf_counter() - start:.0f} s")
     for what, path in outputs.items():

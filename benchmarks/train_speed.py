@@ -1,0 +1,95 @@
+"""Training throughput on the CPU: s/kimg, img/s and peak RSS per configuration, JSON lines.
+
+Runs the real training loop (all four phases, ADA, EMA) on random images for a few steps
+after a warm-up, in a fresh process per configuration so that peak memory is its own.
+Configurations: the tiny-cpu preset, and the official "auto" config at 64 px (channel base
+16384, batch 8, fp32). FLOPs per image are those of G and D forward passes (nets summary).
+
+Usage: python benchmarks/train_speed.py [--steps 6] [--only tiny|auto64]
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+AUTO64 = [  # the official "auto" config for one GPU at 64 px, batch 8, fp32
+    "data.resolution=64",
+    "network.channel_base=16384",
+    "train.gpus=1",
+    "train.batch=8",
+    "train.precision=fp32",
+    "train.r1_gamma=0.0512",
+    "train.ema_kimg=2.5",
+]
+CONFIGS = {"tiny": ("tiny-cpu", []), "auto64": ("superheroes-512", AUTO64)}
+
+
+def measure(name: str, steps: int) -> dict:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from heroforge.config import load_config
+    from heroforge.data.dataset import ImageDataset
+    from heroforge.nets.cpu import keep_freed_memory
+    from heroforge.nets.summary import summarize
+    from heroforge.train.dist import DistInfo
+    from heroforge.train.loop import Trainer
+    from heroforge.train.stats import TickStats
+
+    preset, sets = CONFIGS[name]
+    cfg = load_config(preset, sets)
+    keep_freed_memory()
+    with tempfile.TemporaryDirectory() as tmp:
+        rng = np.random.default_rng(0)
+        res = cfg.data.resolution
+        for i in range(32):
+            pixels = rng.integers(0, 256, (res, res, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(Path(tmp) / f"{i:03d}.png")
+        dataset = ImageDataset(tmp, resolution=res)
+        trainer = Trainer(cfg, dataset, Path(tmp) / "run", DistInfo(0, 1, torch.device("cpu")))
+        stats = TickStats()
+        for _ in range(2):  # warm-up: first-touch allocations, kernel selection
+            trainer.step(stats)
+        start = time.perf_counter()
+        for _ in range(steps):
+            trainer.step(stats)
+        seconds = (time.perf_counter() - start) / steps
+    summary = summarize(cfg)
+    img_per_s = cfg.train.batch / seconds
+    return {
+        "benchmark": "train_speed",
+        "config": name,
+        "resolution": cfg.data.resolution,
+        "batch": cfg.train.batch,
+        "sec_per_kimg": round(1000 / img_per_s, 1),
+        "img_per_s": round(img_per_s, 3),
+        "forward_gflops_per_image": round((summary["G_flops"] + summary["D_flops"]) / 1e9, 2),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "threads": torch.get_num_threads(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--only", choices=sorted(CONFIGS))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.child, args.steps)))
+        return
+    for name in [args.only] if args.only else CONFIGS:
+        cmd = [sys.executable, __file__, "--child", name, "--steps", str(args.steps)]
+        print(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip())
+
+
+if __name__ == "__main__":
+    main()
