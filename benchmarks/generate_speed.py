@@ -24,10 +24,9 @@ from collections import Counter
 from pathlib import Path
 
 import torch
-import torch.nn.functional as nnf
 from torch.utils.flop_counter import FlopCounterMode
 
-from heroforge.config import load_config
+from cpu_reference import auto_config, conv_peak
 from heroforge.errors import UserError
 from heroforge.generate.latents import resolve_keys
 from heroforge.generate.model import wrap_generator
@@ -43,35 +42,6 @@ BATCH = 8
 
 def emit(**record):
     print(json.dumps({"benchmark": "generate_speed", **record}), flush=True)
-
-
-def conv_peak(seconds=2.0):
-    """Best GFLOP/s of a 512 -> 512 3x3 conv on [8, 512, 32, 32], in either memory format."""
-    best = 0.0
-    flops = 2 * 8 * 32 * 32 * 512 * 512 * 9
-    for memory_format in (torch.contiguous_format, torch.channels_last):
-        x = torch.randn(8, 512, 32, 32).to(memory_format=memory_format)
-        w = torch.randn(512, 512, 3, 3).to(memory_format=memory_format)
-        with torch.no_grad():
-            nnf.conv2d(x, w, padding=1)
-            end = time.perf_counter() + seconds / 2
-            while time.perf_counter() < end:
-                start = time.perf_counter()
-                nnf.conv2d(x, w, padding=1)
-                best = max(best, flops / (time.perf_counter() - start))
-    return best / 1e9
-
-
-def auto_config(resolution):
-    return load_config(
-        "superheroes-512",
-        [
-            f"data.resolution={resolution}",
-            "network.channel_base=16384",
-            "train.gpus=1",
-            f"train.batch={BATCH}",
-        ],
-    )
 
 
 def flops_per_image(cfg):
@@ -103,7 +73,7 @@ def load_fields():
 
 
 def bench_resolution(resolution, iters, peak, common, tmp):
-    cfg = auto_config(resolution)
+    cfg = auto_config(resolution, BATCH)
     flops = flops_per_image(cfg)
     PLANNER.choices.clear()
     model = wrap_generator(build_generator(cfg))
@@ -189,7 +159,7 @@ def main():
         "torch": torch.__version__,
         "keep_freed_memory": False if args.return_memory else keep_freed_memory(),
     }
-    peak = conv_peak()
+    peak = conv_peak(2.0)
     emit(figure="conv_peak", gflops=round(peak, 1), **load_fields(), **common)
     with tempfile.TemporaryDirectory() as tmp:
         models = {

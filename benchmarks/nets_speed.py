@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as nnf
 from torch.utils.flop_counter import FlopCounterMode
 
-from heroforge.config import load_config
+from cpu_reference import auto_config, conv_peak
 from heroforge.nets.cpu import keep_freed_memory
 from heroforge.nets.discriminator import build_discriminator
 from heroforge.nets.generator import build_generator
@@ -32,35 +32,6 @@ BATCH = 8
 
 def emit(**record):
     print(json.dumps({"benchmark": "nets_speed", **record}), flush=True)
-
-
-def conv_peak(seconds=3.0):
-    """Best GFLOP/s of a 512 -> 512 3x3 conv on [8, 512, 32, 32], in either memory format."""
-    best = 0.0
-    for memory_format in (torch.contiguous_format, torch.channels_last):
-        x = torch.randn(8, 512, 32, 32).to(memory_format=memory_format)
-        w = torch.randn(512, 512, 3, 3).to(memory_format=memory_format)
-        flops = 2 * x.shape[0] * 32 * 32 * 512 * 512 * 9
-        with torch.no_grad():
-            nnf.conv2d(x, w, padding=1)
-            end = time.perf_counter() + seconds / 2
-            while time.perf_counter() < end:
-                start = time.perf_counter()
-                nnf.conv2d(x, w, padding=1)
-                best = max(best, flops / (time.perf_counter() - start))
-    return best / 1e9
-
-
-def auto_config(resolution):
-    return load_config(
-        "superheroes-512",
-        [
-            f"data.resolution={resolution}",
-            f"network.channel_base={32768 if resolution >= 512 else 16384}",
-            "train.gpus=1",
-            f"train.batch={BATCH}",
-        ],
-    )
 
 
 def train_step(gen, disc, opt_g, opt_d, real):
@@ -130,7 +101,7 @@ def main():
     peak = conv_peak()
     emit(figure="conv_peak", gflops=round(peak, 1), load_before=round(load, 2), **common)
     for resolution in args.resolutions:
-        cfg = auto_config(resolution)
+        cfg = auto_config(resolution, BATCH)
         gen_flops, train_flops = count_flops(cfg)
         gen, disc = build_generator(cfg, modconv=args.modconv), build_discriminator(cfg)
         opt_g = torch.optim.Adam(gen.parameters(), lr=0.0025, betas=(0.0, 0.99), eps=1e-8)
