@@ -1,0 +1,246 @@
+"""Quality of `heroforge prepare` on real drawn art (Noto emoji + real photos): JSON lines.
+
+The set is built once by benchmarks/realart_build.py (see its docstring; it lives outside the
+repository, by default in /work/cache/realart). This runs prepare with the superheroes-512
+preset (keep="upper") on its raw/ folder and prints the lines of benchmarks/prepare_quality.py
+(per-reason precision/recall/F1 with the same expected-reason rule, upper/full accuracy on
+human-like pictures, kept-set precision, mean IoU of kept masks, images/s; the kept line also
+has kept_recall: the share of the pictures that belong in the set that got there), then lines
+that say where it goes wrong:
+
+- "too_small": precision/recall of too_small against the truth mask (subject needing more than
+  prepare.max_upscale enlargement), and what became of the near-duplicates;
+- "by": outcome per kind/body, figure (head/bust/full), placement, background and format: the
+  share that got the expected outcome (the expected reason; "keep" for upper-body heroes,
+  "full_body" for full-body ones, "duplicate" for copies of kept ones) and the outcomes it got,
+  with the mean mask IoU of all
+  drawn pictures (not only the kept ones) so that segmentation and scoring can be told apart;
+- "worst_groups": the emoji bases with the lowest share of expected outcomes.
+
+With --sheets DIR it also writes one contact sheet per confusion (expected -> got) of
+prepare's own thumbnails (the found subject outlined in magenta), captioned with the emoji
+group and its scores, plus failures.jsonl with every wrong row.
+
+Usage: python benchmarks/prepare_realart.py [--data /work/cache/realart] [--workers 0]
+       [--out DIR (keep prepare's output and cache; default a temporary folder)] [--sheets DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import io
+import json
+import os
+import tempfile
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from heroforge.config import PrepareConfig, load_config
+from heroforge.data.ingest import decode_image
+from heroforge.data.prepare import _work_size, prepare
+from heroforge.data.segment import segment
+from heroforge.data.sheet import contact_sheet
+from prepare_quality import REASONS, _f1, _kept_quality, expected_reason  # sibling script
+
+BENCHMARK = "prepare_realart"
+
+
+def too_small_truth(label: dict, cfg: PrepareConfig) -> bool:
+    """Whether the true subject needs more enlargement than allowed, framed as prepare frames
+    it (longest side of its box plus the margin on both sides)."""
+    x0, y0, x1, y1 = label["bbox"]
+    if x1 <= x0 or y1 <= y0:  # photographs have no truth mask
+        return False
+    side = max(x1 - x0, y1 - y0) / (1 - 2 * cfg.margin)
+    return cfg.size / side > cfg.max_upscale
+
+
+def expected_outcome(label: dict, cfg: PrepareConfig) -> str:
+    """What prepare should write in the manifest: the exclusion reason, or "keep".
+
+    The duplicate rule assumes the original is kept: its copies share its label."""
+    if too_small_truth(label, cfg):
+        return "too_small"
+    reason = expected_reason(label)
+    if reason:
+        return reason
+    if label["body"] != cfg.keep and cfg.keep != "both":
+        return f"{label['body']}_body"
+    # a near-duplicate of a picture that is kept goes as a duplicate (its original is bigger)
+    return "duplicate" if label["duplicate_of"] else "keep"
+
+
+def outcome(row: dict) -> str:
+    return row.get("reason") or "keep"
+
+
+def mask_iou(data: Path, label: dict) -> float:
+    """IoU of prepare's mask with the truth, at analysis size (as prepare_quality measures)."""
+    decoded = decode_image((data / "raw" / label["file"]).read_bytes(), label["file"])
+    rgb, alpha, _ = _work_size(decoded.rgb, decoded.alpha)
+    truth = np.asarray(Image.open(data / label["mask"]).resize(rgb.shape[1::-1])) > 127
+    mask = segment(rgb, alpha).mask
+    return float((mask & truth).sum() / max(1, (mask | truth).sum()))
+
+
+def _breakdown(
+    rows: list[dict], labels: dict, cfg: PrepareConfig, ious: dict[str, float], key: str
+) -> list[dict]:
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        lb = labels[r["source"]]
+        value = f"{lb['kind']}/{lb['body']}" if key == "kind/body" else lb.get(key)
+        groups[str(value)].append(r)
+    lines = []
+    for value, members in sorted(groups.items()):
+        ok = [outcome(r) == expected_outcome(labels[r["source"]], cfg) for r in members]
+        got = Counter(outcome(r) for r in members)
+        member_ious = [ious[r["source"]] for r in members if r["source"] in ious]
+        lines.append(
+            {
+                "by": key,
+                "value": value,
+                "n": len(members),
+                "expected_share": round(float(np.mean(ok)), 3),
+                "outcomes": dict(got.most_common()),
+                "mean_iou": round(float(np.mean(member_ious)), 3) if member_ious else None,
+            }
+        )
+    return lines
+
+
+def _worst_groups(rows: list[dict], labels: dict, cfg: PrepareConfig, top: int = 15) -> dict:
+    groups: dict[str, list[bool]] = defaultdict(list)
+    for r in rows:
+        lb = labels[r["source"]]
+        groups[lb["group"]].append(outcome(r) == expected_outcome(lb, cfg))
+    scored = sorted((float(np.mean(v)), -len(v), g) for g, v in groups.items())
+    return {g: f"{round(share * -n)}/{-n}" for share, n, g in scored[:top]}
+
+
+def _sheets(rows: list[dict], labels: dict, cfg: PrepareConfig, out: Path, sheets: Path) -> None:
+    """A contact sheet per confusion (expected -> got), and failures.jsonl."""
+    sheets.mkdir(parents=True, exist_ok=True)
+    for old in sheets.glob("*.png"):
+        old.unlink()
+    cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    failures = []
+    for r in rows:
+        lb = labels[r["source"]]
+        want, got = expected_outcome(lb, cfg), outcome(r)
+        if want != got:
+            cells[(want, got)].append(r)
+            failures.append({"expected": want, "got": got, **lb, "scores": r.get("scores")})
+    (sheets / "failures.jsonl").write_text(
+        "".join(json.dumps(f) + "\n" for f in failures), encoding="utf-8"
+    )
+    for (want, got), members in cells.items():
+        items = []
+        for r in members[:64]:
+            thumb = out / ".cache" / "thumbs" / f"{r.get('sha256')}.jpg"
+            if not thumb.exists():
+                continue
+            with Image.open(thumb) as img:
+                img.load()
+            lb, s = labels[r["source"]], r["scores"]
+            caption = f"{lb['group'].split(' ', 1)[-1][:11]} h{s['human']:.2f} c{s['body_cut']:.2f}"
+            items.append((img, caption))
+        if items:
+            buf = io.BytesIO()
+            contact_sheet(items, columns=8).save(buf, "PNG")
+            (sheets / f"{want}__as__{got}.png").write_bytes(buf.getvalue())
+
+
+def report(
+    rows: list[dict], labels: dict, data: Path, out: Path, cfg: PrepareConfig, speed: dict
+) -> list[dict]:
+    """All the benchmark's lines, in order; speed (seconds, workers, summary) goes last."""
+    base = {"benchmark": BENCHMARK, "data": str(data), "count": len(rows)}
+    lines = []
+    judged = [r for r in rows if r.get("reason") != "too_small"]
+    for reason in REASONS:
+        lines.append({**base, **_f1(judged, labels, reason), "too_small": len(rows) - len(judged)})
+    heroes = [r for r in rows if expected_reason(labels[r["source"]]) is None and "body" in r]
+    body_ok = float(np.mean([r["body"] == labels[r["source"]]["body"] for r in heroes]))
+    per_body = {}  # recall of each extent: both failure directions show separately
+    for body in ("upper", "full"):
+        of_body = [r["body"] == body for r in heroes if labels[r["source"]]["body"] == body]
+        per_body[body] = round(float(np.mean(of_body)), 3) if of_body else None
+    lines.append(
+        {**base, "upper_full_accuracy": round(body_ok, 3), "n": len(heroes), "recall": per_body}
+    )
+    kept = [r for r in rows if r["decision"] == "keep"]
+    good = [
+        r
+        for r in kept
+        if expected_reason(labels[r["source"]]) is None and labels[r["source"]]["body"] == "upper"
+    ]
+    quality = _kept_quality(kept, labels, data, out)
+    # Not in prepare_quality: how many of the pictures that belong in the set made it there
+    wanted = sum(expected_outcome(labels[r["source"]], cfg) == "keep" for r in rows)
+    recall = round(
+        sum(expected_outcome(labels[r["source"]], cfg) == "keep" for r in kept) / max(1, wanted), 3
+    )
+    lines.append(
+        {**base, "kept": len(kept), "kept_precision": round(len(good) / max(1, len(kept)), 3)}
+        | quality
+        | {"kept_recall": recall, "wanted": wanted}
+    )
+    small_truth = {r["source"] for r in rows if too_small_truth(labels[r["source"]], cfg)}
+    small_pred = {r["source"] for r in rows if r.get("reason") == "too_small"}
+    dups = [r for r in rows if labels[r["source"]]["duplicate_of"]]
+    lines.append(
+        {
+            **base,
+            "too_small": {
+                "precision": round(len(small_truth & small_pred) / max(1, len(small_pred)), 3),
+                "recall": round(len(small_truth & small_pred) / max(1, len(small_truth)), 3),
+                "n": len(small_truth),
+            },
+            "near_duplicates": {"n": len(dups), "outcomes": dict(Counter(map(outcome, dups)))},
+        }
+    )
+    drawn = [r for r in rows if labels[r["source"]]["kind"] != "photo" and "sha256" in r]
+    ious = {r["source"]: mask_iou(data, labels[r["source"]]) for r in drawn}
+    for key in ("kind/body", "figure", "placement", "background", "format"):
+        lines.extend({**base, **line} for line in _breakdown(rows, labels, cfg, ious, key))
+    lines.append({**base, "worst_groups": _worst_groups(rows, labels, cfg)})
+    per_s = round(len(rows) / speed["seconds"], 2)
+    lines.append({**base, **speed, "seconds": round(speed["seconds"], 1), "images_per_s": per_s})
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, default=Path("/work/cache/realart"))
+    parser.add_argument("--out", type=Path, help="prepare's output folder (default: temporary)")
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--sheets", type=Path, help="write failure contact sheets here")
+    args = parser.parse_args()
+    if not (args.data / "labels.json").exists():
+        raise SystemExit(f"no {args.data / 'labels.json'}: build it with realart_build.py first")
+    index = json.loads((args.data / "labels.json").read_text(encoding="utf-8"))
+    labels = {lb["file"]: lb for lb in index["images"]}
+    cfg = dataclasses.replace(load_config("superheroes-512").prepare, keep="upper")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp) / "prepared"
+        start = time.perf_counter()
+        summary = prepare(args.data / "raw", out, cfg, workers=args.workers)
+        seconds = time.perf_counter() - start
+        rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+        speed = {"seconds": seconds, "workers": args.workers or os.cpu_count(), "summary": summary}
+        for line in report(rows, labels, args.data, out, cfg, speed):
+            print(json.dumps(line))
+        if args.sheets:
+            _sheets(rows, labels, cfg, out, args.sheets)
+
+
+if __name__ == "__main__":
+    main()
