@@ -82,6 +82,8 @@ class PrepareConfig:
     min_separability: float = 0.5  # separability score below this: "not_separable"
     min_human: float = 0.7  # human-likeness score below this: "not_human"
     upper_min_cut: float = 0.08  # subject covering this share of the bottom edge: upper body
+    upper_min_fill: float = 0.5  # ... or a compact subject (this share of its box) that is
+    upper_max_tall: float = 1.3  # ... at most this many times as tall as wide (a floating bust)
     duplicate_bits: int = 6  # perceptual hashes this close (of 64 bits) are near-duplicates
 
     def __post_init__(self) -> None:
@@ -93,6 +95,8 @@ class PrepareConfig:
             _fail("prepare.max_upscale", self.max_upscale, ">= 1")
         for name in ("max_realism", "min_separability", "min_human", "upper_min_cut"):
             _unit_interval(self, name)
+        _unit_interval(self, "upper_min_fill")
+        _positive(self, "upper_max_tall")
         if not 0 <= self.duplicate_bits <= 32:
             _fail("prepare.duplicate_bits", self.duplicate_bits, "an integer from 0 to 32")
 

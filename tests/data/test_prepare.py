@@ -152,10 +152,12 @@ def test_malformed_overrides_are_refused_with_the_line(tmp_path):
 def test_decide_names_the_first_failing_check():
     def scores(**kw) -> Scores:
         base = {"realism": 0.1, "separability": 0.9, "human": 0.9, "body_cut": 0.3}
+        base |= {"fill": 0.4, "tall": 2.0}
         return Scores(**{**base, **kw})
 
     assert prep.decide(scores(), CFG, 1.0) == (None, "upper")
     assert prep.decide(scores(body_cut=0.0), CFG, 1.0) == (None, "full")
+    assert prep.decide(scores(body_cut=0.0, fill=0.7, tall=1.1), CFG, 1.0) == (None, "upper")
     assert prep.decide(scores(realism=0.9, human=0.1), CFG, 1.0)[0] == "too_realistic"
     assert prep.decide(scores(separability=0.1, human=0.1), CFG, 1.0)[0] == "not_separable"
     assert prep.decide(scores(), CFG, None)[0] == "not_separable"  # no subject found

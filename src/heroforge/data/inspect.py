@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from heroforge.data.segment import Segmentation, channel_max
+from heroforge.data.segment import Segmentation
 
 
 @dataclass
@@ -19,39 +19,35 @@ class Scores:
     separability: float  # 1 = cleanly separated from its background, 0 = hopeless
     human: float  # 1 = a human-like character (head over shoulders, skin-coloured face)
     body_cut: float  # share of the bottom edge covered by the subject (a cut-off torso)
+    fill: float  # share of its bounding box the subject covers: busts are compact
+    tall: float  # height / width of the subject's bounding box
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in self.__dict__.items()}
 
 
 def realism(rgb: np.ndarray, seg: Segmentation) -> float:
-    """Photos are noisy and shaded even where their colour looks flat; cartoons are flat there.
+    """Photos are textured and shaded everywhere; drawings have large flat areas.
 
-    The median colour step between neighbouring pixels inside the subject's smooth areas, on
-    a 2-pixel grid: 0 for lossless cartoons, 1-4 for JPEG-compressed ones, 4 and more for
-    photographs (sensor noise, texture, shading); and how many colours those pixels take
-    (a few for flat colour even after JPEG, dozens for a photo). Both count half.
+    The share of subject pixels whose grey-level Sobel gradient is below 4: photographs
+    (and the synthetic photographic people) measure 0.01-0.19, drawings 0.2 and more, even as
+    JPEG and with soft gradients (measured on the synthetic set and on Noto emoji art).
+    Mapped so that a share of 0.30 or more reads 0 and 0.15 or less reads 1.
     """
-    grid = (seg.mask & seg.smooth)[:-1:2, :-1:2]
-    if grid.sum() < 64:
-        grid = seg.mask[:-1:2, :-1:2]
-        if grid.sum() < 64:
-            return 0.0
-    here = rgb[:-1:2, :-1:2][grid].astype(np.int16)
-    right = rgb[:-1:2, 1::2][grid].astype(np.int16)
-    down = rgb[1::2, :-1:2][grid].astype(np.int16)
-    step = np.maximum(channel_max(np.abs(here - right)), channel_max(np.abs(here - down)))
-    q = here >> 4
-    counts = np.bincount(q[:, 0] * 256 + q[:, 1] * 16 + q[:, 2], minlength=4096)
-    # colours needed to cover 90% of those pixels: a handful for flat colour, dozens for photos
-    covering = int(np.searchsorted(np.cumsum(np.sort(counts)[::-1]), 0.9 * len(here))) + 1
-    return float(0.5 * min(1.0, np.median(step) / 8.0) + 0.5 * min(1.0, covering / 40))
+    if seg.mask.sum() < 64:
+        return 0.0
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
+    flat = float((gradient[seg.mask] < 4).mean())
+    return float(np.clip((0.30 - flat) / 0.15, 0, 1))
 
 
 def separability(seg: Segmentation) -> float:
     """How well the background was explained: border coverage, minus leftover clutter and
     the subject falling into many pieces."""
     frag_penalty = 0.1 * max(0, seg.fragments - 1)
+    if seg.border_explained >= 0.95 and seg.clutter < 0.05:
+        frag_penalty = 0.0  # a clean background: several pieces are the subject's own parts
     return float(np.clip(seg.border_explained - 2 * seg.clutter - frag_penalty, 0, 1))
 
 
@@ -65,6 +61,17 @@ def _row_widths(mask: np.ndarray) -> np.ndarray:
 def body_cut(mask: np.ndarray) -> float:
     """Share of the bottom edge covered by the subject: a bust is cut off there."""
     return float(mask[-1].mean())
+
+
+def compactness(mask: np.ndarray) -> tuple[float, float]:
+    """(fill, height / width) of the subject's bounding box. A head or bust that floats in
+    the picture is compact and squat (fill 0.5-0.95, 0.65-1.35 tall per unit width); a whole
+    figure with limbs fills little and stands tall (about 0.4 and 1.4 and more)."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    if rows.size == 0:
+        return 0.0, 0.0
+    h, w = rows[-1] - rows[0] + 1, cols[-1] - cols[0] + 1
+    return float(mask.sum() / (h * w)), float(h / w)
 
 
 def _skin(rgb: np.ndarray) -> np.ndarray:
@@ -97,10 +104,14 @@ def human_likeness(rgb: np.ndarray, mask: np.ndarray, body_cut: float) -> float:
 
 
 def inspect(rgb: np.ndarray, seg: Segmentation) -> Scores:
+    """Every score of one picture, from its pixels and its segmentation."""
     cut = body_cut(seg.mask)
+    fill, tall = compactness(seg.mask)
     return Scores(
         realism=realism(rgb, seg),
         separability=separability(seg),
         human=human_likeness(rgb, seg.mask, cut),
         body_cut=cut,
+        fill=fill,
+        tall=tall,
     )

@@ -34,7 +34,7 @@ from heroforge.data.inspect import Scores, inspect
 from heroforge.data.segment import Segmentation, on_white, segment
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
-PIPELINE_VERSION = "prepare/4"  # bump when processing changes, so caches are not reused
+PIPELINE_VERSION = "prepare/5"  # bump when processing changes, so caches are not reused
 WORK_SIDE = 768  # pictures are analysed at most this big: the subject ends up <= 512 px
 THUMB = 160
 
@@ -49,7 +49,8 @@ def settings_key(cfg: PrepareConfig) -> str:
 def decide(scores: Scores, cfg: PrepareConfig, upscale: float | None) -> tuple[str | None, str]:
     """(outlier reason or None, body extent). The first failing check names the reason;
     upscale is the enlargement the framed subject needed (None: no subject found)."""
-    body = "upper" if scores.body_cut >= cfg.upper_min_cut else "full"
+    compact = scores.fill >= cfg.upper_min_fill and scores.tall <= cfg.upper_max_tall
+    body = "upper" if scores.body_cut >= cfg.upper_min_cut or compact else "full"
     if upscale is None:
         return "not_separable", body
     if upscale > cfg.max_upscale:  # also: too few pixels to judge texture and shape reliably
@@ -133,6 +134,18 @@ def dhash(img: Image.Image) -> str:
     return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
 
 
+def colour_thumb(img: Image.Image) -> str:
+    """16 x 16 RGB thumbnail as hex: two pictures with one layout but other colours (skin
+    tones, costumes) have near hashes; their thumbnails tell them apart."""
+    return np.asarray(img.resize((16, 16), Image.Resampling.BOX), np.uint8).tobytes().hex()
+
+
+def _same_colours(a: str, b: str, max_difference: float = 10.0) -> bool:
+    pa = np.frombuffer(bytes.fromhex(a), np.uint8).astype(np.int16)
+    pb = np.frombuffer(bytes.fromhex(b), np.uint8).astype(np.int16)
+    return float(np.abs(pa - pb).mean()) < max_difference
+
+
 def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimits) -> dict:
     """Analyse one picture, write its framed output and thumbnail into the cache; return its
     record: decision "analysed" with its scores, or "error" for a bad file (never an
@@ -164,6 +177,7 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
         framed, scale = frame(on_white(rgb, seg), seg.mask, cfg)
         record["upscale"] = round(scale * factor, 3)
         record["hash"] = dhash(framed)
+        record["thumb"] = colour_thumb(framed)
         atomic_write_bytes(cache / "framed" / f"{sha}.png", _png(framed), durable=False)
     atomic_write_text(cached, json.dumps(record), durable=False)
     return record
@@ -206,16 +220,22 @@ def finalise(records: list[dict], overrides: dict[str, str], cfg: PrepareConfig)
     kept = sorted(
         (r for r in rows if r["decision"] == "keep"), key=lambda r: -r["size"][0] * r["size"][1]
     )
-    seen: list[tuple[int, str]] = []
+    seen: list[tuple[int, str, str]] = []  # (hash, colour thumbnail, source) of kept ones
     for row in kept:
         h = int(row["hash"], 16)
         twin = next(
-            (src for bits, src in seen if bin(bits ^ h).count("1") <= cfg.duplicate_bits), None
+            (
+                src
+                for bits, thumb, src in seen
+                if bin(bits ^ h).count("1") <= cfg.duplicate_bits
+                and _same_colours(thumb, row["thumb"])
+            ),
+            None,
         )
         if twin is not None and row["override"] != "include":
             row["decision"], row["reason"], row["duplicate_of"] = "exclude", "duplicate", twin
         else:
-            seen.append((h, row["source"]))
+            seen.append((h, row["thumb"], row["source"]))
     for row in rows:
         if row["decision"] == "keep":
             row["output"] = "images/" + _output_name(row["source"], row["sha256"], taken)

@@ -239,7 +239,10 @@ def _clean(mask: np.ndarray) -> tuple[np.ndarray, float, int]:
     keep = np.zeros(n, bool)
     keep[1:] = areas >= 0.05 * areas.max()
     kept = keep[labels]
-    clutter = float(areas[~keep[1:]].sum() / max(1, areas[keep[1:]].sum()))
+    subject = max(1, areas[keep[1:]].sum())
+    dropped = areas[~keep[1:]]
+    # clutter: dropped pieces of some size; the dots of a pattern and JPEG specks do not count
+    clutter = float(dropped[dropped >= 0.003 * subject].sum() / subject)
     holes = (~kept).astype(np.uint8)
     _, hlabels, hstats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4)
     border_labels = np.unique(
