@@ -4,6 +4,7 @@ The benchmarks run as scripts (`python benchmarks/x.py`), so this folder is on s
 they import this module by name.
 """
 
+import os
 import time
 
 import torch
@@ -28,6 +29,19 @@ def conv_peak(seconds: float = 3.0) -> float:
                 functional.conv2d(x, w, padding=1)
                 best = max(best, flops / (time.perf_counter() - start))
     return best / 1e9
+
+
+def environment(return_memory: bool) -> dict:
+    """Fields every speed line carries; applies heroforge's CPU allocator setting unless
+    return_memory asks for glibc's default (for comparison)."""
+    from heroforge.nets.cpu import keep_freed_memory
+
+    return {
+        "cpus": os.cpu_count(),
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "keep_freed_memory": False if return_memory else keep_freed_memory(),
+    }
 
 
 def auto_config(resolution: int, batch: int = 8) -> Config:

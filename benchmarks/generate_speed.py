@@ -26,14 +26,13 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from cpu_reference import auto_config, conv_peak
+from cpu_reference import auto_config, conv_peak, environment
 from heroforge.errors import UserError
 from heroforge.generate.latents import resolve_keys
 from heroforge.generate.model import wrap_generator
 from heroforge.generate.morph import morph_frames, write_morph
 from heroforge.generate.sample import generate_images, write_seed_images
 from heroforge.generate.video import write_animation
-from heroforge.nets.cpu import keep_freed_memory
 from heroforge.nets.generator import build_generator
 from heroforge.nets.modconv import PLANNER
 
@@ -153,12 +152,7 @@ def main():
     )
     args = parser.parse_args()
     torch.manual_seed(0)
-    common = {
-        "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "keep_freed_memory": False if args.return_memory else keep_freed_memory(),
-    }
+    common = environment(args.return_memory)
     peak = conv_peak(2.0)
     emit(figure="conv_peak", gflops=round(peak, 1), **load_fields(), **common)
     with tempfile.TemporaryDirectory() as tmp:

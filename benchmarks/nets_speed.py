@@ -21,8 +21,7 @@ import torch
 import torch.nn.functional as nnf
 from torch.utils.flop_counter import FlopCounterMode
 
-from cpu_reference import auto_config, conv_peak
-from heroforge.nets.cpu import keep_freed_memory
+from cpu_reference import auto_config, conv_peak, environment
 from heroforge.nets.discriminator import build_discriminator
 from heroforge.nets.generator import build_generator
 from heroforge.nets.modconv import PLANNER
@@ -91,12 +90,7 @@ def main():
     )
     args = parser.parse_args()
     torch.manual_seed(0)
-    common = {
-        "cpus": os.cpu_count(),
-        "threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "keep_freed_memory": False if args.return_memory else keep_freed_memory(),
-    }
+    common = environment(args.return_memory)
     load = os.getloadavg()[0]
     peak = conv_peak()
     emit(figure="conv_peak", gflops=round(peak, 1), load_before=round(load, 2), **common)
