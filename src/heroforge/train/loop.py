@@ -154,6 +154,7 @@ class Trainer:
         total_chunks = tc.batch // tc.images_per_step
         intervals = {"G": 1, "G_pl": tc.pl_interval, "D": 1, "D_r1": tc.r1_interval}
         weights = {"G_pl": tc.pl_weight, "D_r1": tc.r1_gamma}
+        reals: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}  # decoded once per step
         for phase_idx, phase in enumerate(PHASES):
             if self.progress.step % intervals[phase] or weights.get(phase, 1) == 0:
                 continue
@@ -162,7 +163,9 @@ class Trainer:
             opt.zero_grad(set_to_none=True)
             for chunk in chunks:
                 seed_chunk(tc.seed, self.progress.step, phase_idx, chunk)
-                real, c = self._reals(chunk)
+                if chunk not in reals:
+                    reals[chunk] = self._reals(chunk)
+                real, c = reals[chunk]
                 z = torch.randn([real.shape[0], self.cfg.network.z_dim], device=self.dist.device)
                 if phase == "G":
                     result = self.loss.g_main(z, c)

@@ -94,7 +94,8 @@ class StyleGAN2Loss(nn.Module):
         lengths = grad.square().sum(2).mean(1).sqrt()
         self._add("pl", lengths.detach()[:, None])
         penalty = (lengths - self.pl_mean).square().mean()
-        # the "+ 0 * img" keeps every synthesis parameter in the graph (needed for DDP)
+        # the "+ 0 * img" gives every synthesis parameter a gradient, so that every process
+        # all-reduces a flat buffer of the same size (dist.all_reduce_grads)
         loss = (penalty * self.cfg.pl_weight + img[:, 0, 0, 0].mean() * 0) * self.cfg.pl_interval
         return PhaseResult(loss, {"loss/pl": penalty.detach(), "pl_mean": self.pl_mean.clone()})
 
