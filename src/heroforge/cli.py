@@ -219,6 +219,7 @@ def train(
     """
     from heroforge.config import load_config
     from heroforge.train import run as runs
+    from heroforge.train.dist import shutdown_distributed
 
     def log(message: str) -> None:
         console.print(message, markup=False, highlight=False)
@@ -226,7 +227,7 @@ def train(
     if resume is not None:
         if overrides or preset != "superheroes-512" or gpus or seed is not None:
             raise UserError("--resume takes the run's own config; only --data, --kimg, --force")
-        _, status = runs.resume(resume, data, kimg, force, log)
+        train_once = lambda: runs.resume(resume, data, kimg, force, log)  # noqa: E731
     else:
         if data is None:
             raise UserError("--data is required to start a run (or use --resume RUN_DIR)")
@@ -240,7 +241,11 @@ def train(
             if value is not None:
                 assignments.append(f"train.{key}={value}")
         cfg = load_config(preset, assignments)
-        _, status = runs.start(data, cfg, outdir, kimg, log)
+        train_once = lambda: runs.start(data, cfg, outdir, kimg, log)  # noqa: E731
+    try:
+        _, status = train_once()
+    finally:
+        shutdown_distributed()
     if status == "interrupted":
         sys.exit(EXIT_RESUMABLE)
 

@@ -136,6 +136,7 @@ def _rank_main(rank: int, init_file: str, results: dict) -> None:
         ps = run(ctrl, logits, 2)
         results[rank] = (ps, ctrl.rt, ctrl.state_dict())
     finally:
+        dist.barrier()  # a rank that leaves while its peer still talks to it aborts
         dist.destroy_process_group()
 
 

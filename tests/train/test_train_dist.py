@@ -5,11 +5,11 @@ import socket
 
 import pytest
 import torch
-import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from heroforge.config import load_config
 from heroforge.train.checkpoint import load_latest
+from heroforge.train.dist import shutdown_distributed
 from heroforge.train.run import start
 
 STEPS = ["train.tick_kimg=0.032", "train.checkpoint_kimg=1", "train.r1_interval=2"]
@@ -32,7 +32,7 @@ def _worker(rank: int, world: int, port: int, archive: str, outdir: str) -> None
     torch.set_num_threads(1)
     cfg = load_config("tiny-cpu", [*STEPS, f"train.gpus={world}"])
     start(archive, cfg, outdir, total_kimg=0.032, log=lambda *_: None)
-    dist.destroy_process_group()
+    shutdown_distributed()
 
 
 def _weights(outdir) -> dict[str, torch.Tensor]:

@@ -67,3 +67,9 @@ def broadcast_module(module: torch.nn.Module) -> None:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+def shutdown_distributed() -> None:
+    """Leave the process group (torchrun warns about, and NCCL may hang on, groups left open)."""
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -92,7 +92,7 @@ def start(
     run_dir = Path(_share(str(run_dir) if run_dir else None, info))
     trainer = Trainer(cfg, dataset, run_dir, info)
     log(f"run {run_dir}: {len(dataset)} images, target {target} kimg")
-    return run_dir, trainer.run(target, log)
+    return run_dir, _train(trainer, target, log)
 
 
 def read_run(run_dir: Path) -> tuple[Config, dict]:
@@ -140,7 +140,15 @@ def resume(
     barrier()
     if info.main and total_kimg is not None:
         atomic_write_text(run_dir / RUN_JSON, json.dumps({**run, "total_kimg": target}, indent=1))
-    return run_dir, trainer.run(target, log)
+    return run_dir, _train(trainer, target, log)
+
+
+def _train(trainer: Trainer, target: float, log: Any) -> str:
+    """Train, then wait for every process: rank 0 is still writing the final checkpoint when the
+    others finish, and a process that exits while a peer's gloo connection is open aborts."""
+    outcome = trainer.run(target, log)
+    barrier()
+    return outcome
 
 
 def _check_world(cfg: Config, info: DistInfo) -> None:
