@@ -15,22 +15,24 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from heroforge.data.archive_cli import ARCHIVE_EPILOG, archive_command
-from heroforge.errors import UserError
+from heroforge.errors import EXIT_RESUMABLE, UserError
 from heroforge.generate.cli import (
     CHILD_EPILOG,
     GENERATE_EPILOG,
     MIX_EPILOG,
     MORPH_EPILOG,
+    PROJECT_EPILOG,
     child_command,
     generate_command,
     mix_command,
     morph_command,
+    project_command,
 )
+from heroforge.manager.cli import manager_app, queue_app, status_command
 from heroforge.nets.cli import nets_app
 from heroforge.nets.official_cli import IMPORT_OFFICIAL_EPILOG, import_official_command
 
 EXIT_USER_ERROR = 2
-EXIT_RESUMABLE = 75  # training stopped on a signal after a checkpoint (EX_TEMPFAIL)
 EXIT_INTERRUPTED = 130
 
 app = typer.Typer(
@@ -45,7 +47,10 @@ app = typer.Typer(
 config_app = typer.Typer(help="Inspect and check configuration presets.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(nets_app, name="nets")
-console = Console(stderr=True)
+app.add_typer(queue_app, name="queue")
+app.add_typer(manager_app, name="manager")
+app.command("status")(status_command)
+console = Console(stderr=True, soft_wrap=True)  # log files keep whole lines
 
 
 def progress_bar() -> Progress:
@@ -176,6 +181,7 @@ app.command("generate", epilog=GENERATE_EPILOG)(generate_command)
 app.command("morph", epilog=MORPH_EPILOG)(morph_command)
 app.command("child", epilog=CHILD_EPILOG)(child_command)
 app.command("mix", epilog=MIX_EPILOG)(mix_command)
+app.command("project", epilog=PROJECT_EPILOG)(project_command)
 
 
 @app.command(

@@ -7,3 +7,8 @@ class UserError(Exception):
 
 class ConfigError(UserError):
     """A configuration value is unknown, of the wrong type, or impossible."""
+
+
+# Exit code of `heroforge train` and `heroforge manager run` stopped by SIGTERM/SIGINT after the
+# work was checkpointed: starting them again goes on (EX_TEMPFAIL in sysexits.h).
+EXIT_RESUMABLE = 75

@@ -12,7 +12,10 @@
     video.py    GIF (Pillow), MP4 (imageio + imageio-ffmpeg, the `video` extra)
     child.py    the child of two heroes (blend or per-layer mixing) and its panel
     mix.py      style-mixing grids
-    cli.py      the generate / morph / child / mix commands
+    project.py  a real picture -> the latent that draws it (`project_image`, `write_projection`)
+    target.py   reading and preparing the picture a projection aims at
+    perceptual.py  the perceptual distance of projection (offline InceptionV3 feature maps)
+    cli.py      the generate / morph / child / mix / project commands
 
 The API names below are imported on first use, so that importing the CLI (which imports
 heroforge.generate.cli) does not import torch.
@@ -46,6 +49,12 @@ _API = {
     "write_child": "child",
     "style_mix_grid": "mix",
     "write_mix": "mix",
+    "ProjectSettings": "project",
+    "Projection": "project",
+    "project_image": "project",
+    "write_projection": "project",
+    "read_target": "target",
+    "prepare_target": "target",
 }
 __all__ = sorted(_API)
 

@@ -1,5 +1,5 @@
-"""`heroforge generate | morph | child | mix`: the command functions; cli.py registers them with
-`app.command("generate", epilog=GENERATE_EPILOG)(generate_command)` and so on.
+"""`heroforge generate | morph | child | mix | project`: the command functions; cli.py registers
+them with `app.command("generate", epilog=GENERATE_EPILOG)(generate_command)` and so on.
 
 They parse and check every argument before loading the model, then call the library
 (heroforge.generate.*), which is imported inside the commands so that `heroforge --help`
@@ -47,6 +47,16 @@ MIX_EPILOG = (
     "  heroforge mix --model runs/00000-heroes --rows 1,2,3 --cols 4,5,6 --outdir out\n\n"
     "  heroforge mix --model runs/00000-heroes --rows 1-4 --cols 10-14 --layers 8-13 "
     "--outdir out"
+)
+PROJECT_EPILOG = (
+    "Examples:\n\n"
+    "  heroforge project --model runs/00000-heroes --target batman.png --outdir out\n\n"
+    "  heroforge project --model runs/00000-heroes --target superwoman.jpg --w-plus "
+    "--steps 500 --video --outdir out\n\n"
+    "  heroforge project --model runs/00000-heroes --target prepared/images/hero.png --raw "
+    "--video --format gif --outdir out\n\n"
+    "  heroforge child --model runs/00000-heroes "
+    "--parents out/batman.latent.safetensors,out/superwoman.latent.safetensors --outdir out"
 )
 
 Model = Annotated[
@@ -294,3 +304,74 @@ def mix_command(
         batch_size=batch,
     )
     console.print(f"mixing grid: {path}", markup=False)
+
+
+def project_command(
+    model: Model,
+    target: Annotated[
+        Path, typer.Option("--target", help="The picture to find in the model (PNG, JPEG...).")
+    ],
+    outdir: Outdir,
+    steps: Annotated[
+        int, typer.Option("--steps", help="Optimisation steps (200 for a first look).")
+    ] = 1000,
+    w_plus: Annotated[
+        bool,
+        typer.Option("--w-plus", help="One latent per layer: closer fit, less typical hero."),
+    ] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the search's randomness.")] = 0,
+    raw: Annotated[
+        bool,
+        typer.Option("--raw", help="The picture is prepared already: only pad it square on white."),
+    ] = False,
+    video: Annotated[
+        bool, typer.Option("--video/--no-video", help="Also animate the optimisation.")
+    ] = False,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Video format: mp4 (video extra) or gif.")
+    ] = "mp4",
+    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 0.1,
+    class_idx: ClassIdx = None,
+    device: Device = None,
+) -> None:
+    """Find the latent that makes the model draw a real picture, saved for child and morph.
+
+    The picture is prepared like training data (subject cut out, on white, square), then the
+    latent is optimised to reproduce it: OUTDIR/NAME.latent.safetensors (a hero for child,
+    morph and mix), NAME-target.png, NAME-projected.png and with --video the optimisation.
+    """
+    from heroforge.cli import console, progress_bar
+    from heroforge.generate.output import prepare_outdir
+    from heroforge.generate.project import ProjectSettings, check_project, write_projection
+    from heroforge.generate.target import read_target
+
+    settings = ProjectSettings(steps=steps, w_plus=w_plus, seed=seed, lr=lr)
+    check_project(video, fmt, fps=24)
+    read_target(target)  # an unreadable picture is refused before the model loads
+    prepare_outdir(outdir)
+    loaded = _load(model, device)
+
+    def log(message: str) -> None:
+        console.print(f"note: {message}", markup=False, highlight=False)
+
+    with progress_bar() as bar:
+        task = bar.add_task("project", total=steps)
+        result = write_projection(
+            loaded,
+            target,
+            outdir,
+            settings,
+            raw=raw,
+            class_idx=class_idx,
+            video=video,
+            fmt=fmt,
+            progress=lambda done, total: bar.update(task, completed=done),
+            log=log,
+        )
+    for what, path in result.paths.items():
+        console.print(f"{what}: {path}", markup=False)
+    console.print(
+        f"loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}, "
+        f"mean pixel error {result.pixel_error:.1f} of 255",
+        markup=False,
+    )

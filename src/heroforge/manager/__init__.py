@@ -1,0 +1,74 @@
+"""The training manager: a job queue and a supervisor that sees every job to its target kimg.
+
+Layout of a manager root (default ~/.heroforge, or --root, or $HEROFORGE_ROOT):
+
+    queue.sqlite3          the queue (WAL mode)
+    jobs/0001/config.toml  the job's resolved config, frozen at submit time
+    jobs/0001/train.log    everything its trainer printed, over all attempts
+    jobs/0001/runs/NNNNN-name/   the training run folder (checkpoints, stats, samples)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from heroforge.errors import UserError
+from heroforge.fileio import atomic_write_text
+from heroforge.manager.queue import Job, Queue
+from heroforge.manager.spec import JobSpec, fingerprint_data
+
+QUEUE_FILE = "queue.sqlite3"
+
+
+def default_root() -> Path:
+    return Path(os.environ.get("HEROFORGE_ROOT") or Path.home() / ".heroforge")
+
+
+def open_queue(root: Path | None = None) -> Queue:
+    root = Path(root or default_root()).expanduser().resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the manager root {root}: {err}") from None
+    return Queue(root / QUEUE_FILE)
+
+
+def submit(queue: Queue, spec: JobSpec, allow_duplicate: bool = False) -> Job:
+    """Check the data, refuse a duplicate of an unfinished job, and queue the job."""
+    fingerprint, count = fingerprint_data(spec)
+    if count == 0:
+        raise UserError(f"the training data {spec.data} holds no images")
+    twin = queue.find_duplicate(fingerprint, spec.config_sha, spec.target_kimg)
+    if twin is not None and not allow_duplicate:
+        raise UserError(
+            f"job {twin.id} ({twin.state}) already trains this data with this config to "
+            f"{twin.target_kimg:g} kimg (use --allow-duplicate to queue it again)"
+        )
+    jobs_dir = queue.path.parent / "jobs"
+
+    def make_dir(job_id: int) -> Path:
+        job_dir = jobs_dir / f"{job_id:04d}"
+        try:
+            shutil.rmtree(job_dir, ignore_errors=True)  # left by a submit that was rolled back
+            job_dir.mkdir(parents=True)
+            atomic_write_text(job_dir / "config.toml", spec.cfg.to_toml())
+        except OSError as err:
+            shutil.rmtree(job_dir, ignore_errors=True)
+            raise UserError(f"cannot create the job folder {job_dir}: {err}") from None
+        return job_dir
+
+    return queue.add(
+        make_dir,
+        name=spec.name,
+        priority=spec.cfg.job.priority,
+        gpus=spec.cfg.train.gpus,
+        target_kimg=spec.target_kimg,
+        data=str(spec.data),
+        fingerprint=fingerprint,
+        config_sha=spec.config_sha,
+    )
+
+
+__all__ = ["Job", "Queue", "default_root", "open_queue", "submit"]

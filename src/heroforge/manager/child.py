@@ -1,0 +1,125 @@
+"""Starting and stopping the training process of a job.
+
+The child is `heroforge train` (under torchrun when the job uses several GPUs) in its own
+session, so a Ctrl-C in the supervisor's terminal reaches only the supervisor, which then asks
+the child to checkpoint. On Linux the child also gets SIGTERM when the supervisor dies (even by
+kill -9), so an orphan checkpoints and exits instead of training on unsupervised. The job's
+lock file descriptor is inherited: the lock is held until the last of them exits, so a new
+supervisor cannot start a second trainer on the same run folder while an orphan still writes.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+
+
+def train_command(
+    gpus: int, run_dir: Path | None, data: str, config: Path, outdir: Path, target_kimg: float
+) -> list[str]:
+    """The command that starts (no run folder yet) or resumes the job's training."""
+    if gpus > 1:
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    f"--nproc_per_node={gpus}", "-m", "heroforge", "train"]  # fmt: skip
+    else:
+        launcher = [sys.executable, "-m", "heroforge", "train"]
+    kimg = ["--kimg", repr(float(target_kimg))]
+    if run_dir is not None:
+        return [*launcher, "--resume", str(run_dir), *kimg]
+    return [*launcher, "--data", data, "--preset", str(config), "--outdir", str(outdir), *kimg]
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # not Linux: the lock file still prevents two trainers on one run
+
+
+def start_child(command: list[str], log_path: Path, lock_fd: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+            pass_fds=(lock_fd,),
+            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+        )
+
+
+def stop_child(child: subprocess.Popen, timeout_s: float) -> int:
+    """SIGTERM (the trainer finishes its step and checkpoints), then SIGKILL after timeout_s."""
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+    return child.returncode
+
+
+def lock_job(job_dir: Path) -> int | None:
+    """An exclusive lock on the job folder: an fd, or None while another process holds it."""
+    fd = os.open(job_dir / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def last_error_line(log_path: Path, max_bytes: int = 8192) -> str:
+    """The most telling line at the end of a log: a heroforge error if there is one."""
+    try:
+        with open(log_path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - max_bytes))
+            lines = f.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    lines = [line.strip() for line in lines if line.strip() and not line.startswith("==")]
+    errors = [line for line in lines if "error" in line.lower()]
+    return (errors or lines or [""])[-1][:300]
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def wait_until(predicate, timeout_s: float, step_s: float = 0.1) -> bool:  # noqa: ANN001
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step_s)
+    return predicate()

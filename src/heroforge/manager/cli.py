@@ -1,0 +1,268 @@
+"""`heroforge queue ...`, `heroforge manager ...` and `heroforge status`: thin command functions.
+
+cli.py registers queue_app and manager_app as sub-commands and status_command as `status`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from heroforge.errors import UserError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from heroforge.manager.queue import Job, Queue
+
+queue_app = typer.Typer(help="Submit and manage training jobs.", no_args_is_help=True)
+manager_app = typer.Typer(help="Run the supervisor that trains queued jobs.", no_args_is_help=True)
+
+Root = Annotated[
+    Path | None,
+    typer.Option(
+        "--root",
+        help="Manager folder with the queue and jobs [default: $HEROFORGE_ROOT or ~/.heroforge].",
+    ),
+]
+JobId = Annotated[int, typer.Argument(help="Job number (see `heroforge queue list`).")]
+
+SUBMIT_EPILOG = (
+    "Examples:\n\n"
+    "  heroforge queue submit --data heroes.zip --preset superheroes-512\n\n"
+    "  heroforge queue submit --data heroes.zip --preset superheroes-512 --kimg 25000 "
+    "--set job.priority=5\n\n"
+    "  heroforge queue submit job.toml      (keys: data, preset, kimg, set)"
+)
+RUN_EPILOG = (
+    "Examples:\n\n"
+    "  heroforge manager run                       keep running; Ctrl-C checkpoints and stops\n\n"
+    "  heroforge manager run --gpus 8              jobs may use up to 8 GPUs (torchrun)\n\n"
+    "  heroforge manager run --exit-when-idle      stop when the queue is empty\n\n"
+    "Exit code 75: stopped on SIGTERM/SIGINT after the running job checkpointed; "
+    "starting the supervisor again resumes it first."
+)
+
+
+def _console() -> Console:
+    from heroforge.cli import console
+
+    return console
+
+
+def _queue(root: Path | None) -> Queue:
+    from heroforge.manager import open_queue
+
+    return open_queue(root)
+
+
+# -- queue ----------------------------------------------------------------------------------
+@queue_app.command("submit", epilog=SUBMIT_EPILOG)
+def submit_command(
+    spec_file: Annotated[
+        Path | None, typer.Argument(help="Job spec TOML (data, preset, kimg, set).")
+    ] = None,
+    data: Annotated[Path | None, typer.Option(help="Training archive (.zip) or folder.")] = None,
+    preset: Annotated[str, typer.Option(help="Config preset or .toml file.")] = "superheroes-512",
+    kimg: Annotated[
+        float | None, typer.Option(help="Target kimg [default: cycles x cycle_kimg].")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override: SECTION.KEY=VALUE (repeatable).")
+    ] = None,
+    allow_duplicate: Annotated[
+        bool, typer.Option(help="Queue it even if an unfinished job is the same.")
+    ] = False,
+    root: Root = None,
+) -> None:
+    """Check a training job completely (config, data) and add it to the queue."""
+    from heroforge.manager import submit
+    from heroforge.manager.spec import read_spec, spec_from_options
+
+    if spec_file is not None:
+        if data is not None or overrides or kimg is not None or preset != "superheroes-512":
+            raise UserError("give either a spec file or --data/--preset/--kimg/--set, not both")
+        spec = read_spec(spec_file)
+    elif data is None:
+        raise UserError("give a job spec file or --data (see heroforge queue submit --help)")
+    else:
+        spec = spec_from_options(data, preset, kimg, list(overrides or []))
+    job = submit(_queue(root), spec, allow_duplicate)
+    _console().print(
+        f"queued job {job.id} ({job.name}): {job.target_kimg:g} kimg on {job.gpus} "
+        f"{'GPU' if job.gpus == 1 else 'GPUs'}, folder {job.job_dir}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@queue_app.command("list")
+def list_command(
+    root: Root = None,
+    all_jobs: Annotated[
+        bool, typer.Option("--all/--active", help="Also finished jobs, or only unfinished ones.")
+    ] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts.")] = False,
+) -> None:
+    """The jobs, one line each."""
+    from heroforge.manager.status import jobs_table, summary
+
+    jobs = _queue(root).jobs(include_final=all_jobs)
+    if as_json:
+        print(json.dumps([summary(j) for j in jobs], indent=1))
+    elif not jobs:
+        _console().print("the queue is empty (heroforge queue submit --help)")
+    else:
+        _console().print(jobs_table(jobs))
+
+
+@queue_app.command("show")
+def show_command(job_id: JobId, root: Root = None) -> None:
+    """Everything about one job: settings, progress, and its history of events."""
+    from heroforge.manager.status import summary
+
+    queue = _queue(root)
+    job = queue.get(job_id)
+    print(json.dumps({**summary(job), "events": queue.events(job_id)}, indent=1))
+
+
+@queue_app.command("cancel")
+def cancel_command(job_id: JobId, root: Root = None) -> None:
+    """Cancel a job (a running one checkpoints first; its run folder stays)."""
+    _say_state(_queue(root).cancel(job_id), "cancel")
+
+
+@queue_app.command("pause")
+def pause_command(job_id: JobId, root: Root = None) -> None:
+    """Keep a job aside (a running one checkpoints and stops) until `queue resume`."""
+    _say_state(_queue(root).pause(job_id), "pause")
+
+
+@queue_app.command("resume")
+def resume_command(job_id: JobId, root: Root = None) -> None:
+    """Put a paused job back in the queue."""
+    _say_state(_queue(root).resume(job_id), None)
+
+
+@queue_app.command("priority")
+def priority_command(
+    job_id: JobId,
+    priority: Annotated[int, typer.Argument(help="Higher runs first.")],
+    root: Root = None,
+) -> None:
+    """Change a job's priority (used the next time a supervisor picks a job)."""
+    job = _queue(root).set_priority(job_id, priority)
+    _console().print(f"job {job.id}: priority {job.priority}")
+
+
+def _say_state(job: Job, request: str | None) -> None:
+    if job.state == "running" and job.request == request and request:
+        _console().print(f"job {job.id}: {request} requested; its supervisor stops it shortly")
+    else:
+        _console().print(f"job {job.id}: {job.state}")
+
+
+@queue_app.command("logs")
+def logs_command(
+    job_id: JobId,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing new lines.")
+    ] = False,
+    root: Root = None,
+) -> None:
+    """Print what the job's trainer wrote (all attempts); -f follows while the job is active."""
+    from heroforge.manager.queue import FINAL_STATES
+
+    queue = _queue(root)
+    path = queue.get(job_id).dir / "train.log"
+    offset = 0
+    while True:
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+        except FileNotFoundError:
+            chunk = b""
+        if chunk:
+            sys.stdout.write(chunk.decode("utf-8", "replace"))
+            sys.stdout.flush()
+            offset += len(chunk)
+        if not follow or queue.get(job_id).state in FINAL_STATES:
+            return
+        time.sleep(1.0)
+
+
+# -- manager --------------------------------------------------------------------------------
+@manager_app.command("run", epilog=RUN_EPILOG)
+def run_command(
+    root: Root = None,
+    gpus: Annotated[int, typer.Option(help="GPUs (CPU processes) a job may use here.")] = 1,
+    exit_when_idle: Annotated[
+        bool, typer.Option(help="Return when there is nothing left to run.")
+    ] = False,
+    lease_seconds: Annotated[
+        float, typer.Option(help="Another supervisor takes over a job after this much silence.")
+    ] = 120.0,
+    stop_timeout: Annotated[
+        float, typer.Option(help="Seconds a trainer may take to checkpoint when stopped.")
+    ] = 300.0,
+) -> None:
+    """Train queued jobs one after another, resuming interrupted ones first."""
+    from heroforge.manager.supervisor import Supervisor, SupervisorOptions
+
+    if gpus < 1 or lease_seconds <= 0 or stop_timeout <= 0:
+        raise UserError("--gpus must be >= 1, --lease-seconds and --stop-timeout positive")
+    options = SupervisorOptions(
+        gpus=gpus,
+        lease_seconds=lease_seconds,
+        exit_when_idle=exit_when_idle,
+        stop_timeout_seconds=stop_timeout,
+    )
+
+    def log(message: str) -> None:
+        print(message, flush=True)
+
+    code = Supervisor(_queue(root), options, log).run()
+    if code:
+        sys.exit(code)
+
+
+@manager_app.command("install")
+def install_command(
+    root: Root = None,
+    gpus: Annotated[int, typer.Option(help="Passed to `manager run --gpus`.")] = 1,
+    system: Annotated[
+        bool, typer.Option(help="A system unit (/etc/systemd/system) instead of a user unit.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the unit here instead of the systemd folder.")
+    ] = None,
+) -> None:
+    """Write a systemd unit that starts the supervisor at boot and restarts it always."""
+    from heroforge.manager import default_root
+    from heroforge.manager.install import install_unit
+
+    path, hints = install_unit(Path(root or default_root()).expanduser(), gpus, system, out)
+    _console().print(f"wrote {path}", markup=False, highlight=False)
+    for line in hints:
+        _console().print(f"  {line}", markup=False, highlight=False)
+
+
+# -- status ---------------------------------------------------------------------------------
+def status_command(
+    root: Root = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts.")] = False,
+) -> None:
+    """The queue, and for each running job its progress, speed, ETA and interruptions."""
+    from heroforge.manager.status import render_status, summary
+
+    jobs = _queue(root).jobs()
+    if as_json:
+        print(json.dumps([summary(j) for j in jobs], indent=1))
+    else:
+        render_status(_console(), jobs)

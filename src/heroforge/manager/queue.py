@@ -1,0 +1,332 @@
+"""The job queue: one SQLite file (WAL mode) under the manager root.
+
+Every change is one short transaction, so a supervisor killed at any moment leaves the queue
+consistent. Supervisors claim jobs under a lease that they renew while the job runs; a lease
+that is not renewed (the supervisor died) expires and the job goes to the next supervisor that
+asks, before any queued job. `BEGIN IMMEDIATE` makes a claim atomic across processes, so two
+supervisors never run the same job.
+
+Job states:
+  queued       waits for a supervisor
+  running      claimed by a supervisor (lease_owner) until lease_expires
+  interrupted  stopped on purpose (supervisor SIGTERM); runs again before queued jobs
+  paused       kept aside until `queue resume`
+  done | failed | cancelled   final
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from heroforge.errors import UserError
+
+SCHEMA_VERSION = 1
+FINAL_STATES = ("done", "failed", "cancelled")
+ACTIVE_STATES = ("queued", "running", "interrupted", "paused")
+BUSY_TIMEOUT_MS = 10_000
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    name TEXT NOT NULL,
+    state TEXT NOT NULL,
+    priority INTEGER NOT NULL,
+    gpus INTEGER NOT NULL,
+    target_kimg REAL NOT NULL,
+    data TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    config_sha TEXT NOT NULL,
+    job_dir TEXT NOT NULL,
+    created REAL NOT NULL,
+    started REAL,
+    finished REAL,
+    lease_owner TEXT,
+    lease_expires REAL,
+    request TEXT,
+    child_pid INTEGER,
+    kimg REAL NOT NULL DEFAULT 0,
+    restarts INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    reason TEXT,
+    status TEXT
+);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    time REAL NOT NULL,
+    kind TEXT NOT NULL,
+    detail TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_job ON events(job_id, id);
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    name: str
+    state: str
+    priority: int
+    gpus: int
+    target_kimg: float
+    data: str
+    fingerprint: str
+    config_sha: str
+    job_dir: str
+    created: float
+    started: float | None
+    finished: float | None
+    lease_owner: str | None
+    lease_expires: float | None
+    request: str | None
+    child_pid: int | None
+    kimg: float
+    restarts: int
+    failures: int
+    reason: str | None
+    status: str | None  # JSON: the supervisor's last progress reading
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.job_dir)
+
+    def status_dict(self) -> dict[str, Any]:
+        return json.loads(self.status) if self.status else {}
+
+
+class Queue:
+    """All queue operations; each opens its own connection (safe across processes/threads)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._tx() as db:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise UserError(
+                    f"{self.path} was written by a newer heroforge (queue version {version})"
+                )
+            if version < SCHEMA_VERSION:
+                for statement in _SCHEMA.split(";"):  # executescript() would COMMIT early
+                    db.execute(statement)
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One IMMEDIATE transaction: writers queue up behind each other instead of failing."""
+        try:
+            db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+        except sqlite3.Error as err:
+            raise UserError(f"cannot open the queue {self.path}: {err}") from None
+        try:
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")  # a finished job survives a power cut
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+        except sqlite3.Error as err:
+            raise UserError(_describe(self.path, err)) from None
+        finally:
+            db.close()
+
+    # -- submit and inspect -----------------------------------------------------------------
+    def add(self, make_dir: Callable[[int], Path], **fields: Any) -> Job:
+        """Insert a job; make_dir(id) creates its folder inside the same transaction, so a
+        failure there (e.g. a full disk) leaves no half-made job in the queue."""
+        fields = {"state": "queued", "created": time.time(), "job_dir": "", **fields}
+        names = ", ".join(fields)
+        with self._tx() as db:
+            cur = db.execute(
+                f"INSERT INTO jobs ({names}) VALUES ({_marks(tuple(fields))})",
+                list(fields.values()),
+            )
+            job_id = int(cur.lastrowid)
+            job_dir = make_dir(job_id)
+            db.execute("UPDATE jobs SET job_dir = ? WHERE id = ?", (str(job_dir), job_id))
+            _event(db, job_id, "submitted", {"target_kimg": fields.get("target_kimg")})
+            return _job(db, job_id)
+
+    def get(self, job_id: int) -> Job:
+        with self._tx() as db:
+            return _job(db, job_id)
+
+    def jobs(self, include_final: bool = True) -> list[Job]:
+        with self._tx() as db:
+            rows = db.execute("SELECT * FROM jobs ORDER BY id").fetchall()
+        found = [Job(**dict(r)) for r in rows]
+        return found if include_final else [j for j in found if j.state not in FINAL_STATES]
+
+    def events(self, job_id: int) -> list[dict[str, Any]]:
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT time, kind, detail FROM events WHERE job_id = ? ORDER BY id", (job_id,)
+            ).fetchall()
+        return [{"time": r["time"], "kind": r["kind"], **json.loads(r["detail"])} for r in rows]
+
+    def find_duplicate(self, fingerprint: str, config_sha: str, target_kimg: float) -> Job | None:
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT * FROM jobs WHERE fingerprint = ? AND config_sha = ? AND target_kimg = ? "
+                f"AND state IN ({_marks(ACTIVE_STATES)}) ORDER BY id LIMIT 1",
+                (fingerprint, config_sha, target_kimg, *ACTIVE_STATES),
+            ).fetchone()
+        return Job(**dict(row)) if row else None
+
+    # -- user requests ------------------------------------------------------------------------
+    def cancel(self, job_id: int) -> Job:
+        return self._request(job_id, "cancel", "cancelled")
+
+    def pause(self, job_id: int) -> Job:
+        return self._request(job_id, "pause", "paused")
+
+    def _request(self, job_id: int, request: str, new_state: str) -> Job:
+        """Waiting jobs change at once; a running job gets a request its supervisor carries
+        out (checkpoint first) within one poll interval."""
+        with self._tx() as db:
+            job = _job(db, job_id)
+            if job.state in FINAL_STATES:
+                raise UserError(f"job {job_id} is already {job.state}")
+            if job.state == "paused" and new_state == "paused":
+                return job
+            if job.state == "running":
+                db.execute("UPDATE jobs SET request = ? WHERE id = ?", (request, job_id))
+            else:
+                _set_state(db, job_id, new_state, reason=f"{request} requested")
+            _event(db, job_id, f"{request} requested", {"was": job.state})
+            return _job(db, job_id)
+
+    def resume(self, job_id: int) -> Job:
+        with self._tx() as db:
+            job = _job(db, job_id)
+            if job.state == "running" and job.request == "pause":
+                db.execute("UPDATE jobs SET request = NULL WHERE id = ?", (job_id,))
+            elif job.state == "paused":
+                db.execute(
+                    "UPDATE jobs SET state = 'queued', reason = NULL, failures = 0 WHERE id = ?",
+                    (job_id,),
+                )
+            else:
+                raise UserError(f"job {job_id} is {job.state}, not paused")
+            _event(db, job_id, "resume requested", {})
+            return _job(db, job_id)
+
+    def set_priority(self, job_id: int, priority: int) -> Job:
+        with self._tx() as db:
+            _job(db, job_id)
+            db.execute("UPDATE jobs SET priority = ? WHERE id = ?", (priority, job_id))
+            return _job(db, job_id)
+
+    # -- supervisors ---------------------------------------------------------------------------
+    def claim(self, owner: str, lease_seconds: float, max_gpus: int) -> Job | None:
+        """Atomically take the next job: expired leases and interrupted jobs first (they hold
+        work in progress), then queued ones by priority, then age."""
+        now = time.time()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT * FROM jobs WHERE gpus <= ? AND ("
+                "  state = 'interrupted' OR (state = 'running' AND lease_expires < ?)"
+                "  OR state = 'queued') "
+                "ORDER BY CASE WHEN state = 'queued' THEN 1 ELSE 0 END, priority DESC, id "
+                "LIMIT 1",
+                (max_gpus, now),
+            ).fetchone()
+            if row is None:
+                return None
+            job = Job(**dict(row))
+            db.execute(
+                "UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires = ?, "
+                "started = COALESCE(started, ?) WHERE id = ?",
+                (owner, now + lease_seconds, now, job.id),
+            )
+            kind = "taken over" if job.state == "running" else "claimed"
+            _event(db, job.id, kind, {"owner": owner, "previous": job.lease_owner})
+            return _job(db, job.id)
+
+    def heartbeat(self, job_id: int, owner: str, lease_seconds: float, **fields: Any) -> Job:
+        """Renew the lease and store progress; UserError if the lease is no longer ours."""
+        with self._tx() as db:
+            job = _job(db, job_id)
+            if job.lease_owner != owner or job.state != "running":
+                raise UserError(f"job {job_id} is no longer held by {owner}")
+            sets = {"lease_expires": time.time() + lease_seconds, **fields}
+            db.execute(
+                f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
+                (*sets.values(), job_id),
+            )
+            return _job(db, job_id)
+
+    def expire_lease(self, job_id: int, owner: str) -> None:
+        """End a lease whose owner is known to be dead, so the job need not wait for expiry."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE jobs SET lease_expires = 0 WHERE id = ? AND lease_owner = ? "
+                "AND state = 'running'",
+                (job_id, owner),
+            )
+
+    def release(self, job_id: int, owner: str, state: str, reason: str | None = None) -> None:
+        """The supervisor lets go of a job: finished, failed, paused, cancelled or interrupted."""
+        with self._tx() as db:
+            job = _job(db, job_id)
+            if job.lease_owner != owner:
+                return  # someone took it over after our lease expired: theirs now
+            _set_state(db, job_id, state, reason)
+            db.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, request = NULL, "
+                "child_pid = NULL WHERE id = ?",
+                (job_id,),
+            )
+            _event(db, job_id, state, {"reason": reason})
+
+    def record(self, job_id: int, kind: str, **detail: Any) -> None:
+        with self._tx() as db:
+            _event(db, job_id, kind, detail)
+
+
+def _marks(values: tuple) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def _job(db: sqlite3.Connection, job_id: int) -> Job:
+    row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    if row is None:
+        raise UserError(f"there is no job {job_id}")
+    return Job(**dict(row))
+
+
+def _set_state(db: sqlite3.Connection, job_id: int, state: str, reason: str | None) -> None:
+    finished = time.time() if state in FINAL_STATES else None
+    db.execute(
+        "UPDATE jobs SET state = ?, reason = ?, finished = ? WHERE id = ?",
+        (state, reason, finished, job_id),
+    )
+
+
+def _event(db: sqlite3.Connection, job_id: int, kind: str, detail: dict[str, Any]) -> None:
+    db.execute(
+        "INSERT INTO events (job_id, time, kind, detail) VALUES (?, ?, ?, ?)",
+        (job_id, time.time(), kind, json.dumps(detail)),
+    )
+
+
+def _describe(path: Path, err: sqlite3.Error) -> str:
+    text = str(err)
+    if "locked" in text or "busy" in text:
+        return f"the queue {path} is locked by another process for over {BUSY_TIMEOUT_MS // 1000} s"
+    if "full" in text:
+        return f"cannot write the queue {path}: the disk is full (nothing was changed)"
+    if "not a database" in text or "malformed" in text:
+        return f"the queue file {path} is damaged ({text}); move it aside to start a new queue"
+    return f"queue {path}: {text}"

@@ -1,0 +1,98 @@
+"""What `heroforge status` and `queue list` show: one dict per job, a table, progress bars."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+
+from heroforge.manager.queue import Job
+
+
+def summary(job: Job) -> dict[str, Any]:
+    """A job as plain data: queue fields plus the supervisor's last progress reading."""
+    status = job.status_dict()
+    updated = status.pop("updated", None)
+    return {
+        "id": job.id,
+        "name": job.name,
+        "state": job.state,
+        "priority": job.priority,
+        "gpus": job.gpus,
+        "kimg": job.kimg,
+        "target_kimg": job.target_kimg,
+        "restarts": job.restarts,
+        "failures": job.failures,
+        "reason": job.reason,
+        "request": job.request,
+        "data": job.data,
+        "job_dir": job.job_dir,
+        "supervisor": job.lease_owner,
+        "status_age_s": round(time.time() - updated, 1) if updated else None,
+        **{k: v for k, v in status.items() if k not in ("kimg", "target_kimg")},
+    }
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = int(seconds)
+    if seconds >= 86400:
+        return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def jobs_table(jobs: list[Job]) -> Table:
+    table = Table(show_edge=False, pad_edge=False)
+    for title in ("id", "name", "state", "prio", "gpus", "kimg", "restarts", "note"):
+        table.add_column(title, justify="right" if title in ("id", "prio", "gpus") else "left")
+    for job in jobs:
+        note = job.reason or ""
+        if job.request:
+            note = f"{job.request} requested"
+        table.add_row(
+            str(job.id),
+            job.name,
+            job.state,
+            str(job.priority),
+            str(job.gpus),
+            f"{job.kimg:g} / {job.target_kimg:g}",
+            str(job.restarts),
+            note,
+        )
+    return table
+
+
+def render_status(console: Console, jobs: list[Job]) -> None:
+    if not jobs:
+        console.print("the queue is empty (heroforge queue submit --help)")
+        return
+    console.print(jobs_table(jobs))
+    for job in jobs:
+        if job.state != "running":
+            continue
+        s = summary(job)
+        fraction = min(1.0, job.kimg / job.target_kimg) if job.target_kimg else 0.0
+        console.print()
+        console.print(f"job {job.id} {job.name}: {fraction:.1%}", markup=False, highlight=False)
+        console.print(ProgressBar(total=1.0, completed=fraction, width=50))
+        spk = s.get("sec_per_kimg")
+        fid = s.get("fid")
+        lines = [
+            f"kimg {job.kimg:.3f} / {job.target_kimg:g}   s/kimg {spk if spk else '-'}   "
+            f"ETA {_duration(s.get('eta_s'))}",
+            f"restarts {job.restarts}   time lost to interruptions {_duration(s.get('lost_s'))}"
+            f"   last checkpoint {_duration(s.get('checkpoint_age_s'))} ago "
+            f"({s.get('checkpoint_kimg', 0):.3f} kimg)",
+            f"augment p {s.get('augment_p', '-')}   latest FID "
+            + (f"{fid:.2f} at {s.get('fid_kimg')} kimg" if fid is not None else "-")
+            + (f"   verdict {s['verdict']}" if s.get("verdict") else ""),
+            f"run folder {s.get('run_dir', '-')}   supervisor {job.lease_owner}",
+        ]
+        for line in lines:
+            console.print(f"  {line}", markup=False, highlight=False)

@@ -1,0 +1,332 @@
+"""`heroforge manager run`: take jobs from the queue and see each through to its target kimg.
+
+For one job the supervisor starts the trainer as a child process and then, every
+job.poll_seconds, renews its lease, reads the run's progress and records it in the queue. When
+the child dies it resumes the run from its newest good checkpoint with the same target (the
+trainer counts kimg from the checkpoint, so exactly the remaining kimg are trained). A child that
+shows no sign of life for job.hang_minutes is stopped and restarted. Failures that repeat the
+same way job.max_failures times without progress in between mark the job failed, and the next
+job runs. On SIGTERM/SIGINT (e.g. a spot-instance notice) the supervisor asks the child to
+checkpoint, waits for it, records the job as interrupted and exits with code 75.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from heroforge.config import Config, config_from_toml
+from heroforge.errors import EXIT_RESUMABLE, UserError
+from heroforge.manager import child as proc
+from heroforge.manager.progress import RunProgress, find_run_dir, read_progress
+from heroforge.manager.queue import Job, Queue
+
+KIMG_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class SupervisorOptions:
+    gpus: int = 1  # the most GPUs (or CPU processes) one job may use here
+    lease_seconds: float = 120.0  # a job whose lease is older than this may be taken over
+    exit_when_idle: bool = False  # return when the queue has nothing to run
+    idle_poll_seconds: float = 10.0  # how often an idle supervisor looks at the queue
+    stop_timeout_seconds: float = 300.0  # how long a child may take to checkpoint on SIGTERM
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return "unknown"
+
+
+def owner_id() -> str:
+    """host:boot:pid, so a supervisor can tell that a lease's owner on this host is dead."""
+    return f"{socket.gethostname()}:{_boot_id()}:{os.getpid()}"
+
+
+def owner_is_dead(owner: str) -> bool:
+    parts = owner.split(":")
+    if len(parts) < 3:
+        return False
+    host, boot, pid = ":".join(parts[:-2]), parts[-2], parts[-1]
+    if host != socket.gethostname():
+        return False  # another machine: only its lease expiry tells
+    if boot != _boot_id():
+        return True  # this machine rebooted since
+    return not pid.isdigit() or not proc.process_alive(int(pid))
+
+
+class Supervisor:
+    def __init__(
+        self, queue: Queue, options: SupervisorOptions, log: Callable[[str], None] = print
+    ) -> None:
+        self.queue, self.options, self._log = queue, options, log
+        self.owner = owner_id()
+        self.stopping = threading.Event()  # set by SIGTERM/SIGINT
+
+    def log(self, message: str) -> None:
+        self._log(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}")
+
+    # -- the main loop --------------------------------------------------------------------
+    def run(self) -> int:
+        """Run jobs until stopped (exit code 75) or, with exit_when_idle, until none is left (0)."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        self.log(f"supervisor {self.owner} watching {self.queue.path}")
+        try:
+            while not self.stopping.is_set():
+                self._expire_dead_owners()
+                job = self.queue.claim(self.owner, self.options.lease_seconds, self.options.gpus)
+                if job is None:
+                    if self.options.exit_when_idle:
+                        self.log("queue idle: nothing left to run")
+                        return 0
+                    self.stopping.wait(self.options.idle_poll_seconds)
+                    continue
+                self.run_job(job)
+            return EXIT_RESUMABLE
+        finally:
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        self.log(f"received {signal.Signals(signum).name}: checkpointing and stopping")
+        self.stopping.set()
+
+    def _expire_dead_owners(self) -> None:
+        for job in self.queue.jobs(include_final=False):
+            if job.state == "running" and job.lease_owner and owner_is_dead(job.lease_owner):
+                self.queue.expire_lease(job.id, job.lease_owner)
+
+    # -- one job ----------------------------------------------------------------------------
+    def run_job(self, job: Job) -> None:
+        self.log(f"job {job.id} ({job.name}): {job.kimg:.3f} / {job.target_kimg:g} kimg")
+        try:
+            cfg = config_from_toml((job.dir / "config.toml").read_text(encoding="utf-8"))
+        except (OSError, UserError) as err:
+            self._finish(job, "failed", f"cannot read the job's config: {err}")
+            return
+        lock = self._lock(job)
+        if lock is None:
+            return
+        try:
+            _JobRun(self, job, cfg, lock).run()
+        except UserError as err:  # e.g. the lease was taken over: leave the job to its holder
+            self.log(f"job {job.id}: {err}")
+        finally:
+            os.close(lock)
+
+    def _lock(self, job: Job) -> int | None:
+        """The job folder's lock; an orphaned trainer of a dead supervisor may hold it while it
+        writes its last checkpoint, so wait for that (keeping our lease alive)."""
+        deadline = time.monotonic() + self.options.stop_timeout_seconds
+        while (fd := proc.lock_job(job.dir)) is None:
+            if self.stopping.is_set() or time.monotonic() > deadline:
+                self.log(f"job {job.id}: its folder stays locked by another process; leaving it")
+                self._finish(job, "interrupted", "job folder locked by another process")
+                return None
+            self.queue.heartbeat(job.id, self.owner, self.options.lease_seconds)
+            self.stopping.wait(0.5)
+        return fd
+
+    def _finish(self, job: Job, state: str, reason: str | None) -> None:
+        self.queue.release(job.id, self.owner, state, reason)
+        self.log(f"job {job.id}: {state}" + (f" ({reason})" if reason else ""))
+
+
+class _JobRun:
+    """The life of one claimed job on this supervisor: children, restarts, failures."""
+
+    def __init__(self, sup: Supervisor, job: Job, cfg: Config, lock_fd: int) -> None:
+        self.sup, self.job, self.cfg, self.lock_fd = sup, job, cfg, lock_fd
+        self.queue, self.owner = sup.queue, sup.owner
+        self.outdir = job.dir / "runs"
+        self.log_path = job.dir / "train.log"
+        self.claimed_at = time.monotonic()
+        self.wall_before = float(job.status_dict().get("wall_s", 0.0))
+        self.failures = 0  # consecutive failures of one kind without progress
+        self.last_failure: tuple[str, float] | None = None  # (signature, checkpoint kimg)
+        self.lease = max(sup.options.lease_seconds, 3 * cfg.job.poll_seconds)
+
+    def run(self) -> None:
+        while True:
+            run_dir = find_run_dir(self.outdir)
+            before = read_progress(run_dir)
+            if run_dir is not None and before.checkpoint_kimg >= self.job.target_kimg - KIMG_EPS:
+                self._release("done", None, before)
+                return
+            child = self._start(run_dir, before)
+            outcome = self._watch(child)
+            after = read_progress(find_run_dir(self.outdir))
+            code = child.returncode
+            self.queue.record(
+                self.job.id,
+                "exit",
+                code=code,
+                kimg=after.kimg,
+                checkpoint_kimg=after.checkpoint_kimg,
+                why=outcome,
+            )
+            if outcome in ("cancel", "pause"):
+                self._release("cancelled" if outcome == "cancel" else "paused", None, after)
+                return
+            if outcome == "stop":
+                self._release("interrupted", "supervisor stopped", after)
+                return
+            if code == 0 and after.checkpoint_kimg >= self.job.target_kimg - KIMG_EPS:
+                self._release("done", None, after)
+                return
+            if self._give_up(code, outcome, after):
+                return
+
+    # -- children ---------------------------------------------------------------------------
+    def _start(self, run_dir: Path | None, before: RunProgress) -> subprocess.Popen:
+        command = proc.train_command(
+            self.cfg.train.gpus,
+            run_dir,
+            self.job.data,
+            self.job.dir / "config.toml",
+            self.outdir,
+            self.job.target_kimg,
+        )
+        resumed = run_dir is not None
+        if resumed:
+            self.job = self.queue.heartbeat(
+                self.job.id, self.owner, self.lease, restarts=self.job.restarts + 1
+            )
+        with open(self.log_path, "a", encoding="utf-8") as log:
+            what = f"resume from {before.checkpoint_kimg:.3f} kimg" if resumed else "start"
+            log.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {what}: {' '.join(command)}\n")
+        child = proc.start_child(command, self.log_path, self.lock_fd)
+        self.queue.record(
+            self.job.id,
+            "start",
+            pid=child.pid,
+            resumed=resumed,
+            from_kimg=before.checkpoint_kimg,
+            at_kimg=before.kimg,
+        )
+        self.sup.log(f"job {self.job.id}: {'resumed' if resumed else 'started'} (pid {child.pid})")
+        return child
+
+    def _watch(self, child: subprocess.Popen) -> str:
+        """Until the child exits: "exited", or why we stopped it ("stop", "cancel", "pause",
+        "hang", "lease lost")."""
+        jc = self.cfg.job
+        last_activity = time.monotonic()
+        last_mark = None
+        while True:
+            self.sup.stopping.wait(jc.poll_seconds)
+            if child.poll() is not None:
+                self._heartbeat(child)
+                return "exited"
+            try:
+                job = self._heartbeat(child)
+            except UserError:
+                proc.stop_child(child, self.sup.options.stop_timeout_seconds)
+                raise
+            mark = self._activity_mark()
+            if mark != last_mark:
+                last_mark, last_activity = mark, time.monotonic()
+            reason = None
+            if self.sup.stopping.is_set():
+                reason = "stop"
+            elif job.request in ("cancel", "pause"):
+                reason = job.request
+            elif time.monotonic() - last_activity > jc.hang_minutes * 60:
+                reason = "hang"
+                self.sup.log(f"job {self.job.id}: no sign of life for {jc.hang_minutes} min")
+            if reason:
+                proc.stop_child(child, self.sup.options.stop_timeout_seconds)
+                return reason
+
+    def _activity_mark(self) -> tuple:
+        """Anything the trainer writes (log lines, stats, checkpoints) counts as life."""
+        run_dir = find_run_dir(self.outdir)
+        paths = [self.log_path]
+        if run_dir is not None:
+            paths += [run_dir / "stats.jsonl", run_dir / "checkpoints" / "latest.json"]
+        marks = []
+        for path in paths:
+            try:
+                st = path.stat()
+                marks.append((st.st_size, st.st_mtime_ns))
+            except OSError:
+                marks.append(None)
+        return tuple(marks)
+
+    def _heartbeat(self, child: subprocess.Popen | None) -> Job:
+        progress = read_progress(find_run_dir(self.outdir))
+        status = self._status(progress)
+        self.job = self.queue.heartbeat(
+            self.job.id,
+            self.owner,
+            self.lease,
+            kimg=progress.kimg,
+            status=json.dumps(status),
+            child_pid=child.pid if child is not None and child.poll() is None else None,
+        )
+        return self.job
+
+    def _status(self, progress: RunProgress) -> dict:
+        wall = self.wall_before + time.monotonic() - self.claimed_at
+        remaining = max(0.0, self.job.target_kimg - progress.kimg)
+        spk = progress.sec_per_kimg
+        return {
+            **progress.as_dict(),
+            "target_kimg": self.job.target_kimg,
+            "eta_s": round(remaining * spk, 1) if spk else None,
+            "wall_s": round(wall, 1),
+            # wall time that did not become kept training: start-up, downtime between
+            # attempts, and work redone after resuming from an older checkpoint
+            "lost_s": round(max(0.0, wall - progress.elapsed_s), 1),
+            "run_dir": str(find_run_dir(self.outdir) or ""),
+            "updated": time.time(),
+        }
+
+    # -- endings ----------------------------------------------------------------------------
+    def _give_up(self, code: int, outcome: str, after: RunProgress) -> bool:
+        """Count a failure; True if the job is marked failed. Otherwise wait the backoff."""
+        jc = self.cfg.job
+        detail = proc.last_error_line(self.log_path)
+        if outcome == "hang":
+            signature = "hang"
+        elif code == EXIT_RESUMABLE:
+            signature = "interrupted"  # someone else stopped the child: no fault of the job
+        else:
+            signature = f"{proc.describe_exit(code)}: {detail}"
+        progressed = self.last_failure is None or after.checkpoint_kimg > self.last_failure[1]
+        same = self.last_failure is not None and self.last_failure[0] == signature
+        self.failures = 1 if progressed or not same else self.failures + 1
+        self.last_failure = (signature, after.checkpoint_kimg)
+        self.queue.heartbeat(
+            self.job.id, self.owner, self.lease, failures=self.failures, reason=signature
+        )
+        self.sup.log(f"job {self.job.id}: {signature} (failure {self.failures}/{jc.max_failures})")
+        if self.failures >= jc.max_failures:
+            self._release("failed", f"{signature} ({self.failures} times)", after)
+            return True
+        delay = 0.0 if signature == "interrupted" else jc.retry_backoff_seconds
+        self.sup.stopping.wait(delay * 2 ** (self.failures - 1))
+        if self.sup.stopping.is_set():
+            self._release("interrupted", "supervisor stopped", after)
+            return True
+        return False
+
+    def _release(self, state: str, reason: str | None, progress: RunProgress) -> None:
+        try:
+            status = json.dumps(self._status(progress))
+            self.queue.heartbeat(
+                self.job.id, self.owner, self.lease, kimg=progress.kimg, status=status
+            )
+        except UserError:
+            return
+        self.sup._finish(self.job, state, reason)
