@@ -192,6 +192,7 @@ app.command("project", epilog=PROJECT_EPILOG)(project_command)
     "  torchrun --nproc_per_node 8 -m heroforge train --data heroes.zip "
     "--preset superheroes-512 --outdir runs\n\n"
     "  heroforge train --resume runs/00003-superheroes-512\n\n"
+    "  heroforge train --data few.zip --init-from models/ffhq --set train.freeze_d=4\n\n"
     "Exit code 75 means: stopped on SIGTERM/SIGINT after writing a checkpoint; --resume goes on.",
 )
 def train(
@@ -216,12 +217,23 @@ def train(
     force: Annotated[
         bool, typer.Option(help="Resume even if the dataset or network config changed.")
     ] = False,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this model's weights (run folder, checkpoint or .safetensors "
+            "network, e.g. from import-official) instead of random ones."
+        ),
+    ] = None,
 ) -> None:
     """Train StyleGAN2-ADA, checkpointing the full state so that any stop can be resumed.
 
     Every tick appends a JSON line to RUN/stats.jsonl; every checkpoint (train.checkpoint_kimg
     and train.checkpoint_minutes) holds networks, optimisers, ADA state and counters, and adds
-    a fixed-seed sample grid under RUN/samples/.
+    a fixed-seed sample grid under RUN/samples/. Each cycle end and metrics measurement gives a
+    stability verdict; the run's best snapshot is the best FID among stable ones, and with
+    --set stability.rollback=true an unstable run goes back to it with a larger R1 gamma and
+    smaller learning rates. --init-from starts from a trained model (transfer learning);
+    train.freeze_d=N keeps the first N discriminator blocks fixed.
     """
     from heroforge.config import load_config
     from heroforge.train import run as runs
@@ -231,7 +243,7 @@ def train(
         console.print(message, markup=False, highlight=False)
 
     if resume is not None:
-        if overrides or preset != "superheroes-512" or gpus or seed is not None:
+        if overrides or preset != "superheroes-512" or gpus or seed is not None or init_from:
             raise UserError("--resume takes the run's own config; only --data, --kimg, --force")
         train_once = lambda: runs.resume(resume, data, kimg, force, log)  # noqa: E731
     else:
@@ -247,7 +259,7 @@ def train(
             if value is not None:
                 assignments.append(f"train.{key}={value}")
         cfg = load_config(preset, assignments)
-        train_once = lambda: runs.start(data, cfg, outdir, kimg, log)  # noqa: E731
+        train_once = lambda: runs.start(data, cfg, outdir, kimg, log, init_from)  # noqa: E731
     try:
         _, status = train_once()
     finally:

@@ -174,6 +174,7 @@ class TrainConfig:
     seed: int = 0  # seeds data order, augmentation, noise and initialisation
     precision: Literal["auto", "fp32", "fp16"] = "auto"  # auto: fp16 top layers on GPU, else fp32
     deterministic: bool = False  # bit-exact runs and resumes (slower on GPU)
+    freeze_d: int = 0  # Freeze-D: the first N discriminator blocks (from the image) never learn
 
     @property
     def total_kimg(self) -> float:
@@ -188,6 +189,7 @@ class TrainConfig:
             _positive(self, name)
         for name in ("checkpoint_kimg", "checkpoint_minutes", "keep_checkpoints"):
             _positive(self, name)
+        _positive(self, "freeze_d", zero_ok=True)
         _unit_interval(self, "style_mixing")
         _unit_interval(self, "pl_decay")
         if not all(0 <= b < 1 for b in self.betas):
@@ -202,6 +204,32 @@ class TrainConfig:
     def images_per_step(self) -> int:
         """Images one GPU processes per forward/backward pass."""
         return self.batch_gpu or self.batch // self.gpus
+
+
+@dataclass(frozen=True)
+class StabilityConfig:
+    SECTION: typing.ClassVar[str] = "stability"
+
+    patience_ticks: int = 10  # a per-tick signal must hold this many ticks in a row
+    fake_loss_below: float = 0.05  # D's loss on fakes under this: D rejects every fake
+    rt_above: float = 0.9  # r_t over this ...
+    p_above: float = 0.8  # ... while ADA's p is over this: augmentation no longer keeps up
+    fid_margin: float = 0.1  # FID more than this fraction over the best FID so far ...
+    fid_patience: int = 3  # ... at this many measurements in a row: the generator degrades
+    rollback: bool = False  # on an unstable verdict, go back to the best stable snapshot
+    max_rollbacks: int = 2  # at most this many rollbacks per run
+    gamma_factor: float = 2.0  # each rollback multiplies train.r1_gamma by this ...
+    lr_factor: float = 0.5  # ... and train.g_lr and train.d_lr by this
+
+    def __post_init__(self) -> None:
+        for name in ("patience_ticks", "fake_loss_below", "fid_patience"):
+            _positive(self, name)
+        _unit_interval(self, "rt_above")
+        _unit_interval(self, "p_above")
+        _positive(self, "fid_margin", zero_ok=True)
+        _positive(self, "max_rollbacks", zero_ok=True)
+        _positive(self, "gamma_factor")
+        _positive(self, "lr_factor")
 
 
 @dataclass(frozen=True)
@@ -244,6 +272,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    stability: StabilityConfig = field(default_factory=StabilityConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     job: JobConfig = field(default_factory=JobConfig)
 
@@ -256,6 +285,15 @@ class Config:
                 "network.mbstd_group",
                 self.network.mbstd_group,
                 f"a divisor of the images per GPU step ({per_step})",
+            )
+
+        # Freeze-D counts the discriminator's blocks b{resolution} ... b8.
+        blocks = self.data.resolution.bit_length() - 3
+        if self.train.freeze_d > blocks:
+            _fail(
+                "train.freeze_d",
+                self.train.freeze_d,
+                f"at most {blocks}, the discriminator blocks at {self.data.resolution} px",
             )
 
     def to_dict(self) -> dict[str, dict[str, Any]]:

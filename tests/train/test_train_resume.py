@@ -52,8 +52,9 @@ def _final_tensors(run_dir: Path) -> dict[str, torch.Tensor]:
 
 
 def _kimg_sequence(run_dir: Path) -> list[float]:
-    lines = (run_dir / "stats.jsonl").read_text().splitlines()
-    return [json.loads(line)["kimg"] for line in lines if '"kimg"' in line]
+    """The kimg of every tick line (event lines such as verdicts repeat a tick's kimg)."""
+    records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    return [r["kimg"] for r in records if "tick" in r]
 
 
 def _only_run(outdir: Path) -> Path:

@@ -4,15 +4,15 @@ One step = one global minibatch: phases G (main), G path length (lazy), D (main)
 each accumulated over this process's chunks of the minibatch, gradients summed over processes,
 one optimiser step; then the G EMA update and the ADA controller. Ticks print and log
 statistics; checkpoints hold the full state (see checkpoint.py); a SIGTERM/SIGINT ends the
-current step, writes a checkpoint and returns "interrupted".
+current step, writes a checkpoint and returns "interrupted". At every cycle end and metrics
+measurement the run gets a stability verdict (stability.py): `best` is the best FID among
+stable snapshots, and with stability.rollback an unstable run goes back to it (judging.py).
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import math
-import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -29,11 +29,15 @@ from heroforge.errors import UserError
 from heroforge.nets.discriminator import build_discriminator
 from heroforge.nets.generator import build_generator
 from heroforge.train import checkpoint as ckpt
+from heroforge.train import judging, stability
 from heroforge.train.dist import DistInfo, all_reduce_grads, broadcast_module
 from heroforge.train.loss import StyleGAN2Loss
 from heroforge.train.sampler import EpochOrder
 from heroforge.train.seeding import seed_chunk, seed_everything, set_deterministic
-from heroforge.train.stats import StatsLog, TickStats, sample_grid
+from heroforge.train.stability import Verdict
+from heroforge.train.stats import StatsLog, TickStats, peak_rss_mb, sample_grid
+from heroforge.train.tensorboard import ScalarBoard
+from heroforge.train.transfer import frozen_parameters
 
 PHASES = ("G", "G_pl", "D", "D_r1")
 
@@ -71,23 +75,46 @@ class Trainer:
         self.augment = AugmentPipe.from_config(cfg.augment).to(device)
         self.ada = AdaController.from_config(cfg.augment, reduce=distributed_sum)
         self.loss = StyleGAN2Loss(self.G, self.D, self.augment, tc).to(device)
-        self.opt_G = self._adam(self.G, tc.g_lr, tc.pl_interval if tc.pl_weight else 0)
-        self.opt_D = self._adam(self.D, tc.d_lr, tc.r1_interval if tc.r1_gamma else 0)
+        self.opt_G = torch.optim.Adam(self.G.parameters(), eps=tc.eps)
+        self.opt_D = torch.optim.Adam(self.D.parameters(), eps=tc.eps)
+        self._set_hyperparameters()
+        self.frozen_d = frozen_parameters(self.D, tc.freeze_d)  # Freeze-D: never updated
         for net in (self.G, self.D, self.G_ema):
             broadcast_module(net)
         self.order = EpochOrder(len(dataset), tc.seed)
         self.progress = Progress()
         self.stats = StatsLog(self.run_dir / "stats.jsonl") if dist.main else None
+        self.board: ScalarBoard | None = None  # TensorBoard, opened by run() on rank 0
         self.stop_requested = False
         self.grid_z = torch.from_numpy(np.random.RandomState(tc.seed).randn(32, cfg.network.z_dim))
 
-    def _adam(self, net: torch.nn.Module, lr: float, lazy_interval: int) -> torch.optim.Adam:
-        """Adam whose rate and betas account for the regulariser's extra lazy steps."""
-        ratio = lazy_interval / (lazy_interval + 1) if lazy_interval else 1.0
-        b1, b2 = self.cfg.train.betas
-        return torch.optim.Adam(
-            net.parameters(), lr=lr * ratio, betas=(b1**ratio, b2**ratio), eps=self.cfg.train.eps
-        )
+    def _set_hyperparameters(self) -> None:
+        """Adam's rate and betas from the config, adjusted for the regulariser's extra lazy
+        steps. Called after every restore too: a rollback may have changed the rates."""
+        tc = self.cfg.train
+        for opt, lr, interval in (
+            (self.opt_G, tc.g_lr, tc.pl_interval if tc.pl_weight else 0),
+            (self.opt_D, tc.d_lr, tc.r1_interval if tc.r1_gamma else 0),
+        ):
+            ratio = interval / (interval + 1) if interval else 1.0
+            b1, b2 = tc.betas
+            for group in opt.param_groups:
+                group.update(lr=lr * ratio, betas=(b1**ratio, b2**ratio), eps=tc.eps)
+
+    def apply_config(self, cfg: Config) -> None:
+        """Train on with changed [train] settings (a rollback's larger gamma, smaller rates)."""
+        self.cfg = cfg
+        self.loss.cfg = cfg.train
+        self._set_hyperparameters()
+
+    def verdict(self) -> Verdict:
+        """The stability verdict on the run as it stands (see stability.py): the one given at
+        this very point if there was one (its ticks are gone from the history since)."""
+        history = self.progress.extra.get("stability", {})
+        given = history.get("given", {})
+        if given.get("nimg") == self.progress.nimg:
+            return Verdict(given["verdict"] == "stable", tuple(given["reasons"]))
+        return stability.judge_history(history, self.cfg.stability)
 
     # -- state ------------------------------------------------------------------------------
     def save(self) -> Path | None:
@@ -100,6 +127,7 @@ class Trainer:
             extra.update(tensors)
             meta[name] = plain
         meta["progress"] = self.progress.__dict__
+        meta["stability"] = self.verdict().to_dict()
         best = self.progress.extra.get("best")
         protected = {ckpt.checkpoint_name(best["nimg"])} if best else set()
         meta["dataset"] = {"fingerprint": self.dataset.fingerprint(), "images": len(self.dataset)}
@@ -117,7 +145,7 @@ class Trainer:
             best_nimg=best["nimg"] if best else None,
         )
 
-    def restore(self, checkpoint: ckpt.Checkpoint) -> None:
+    def restore(self, checkpoint: ckpt.Checkpoint, truncate_stats: bool = True) -> None:
         nets = checkpoint.loaded.networks
         for name in ("G", "D", "G_ema"):
             getattr(self, name).load_state_dict(nets[name].state_dict())
@@ -128,7 +156,8 @@ class Trainer:
         self.ada.load_state_dict(meta["ada"])
         self.augment.set_p(self.ada.p)
         self.progress = Progress(**meta["progress"])
-        if self.stats:
+        self._set_hyperparameters()
+        if self.stats and truncate_stats:
             self.stats.truncate_after(self.progress.nimg)
 
     # -- one step -----------------------------------------------------------------------------
@@ -160,6 +189,9 @@ class Trainer:
                 continue
             net, opt = (self.G, self.opt_G) if phase.startswith("G") else (self.D, self.opt_D)
             net.requires_grad_(True)
+            if net is self.D:
+                for param in self.frozen_d:
+                    param.requires_grad_(False)  # no gradient, so Adam leaves it alone
             opt.zero_grad(set_to_none=True)
             for chunk in chunks:
                 seed_chunk(tc.seed, self.progress.step, phase_idx, chunk)
@@ -215,6 +247,8 @@ class Trainer:
         last_ckpt_nimg = self.progress.nimg
         start_elapsed = self.progress.elapsed_s
         tick_start_time = time.monotonic()
+        if self.dist.main:
+            self.board = ScalarBoard.open(self.run_dir, self.progress.nimg, log)
         try:
             while self.progress.nimg < target and not self.stop_requested:
                 self.step(tick_stats)
@@ -227,10 +261,20 @@ class Trainer:
                     self._end_tick(tick_stats, tick_start_time, target, log)
                     tick_stats = TickStats()
                     tick_start_time = time.monotonic()
-                measured = self._maybe_measure(done, log)
+                judged = judging.due(self, done)
+                verdict = judging.judge(self, log) if judged and self.dist.main else None
+                if (
+                    judged
+                    and self.cfg.stability.rollback
+                    and judging.roll_back_if(self, verdict, log)
+                ):
+                    tick_stats = TickStats()
+                    tick_start_time = last_ckpt_time = time.monotonic()
+                    last_ckpt_nimg = self.progress.nimg
+                    continue
                 due_kimg = self.progress.nimg - last_ckpt_nimg >= tc.checkpoint_kimg * 1000
                 due_time = time.monotonic() - last_ckpt_time >= tc.checkpoint_minutes * 60
-                if done or due_kimg or due_time or measured or self.stop_requested:
+                if done or due_kimg or due_time or judged or self.stop_requested:
                     saved = self._checkpoint(log)
                     if not saved and (done or self.stop_requested):
                         # the last state exists nowhere else: end with an error so that a
@@ -242,33 +286,9 @@ class Trainer:
         finally:
             for s, handler in zip((signal.SIGTERM, signal.SIGINT), previous, strict=True):
                 signal.signal(s, handler)
+            if self.board:
+                self.board.close()
         return "done" if self.progress.nimg >= target else "interrupted"
-
-    def _maybe_measure(self, done: bool, log: Any) -> bool:
-        """Metrics at the end of every cycle and every metrics.every_kimg; True if measured.
-        The checkpoint written right after carries the result, so `best` can point at it."""
-        p, mc, tc = self.progress, self.cfg.metrics, self.cfg.train
-        before = p.nimg - tc.batch
-        cycle_end = int(before // (tc.cycle_kimg * 1000)) < int(p.nimg // (tc.cycle_kimg * 1000))
-        periodic = mc.every_kimg and int(before // (mc.every_kimg * 1000)) < int(
-            p.nimg // (mc.every_kimg * 1000)
-        )
-        measured_here = p.extra.get("metrics", {}).get("kimg") == round(p.nimg / 1000, 3)
-        due = cycle_end or periodic or done
-        if not mc.enabled or not due or measured_here or not self.dist.main:
-            return False
-        from heroforge.metrics.evaluate import evaluate  # Inception only when metrics are due
-
-        result = evaluate(self.G_ema, self.dataset, mc, self.dist.device)
-        result["kimg"] = round(p.nimg / 1000, 3)
-        p.extra["metrics"] = result
-        best = p.extra.get("best")
-        if best is None or result["fid"] < best["fid"]:
-            p.extra["best"] = {"fid": result["fid"], "nimg": p.nimg}
-        if self.stats:
-            self.stats.write({"event": "metrics", **result})
-        log(f"metrics at {result['kimg']} kimg: FID {result['fid']:.2f}")
-        return True
 
     def _checkpoint(self, log: Any) -> bool:
         """Write a checkpoint and a sample grid; False if the checkpoint could not be written."""
@@ -285,6 +305,8 @@ class Trainer:
             grid_dir.mkdir(parents=True, exist_ok=True)
             grid.save(grid_dir / f"grid-{self.progress.nimg // 1000:06d}kimg.png")
             log(f"checkpoint {path.name}")
+            if self.board:
+                self.board.flush()  # what a resume keeps is on disk with the checkpoint
         return True
 
     def _end_tick(self, tick_stats: TickStats, started: float, target: int, log: Any) -> None:
@@ -302,35 +324,20 @@ class Trainer:
             "rt": None if self.ada.rt is None else round(self.ada.rt, 4),
             "eta_s": round(sec_per_kimg * max(0, target - p.nimg) / 1000, 1),
             "elapsed_s": round(p.elapsed_s, 1),
-            "rss_mb": round(_rss_mb(), 1),
+            "rss_mb": round(peak_rss_mb(), 1),
             **tick_stats.means(),
         }
         if self.dist.device.type == "cuda":
             record["gpu_mem_mb"] = round(torch.cuda.max_memory_allocated(self.dist.device) / 2**20)
         p.tick += 1
         p.tick_start_nimg = p.nimg
+        stability.remember_tick(p.extra.setdefault("stability", {}), record)
         if self.stats:
             self.stats.write(record)
+        if self.board:
+            self.board.scalars(record, p.nimg)
         log(
             f"tick {record['tick']:<5d} kimg {record['kimg']:<9.3f} s/kimg {sec_per_kimg:<8.2f} "
             f"G {record.get('loss/G', math.nan):.3f} D {record.get('loss/D', math.nan):.3f} "
             f"p {record['augment_p']:.3f} eta {record['eta_s'] / 60:.1f} min"
         )
-
-
-def _rss_mb() -> float:
-    try:
-        with open(f"/proc/{os.getpid()}/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
-def read_stats(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "stats.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

@@ -104,9 +104,12 @@ class StyleGAN2Loss(nn.Module):
             img, _ = self.generate(z, c)
         fake = self.logits(img, c)
         real_logits = self.logits(real, c)
-        loss = functional.softplus(fake).mean() + functional.softplus(-real_logits).mean()
+        loss_fake = functional.softplus(fake).mean()
+        loss = loss_fake + functional.softplus(-real_logits).mean()
         stats = {
             "loss/D": loss.detach(),
+            # D's loss on fakes near 0 is the instability the stability verdict looks for
+            "loss/D_fake": loss_fake.detach(),
             "scores/real": real_logits.detach().mean(),
             "real_signs": real_logits.detach().sign().flatten(),
         }

@@ -1,8 +1,9 @@
 """Starting and resuming training runs: the run folder, its config and the safety checks.
 
 A run folder holds config.toml (resolved), run.json (data path, dataset fingerprint, target
-kimg), checkpoints/, samples/ and stats.jsonl. `--resume RUN_DIR` continues from the newest
-checkpoint that verifies; a different dataset or network config is refused unless forced.
+kimg, init_from, rollbacks), checkpoints/, samples/ and stats.jsonl. `--resume RUN_DIR`
+continues from the newest checkpoint that verifies; a different dataset or network config is
+refused unless forced. `init_from` starts from a trained model's weights (transfer.py).
 """
 
 from __future__ import annotations
@@ -20,13 +21,12 @@ from heroforge import __version__
 from heroforge.config import Config, config_from_toml
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
-from heroforge.fileio import atomic_write_text
 from heroforge.nets.cpu import keep_freed_memory
 from heroforge.train.checkpoint import list_checkpoints, load_latest
 from heroforge.train.dist import DistInfo, barrier, init_distributed
 from heroforge.train.loop import Trainer
-
-RUN_JSON = "run.json"
+from heroforge.train.runfiles import CONFIG_TOML, RUN_JSON, write_config, write_run_json
+from heroforge.train.transfer import InitModel, load_init_model
 
 
 def _open_dataset(data: str | Path, cfg: Config) -> ImageDataset:
@@ -69,18 +69,23 @@ def start(
     outdir: str | Path,
     total_kimg: float | None = None,
     log: Any = print,
+    init_from: str | Path | None = None,
 ) -> tuple[Path, str]:
-    """Create a run folder and train; returns (run dir, "done" | "interrupted")."""
+    """Create a run folder and train; returns (run dir, "done" | "interrupted").
+    init_from: a model (run folder, checkpoint or network file) whose weights the run starts
+    from instead of random ones."""
     info = _init()
     _check_world(cfg, info)
     dataset = _open_dataset(data, cfg)
+    # every process reads the same file; checked before any folder is made
+    init = None if init_from is None else load_init_model(init_from, cfg, dataset.c_dim)
     target = cfg.train.total_kimg if total_kimg is None else total_kimg
     run_dir = None
     if info.main:
         name = cfg.job.name or Path(data).stem
         run_dir = _new_run_dir(Path(outdir), name)
         run_dir.mkdir()
-        atomic_write_text(run_dir / "config.toml", cfg.to_toml())
+        write_config(run_dir, cfg)
         run = {
             "data": str(Path(data).resolve()),
             "dataset_fingerprint": dataset.fingerprint(),
@@ -88,16 +93,21 @@ def start(
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "heroforge_version": __version__,
         }
-        atomic_write_text(run_dir / RUN_JSON, json.dumps(run, indent=1))
+        if init is not None:
+            run["init_from"] = init.record()
+        write_run_json(run_dir, run)
     run_dir = Path(_share(str(run_dir) if run_dir else None, info))
     trainer = Trainer(cfg, dataset, run_dir, info)
+    if init is not None:
+        init.copy_to(trainer)
+        log(f"weights from {init.path}")
     log(f"run {run_dir}: {len(dataset)} images, target {target} kimg")
     return run_dir, _train(trainer, target, log)
 
 
 def read_run(run_dir: Path) -> tuple[Config, dict]:
     try:
-        cfg = config_from_toml((run_dir / "config.toml").read_text(encoding="utf-8"), "config.toml")
+        cfg = config_from_toml((run_dir / CONFIG_TOML).read_text(encoding="utf-8"), CONFIG_TOML)
         run = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
     except FileNotFoundError as err:
         raise UserError(
@@ -137,10 +147,23 @@ def resume(
         trainer.restore(checkpoint)
         kimg = trainer.progress.nimg / 1000
         log(f"resumed {run_dir} at {kimg:.3f} kimg from {checkpoint.path.name}")
+    elif "init_from" in run:  # stopped before its first checkpoint: start from the model again
+        init = _init_again(run["init_from"], cfg, dataset.c_dim, force)
+        init.copy_to(trainer)
+        log(f"no checkpoint yet: weights from {init.path} again")
     barrier()
     if info.main and total_kimg is not None:
-        atomic_write_text(run_dir / RUN_JSON, json.dumps({**run, "total_kimg": target}, indent=1))
+        write_run_json(run_dir, {**run, "total_kimg": target})
     return run_dir, _train(trainer, target, log)
+
+
+def _init_again(record: dict, cfg: Config, c_dim: int, force: bool) -> InitModel:
+    init = load_init_model(record["path"], cfg, c_dim)
+    if init.sha256 != record.get("sha256") and not force:
+        raise UserError(
+            f"{init.path} changed since the run started from it (use --force to start from it)"
+        )
+    return init
 
 
 def _train(trainer: Trainer, target: float, log: Any) -> str:

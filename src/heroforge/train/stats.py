@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -46,18 +47,28 @@ class StatsLog:
         self.write({"event": message})
 
     def truncate_after(self, nimg: int) -> None:
+        self.move_after(nimg, None)
+
+    def move_after(self, nimg: int, other: Path | None) -> int:
+        """Drop the lines logged after nimg images (appending them to `other`, if given);
+        returns how many lines went."""
         if not self.path.exists():
-            return
-        kept = []
+            return 0
+        kept, moved = [], []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)
             except ValueError:
                 continue  # a line torn by a crash
-            if "kimg" in record and round(record["kimg"] * 1000) > nimg:
-                continue
-            kept.append(line + "\n")
+            after = "kimg" in record and round(record["kimg"] * 1000) > nimg
+            (moved if after else kept).append(line + "\n")
+        if other is not None and moved:
+            with other.open("a", encoding="utf-8") as f:
+                f.write("".join(moved))
+                f.flush()
+                os.fsync(f.fileno())  # on disk before the lines leave stats.jsonl
         atomic_write_text(self.path, "".join(kept))
+        return len(moved)
 
 
 @torch.no_grad()
@@ -83,3 +94,22 @@ def sample_grid(
         r, col = divmod(i, columns)
         grid[r * h : (r + 1) * h, col * w : (col + 1) * w] = img[i].permute(1, 2, 0).numpy()
     return Image.fromarray(grid[..., 0] if ch == 1 else grid)
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM) in MiB; 0 where /proc is missing."""
+    try:
+        with open(f"/proc/{os.getpid()}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def read_stats(run_dir: Path) -> list[dict]:
+    path = Path(run_dir) / "stats.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
