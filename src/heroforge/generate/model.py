@@ -60,8 +60,18 @@ def load_generator(model: str | Path, device: str | torch.device | None = None) 
 
     device: "cpu", "cuda", ...; None = CUDA when available, else the CPU.
     """
+    loaded, source, notes = load_model(model, parse_device(device))
+    return _pick_generator(loaded, source, notes)
+
+
+def load_model(
+    model: str | Path, device: str | torch.device = "cpu"
+) -> tuple[LoadedNetworks, Path, list[str]]:
+    """Every network `model` holds (run folder: best snapshot, else newest good checkpoint;
+    checkpoints folder; folder with one network file; network file), the file they came from,
+    and notes on what was skipped. Shared by generation and by `train --init-from`."""
     path = Path(model).expanduser()
-    device = parse_device(device)
+    device = torch.device(device)
     if not path.exists():
         raise UserError(f"no model at {path}: give a run folder or a .safetensors network file")
     if path.suffix == ".json" and path.with_suffix(".safetensors").is_file():
@@ -71,7 +81,7 @@ def load_generator(model: str | Path, device: str | torch.device | None = None) 
         loaded, source = _load_folder(path, device, notes)
     else:
         loaded, source = _load_file(path, device), path
-    return _pick_generator(loaded, source, notes)
+    return loaded, source, notes
 
 
 def wrap_generator(gen: Generator, source: str | Path = "<memory>") -> LoadedGenerator:

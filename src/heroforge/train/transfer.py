@@ -22,8 +22,7 @@ from heroforge.config import Config, NetworkConfig
 from heroforge.errors import UserError
 from heroforge.nets.discriminator import Discriminator
 from heroforge.nets.generator import Generator
-from heroforge.nets.weights import LoadedNetworks, load_networks, sidecar_path
-from heroforge.train.checkpoint import list_checkpoints, load_latest
+from heroforge.nets.weights import LoadedNetworks, sidecar_path
 
 if TYPE_CHECKING:
     from heroforge.train.loop import Trainer
@@ -66,38 +65,6 @@ class InitModel:
                 raise UserError(f"--init-from {self.path}: {name} does not fit: {first}") from None
 
 
-def _model_file(model: Path) -> Path:
-    """The network file behind what the user named: a file, a run folder (its best snapshot,
-    else its latest good checkpoint), a checkpoints/ folder, or a folder with one network."""
-    if not model.exists():
-        raise UserError(f"--init-from {model}: no such file or folder")
-    if model.suffix == ".json" and model.with_suffix(".safetensors").is_file():
-        return model.with_suffix(".safetensors")
-    if model.is_file():
-        if model.suffix == ".pkl":
-            raise UserError(
-                f"--init-from {model} is an official pickle: convert it first with "
-                f"`heroforge import-official {model} --out DIR`"
-            )
-        if model.suffix != ".safetensors":
-            raise UserError(f"--init-from {model}: not a .safetensors network file")
-        return model
-    folder = model / "checkpoints" if (model / "checkpoints").is_dir() else model
-    if list_checkpoints(folder):
-        try:
-            best = folder / json.loads((folder / "best.json").read_text(encoding="utf-8"))["file"]
-            if best.parent == folder and best.is_file():
-                return best
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # no best snapshot (no metrics yet): the latest good checkpoint
-        return load_latest(folder)[0].path
-    networks = [p for p in folder.glob("*.safetensors") if sidecar_path(p).is_file()]
-    if len(networks) != 1:
-        what = "several network files" if networks else "no network file"
-        raise UserError(f"--init-from {model}: the folder holds {what}; name the file")
-    return networks[0]
-
-
 def _differences(loaded: LoadedNetworks, cfg: Config, c_dim: int) -> list[str]:
     diffs = []
     for f in dataclasses.fields(NetworkConfig):
@@ -115,13 +82,12 @@ def _differences(loaded: LoadedNetworks, cfg: Config, c_dim: int) -> list[str]:
 
 def load_init_model(model: str | Path, cfg: Config, c_dim: int) -> InitModel:
     """Load and check the model a run starts from; any mismatch is a one-line UserError."""
-    path = _model_file(Path(model).expanduser())
+    from heroforge.generate.model import load_model
+
     try:
-        loaded = load_networks(path, "cpu")
+        loaded, path, _ = load_model(model, "cpu")
     except UserError as err:
         raise UserError(f"--init-from: {err}") from None
-    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as err:
-        raise UserError(f"--init-from {path}: cannot load it ({err})") from None
     diffs = _differences(loaded, cfg, c_dim)
     if diffs:
         raise UserError(f"--init-from {path} does not match this run's config: {'; '.join(diffs)}")
