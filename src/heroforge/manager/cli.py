@@ -266,3 +266,34 @@ def status_command(
         print(json.dumps([summary(j) for j in jobs], indent=1))
     else:
         render_status(_console(), jobs)
+
+
+@manager_app.command(
+    "slurm",
+    epilog="Example:\n\n  heroforge manager slurm --data heroes.zip --preset superheroes-512 "
+    "--nodes 2 --set train.gpus=16 --out jobs/heroes && sbatch jobs/heroes/job.sbatch",
+)
+def slurm_command(
+    data: Annotated[Path, typer.Option(help="Training archive (.zip) or folder.")],
+    out: Annotated[Path, typer.Option(help="Folder for the script, config and run.")],
+    preset: Annotated[str, typer.Option(help="Config preset or .toml file.")] = "superheroes-512",
+    kimg: Annotated[
+        float | None, typer.Option(help="Target kimg [default: cycles x cycle_kimg].")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override: SECTION.KEY=VALUE (repeatable).")
+    ] = None,
+    nodes: Annotated[int, typer.Option(help="Nodes; train.gpus are split evenly over them.")] = 1,
+    time_limit: Annotated[
+        str, typer.Option("--time", help="SLURM time limit per attempt.")
+    ] = "24:00:00",
+) -> None:
+    """Write a SLURM batch script that trains the job, checkpoints on preemption and requeues
+    itself until the run reaches its target (for clusters, instead of `manager run`)."""
+    from heroforge.manager.slurm import write_sbatch
+    from heroforge.manager.spec import fingerprint_data, spec_from_options
+
+    spec = spec_from_options(data, preset, kimg, list(overrides or []))
+    fingerprint_data(spec)  # the data must open the way training will open it
+    path = write_sbatch(spec, out, nodes, time_limit)
+    _console().print(f"wrote {path}\n  sbatch {path}", markup=False, highlight=False)
