@@ -94,5 +94,10 @@ def render_status(console: Console, jobs: list[Job]) -> None:
             + (f"   verdict {s['verdict']}" if s.get("verdict") else ""),
             f"run folder {s.get('run_dir', '-')}   supervisor {job.lease_owner}",
         ]
+        if job.lease_expires is not None and job.lease_expires < time.time():
+            lines.append(
+                f"supervisor silent for {_duration(s.get('status_age_s'))}: the next "
+                "`heroforge manager run` takes the job over"
+            )
         for line in lines:
             console.print(f"  {line}", markup=False, highlight=False)

@@ -1,0 +1,77 @@
+"""`heroforge queue | status | manager install` from the command line."""
+
+import json
+import time
+
+from heroforge.manager import open_queue
+
+
+def test_submit_list_show_and_steer_from_the_cli(cli, tiny_archive, tmp_path):
+    root = str(tmp_path / "root")
+    code, _, err = cli("queue", "list", "--root", root)
+    assert code == 0 and "the queue is empty" in err
+    submit = ["queue", "submit", "--root", root, "--data", str(tiny_archive), "--preset",
+              "tiny-cpu", "--kimg", "0.5", "--set", "job.priority=2"]  # fmt: skip
+    code, _, err = cli(*submit)
+    assert code == 0 and "queued job 1" in err, err
+    code, _, err = cli(*submit)
+    assert code == 2 and err.startswith("heroforge: error: job 1 (queued) already trains")
+    assert err.count("\n") == 1
+    code, out, _ = cli("queue", "show", "1", "--root", root)
+    shown = json.loads(out)
+    assert (shown["state"], shown["priority"], shown["target_kimg"]) == ("queued", 2, 0.5)
+    assert cli("queue", "pause", "1", "--root", root)[2].strip() == "job 1: paused"
+    assert cli("queue", "resume", "1", "--root", root)[2].strip() == "job 1: queued"
+    assert cli("queue", "priority", "1", "7", "--root", root)[2].strip() == "job 1: priority 7"
+    assert cli("queue", "cancel", "1", "--root", root)[2].strip() == "job 1: cancelled"
+    code, _, err = cli("queue", "cancel", "1", "--root", root)
+    assert code == 2 and "already cancelled" in err
+    code, _, err = cli("queue", "show", "5", "--root", root)
+    assert code == 2 and err.strip() == "heroforge: error: there is no job 5"
+
+
+def test_bad_submissions_are_one_line_errors(cli, tmp_path):
+    root = str(tmp_path / "root")
+    (tmp_path / "job.toml").write_text('data = "nowhere.zip"\n')
+    for args in (
+        ["queue", "submit", str(tmp_path / "job.toml")],
+        ["queue", "submit", str(tmp_path / "missing.toml")],
+        ["queue", "submit"],
+        ["queue", "submit", "--data", str(tmp_path), "--preset", "tiny-cpu", "--kimg", "-1"],
+        ["queue", "submit", "--data", str(tmp_path / "x.zip"), "--set", "train.batch=0"],
+    ):
+        code, _, err = cli(*args, "--root", root)
+        assert code == 2 and err.startswith("heroforge: error: ") and err.count("\n") == 1, err
+    assert open_queue(tmp_path / "root").jobs() == []
+
+
+def test_status_shows_progress_and_a_silent_supervisor(cli, tiny_archive, tmp_path):
+    root = tmp_path / "root"
+    cli("queue", "submit", "--root", str(root), "--data", str(tiny_archive), "--preset",
+        "tiny-cpu", "--kimg", "2")  # fmt: skip
+    queue = open_queue(root)
+    queue.claim("elsewhere:boot:1", 0.2, 1)
+    status = {"sec_per_kimg": 6.5, "eta_s": 6.5, "lost_s": 12.0, "checkpoint_kimg": 0.5,
+              "checkpoint_age_s": 30, "fid": 88.1, "fid_kimg": 0.5,
+              "updated": time.time()}  # fmt: skip
+    queue.heartbeat(1, "elsewhere:boot:1", 0.2, kimg=1.0, restarts=2, status=json.dumps(status))
+    code, out, _ = cli("status", "--root", str(root), "--json")
+    (job,) = json.loads(out)
+    assert (job["state"], job["kimg"], job["restarts"], job["fid"]) == ("running", 1.0, 2, 88.1)
+    time.sleep(0.3)
+    code, _, err = cli("status", "--root", str(root))
+    assert code == 0
+    for expected in ("50.0%", "kimg 1.000 / 2", "ETA", "restarts 2", "time lost to "
+                     "interruptions 0m12s", "latest FID 88.10", "supervisor silent"):  # fmt: skip
+        assert expected in err, err
+
+
+def test_manager_install_writes_a_unit_that_restarts_and_checkpoints(cli, tmp_path):
+    unit = tmp_path / "heroforge-manager.service"
+    code, _, err = cli("manager", "install", "--root", str(tmp_path / "r"), "--gpus", "4",
+                       "--out", str(unit))  # fmt: skip
+    assert code == 0 and "enable --now" in err
+    text = unit.read_text()
+    for expected in ("Restart=always", "KillMode=mixed", "KillSignal=SIGTERM", "--gpus 4",
+                     f"--root {tmp_path / 'r'}", "TimeoutStopSec=360"):  # fmt: skip
+        assert expected in text
