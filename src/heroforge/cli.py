@@ -31,6 +31,7 @@ from heroforge.generate.cli import (
 from heroforge.manager.cli import manager_app, queue_app, status_command
 from heroforge.nets.cli import nets_app
 from heroforge.nets.official_cli import IMPORT_OFFICIAL_EPILOG, import_official_command
+from heroforge.serve.cli import SERVE_EPILOG, serve_command
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
@@ -182,6 +183,7 @@ app.command("morph", epilog=MORPH_EPILOG)(morph_command)
 app.command("child", epilog=CHILD_EPILOG)(child_command)
 app.command("mix", epilog=MIX_EPILOG)(mix_command)
 app.command("project", epilog=PROJECT_EPILOG)(project_command)
+app.command("serve", epilog=SERVE_EPILOG)(serve_command)
 
 
 @app.command(

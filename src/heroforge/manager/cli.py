@@ -27,7 +27,7 @@ Root = Annotated[
     Path | None,
     typer.Option(
         "--root",
-        help="Manager folder with the queue and jobs [default: $HEROFORGE_ROOT or ~/.heroforge].",
+        help="Manager folder with the queue and jobs (default: $HEROFORGE_ROOT or ~/.heroforge).",
     ),
 ]
 JobId = Annotated[int, typer.Argument(help="Job number (see `heroforge queue list`).")]

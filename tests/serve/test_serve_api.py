@@ -1,0 +1,96 @@
+"""The JSON API over a real manager root: jobs, stats for the plots, grids, and the actions."""
+
+import io
+import json
+
+from PIL import Image
+
+from heroforge.manager import open_queue
+
+
+def test_jobs_lists_every_job_with_its_progress(client):
+    jobs = client.get("/api/jobs").json()
+    assert [(j["id"], j["state"]) for j in jobs] == [(1, "running"), (2, "queued")]
+    running = jobs[0]
+    assert running["kimg"] == 0.064 and running["target_kimg"] == 0.064
+    assert (running["eta_s"], running["lost_s"], running["restarts"]) == (12.5, 4.0, 0)
+    assert running["verdict"] == "stable" and running["supervisor"] == "test-supervisor"
+
+
+def test_job_detail_has_queue_events_and_snapshots(client):
+    job = client.get("/api/jobs/1").json()
+    assert [e["kind"] for e in job["events"]] == ["submitted", "claimed"]
+    run = job["run"]
+    assert run["name"].endswith("-tiny-cpu") and run["grids"] == 2
+    assert [c["kimg"] for c in run["checkpoints"]] == [0.032, 0.064]
+    assert run["latest"] == run["checkpoints"][-1]["name"] and run["best"] is None
+    assert client.get("/api/jobs/2").json()["run"] is None  # queued: no run folder yet
+
+
+def test_stats_hold_the_ticks_and_verdicts_to_plot(client):
+    stats = client.get("/api/jobs/1/stats").json()
+    assert stats["count"] == 2 and [t["kimg"] for t in stats["ticks"]] == [0.032, 0.064]
+    assert {"loss/G", "loss/D", "augment_p", "rt", "sec_per_kimg"} <= set(stats["keys"])
+    assert "time" not in stats["ticks"][0]  # only what a plot uses
+    assert [(v["kimg"], v["verdict"]) for v in stats["verdicts"]] == [(0.064, "stable")]
+    assert stats["metrics"] == []  # the tiny preset measures no FID
+    thinned = client.get("/api/jobs/1/stats?max_points=1").json()
+    assert [t["kimg"] for t in thinned["ticks"]] == [0.064] and thinned["count"] == 2
+    assert client.get("/api/jobs/2/stats").status_code == 404
+
+
+def test_stats_follow_a_growing_file_and_survive_nan_and_torn_lines(client, root):
+    run = next((root / "jobs" / "0001" / "runs").iterdir())
+    assert client.get("/api/jobs/1/stats").json()["count"] == 2
+    tick = {"kimg": 0.096, "loss/G": float("nan"), "loss/D": 0.5, "augment_p": 0.01}
+    metric = {"event": "metrics", "kimg": 0.096, "fid": 321.5}
+    with (run / "stats.jsonl").open("a") as f:
+        f.write(json.dumps(tick) + "\n" + json.dumps(metric) + "\n" + '{"kimg": 0.1')
+    stats = client.get("/api/jobs/1/stats").json()
+    assert stats["count"] == 3  # the torn last line waits until it is complete
+    assert stats["ticks"][-1] == {"kimg": 0.096, "loss/D": 0.5, "augment_p": 0.01}  # NaN: a gap
+    assert [(m["kimg"], m["fid"]) for m in stats["metrics"]] == [(0.096, 321.5)]
+    with (run / "stats.jsonl").open("a") as f:
+        f.write('28, "loss/G": 1.0}\n')  # the torn line, completed
+    assert client.get("/api/jobs/1/stats").json()["ticks"][-1] == {"kimg": 0.128, "loss/G": 1.0}
+    # a resume rewrites the file (a new inode): it is read again from the top
+    lines = (run / "stats.jsonl").read_text().splitlines()[:1]
+    (run / "stats.new").write_text("\n".join(lines) + "\n")
+    (run / "stats.new").replace(run / "stats.jsonl")
+    assert client.get("/api/jobs/1/stats").json()["count"] == 1
+
+
+def test_grids_are_listed_oldest_first_and_served_as_png(client):
+    grids = client.get("/api/jobs/1/grids").json()
+    assert grids == [
+        {"name": "grid-000000kimg.png", "kimg": 0},
+        {"name": "grid-000001kimg.png", "kimg": 1},
+    ]
+    response = client.get("/api/jobs/1/grids/grid-000001kimg.png")
+    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(response.content))
+    assert image.size == (8 * 32, 4 * 32)  # 32 fixed seeds of 32 px, 8 per row
+    assert client.get("/api/jobs/1/grids/grid-000002kimg.png").status_code == 404
+
+
+def test_actions_change_the_queue(client, root):
+    queue = open_queue(root)
+    assert client.post("/api/jobs/2/pause", json={}).json()["state"] == "paused"
+    assert queue.get(2).state == "paused"
+    assert client.post("/api/jobs/2/resume", json={}).json()["state"] == "queued"
+    assert client.post("/api/jobs/2/priority", json={"priority": 7}).json()["priority"] == 7
+    assert queue.get(2).priority == 7
+    assert client.post("/api/jobs/2/cancel", json={}).json()["state"] == "cancelled"
+    refused = client.post("/api/jobs/2/cancel", json={})
+    assert refused.status_code == 409 and "already cancelled" in refused.json()["detail"]
+    # a running job gets a request that its supervisor carries out
+    paused = client.post("/api/jobs/1/pause", json={}).json()
+    assert (paused["state"], paused["request"]) == ("running", "pause")
+
+
+def test_actions_refuse_bad_input(client):
+    assert client.post("/api/jobs/2/priority", json={"priority": "high"}).status_code == 422
+    assert client.post("/api/jobs/2/priority", json={"priority": 10**30}).status_code == 422
+    assert client.post("/api/jobs/2/resume", json={}).status_code == 409  # not paused
+    assert client.post("/api/jobs/9/pause", json={}).status_code == 404
+    assert client.post("/api/jobs/2/explode", json={}).status_code in (404, 405)

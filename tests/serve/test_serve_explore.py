@@ -1,0 +1,67 @@
+"""The explorer's pictures come from the job's trained model, drawn as `generate` draws them."""
+
+import base64
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+
+def _image(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+
+
+def test_generate_draws_seeds_at_the_models_size(client):
+    one = client.get("/api/jobs/1/generate?seeds=12&trunc=0.7")
+    assert one.status_code == 200 and one.headers["content-type"] == "image/png"
+    assert _image(one.content).shape == (32, 32, 3)
+    grid = client.get("/api/jobs/1/generate?seeds=12,40,77&trunc=0.7")
+    assert _image(grid.content).shape == (64, 64, 3)  # 3 pictures tiled 2 x 2
+    data = client.get("/api/jobs/1/generate?seeds=12,40,77&trunc=0.7&format=json").json()
+    assert data["seeds"] == [12, 40, 77]
+    pictures = [_image(base64.b64decode(b)) for b in data["images"]]
+    assert [p.shape for p in pictures] == [(32, 32, 3)] * 3
+    assert np.array_equal(pictures[0], _image(one.content))  # the same seed, the same hero
+    assert np.array_equal(_image(grid.content)[:32, 32:], pictures[1])
+
+
+def test_the_child_changes_with_the_weight(client):
+    def child(weight: float) -> np.ndarray:
+        response = client.get(f"/api/jobs/1/child?a=12&b=40&weight={weight}&trunc=0.7")
+        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+        return _image(response.content)
+
+    a, b = (
+        _image(client.get(f"/api/jobs/1/generate?seeds={s}&trunc=0.7").content) for s in (12, 40)
+    )
+    assert child(0.5).shape == (32, 32, 3)
+    assert np.array_equal(child(0.0), a) and np.array_equal(child(1.0), b)
+    middle, near_a = child(0.5), child(0.25)
+    assert not np.array_equal(middle, a) and not np.array_equal(middle, b)
+    assert not np.array_equal(middle, near_a)
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("generate?seeds=abc", 400),
+        ("generate?seeds=0-99", 400),  # more than one request should draw
+        ("generate?seeds=-3", 400),
+        ("generate?seeds=1&trunc=nan", 400),
+        ("generate?seeds=1&trunc=5", 400),
+        ("generate?seeds=1&format=gif", 422),
+        ("child?a=1&b=2&weight=1.5", 422),
+        ("child?a=1&weight=0.5", 422),
+        ("child?a=1&b=4294967296", 422),
+    ],
+)
+def test_explorer_refuses_bad_arguments(client, query, status):
+    response = client.get(f"/api/jobs/1/{query}")
+    assert response.status_code == status, response.text
+    assert response.json()["detail"]
+
+
+def test_a_job_without_a_model_is_not_found(client):
+    response = client.get("/api/jobs/2/generate?seeds=1")
+    assert response.status_code == 404 and "no run folder" in response.json()["detail"]
