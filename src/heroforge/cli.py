@@ -134,9 +134,9 @@ def synth(
 def prepare(
     raw: Annotated[Path, typer.Argument(help="Folder or .zip of raw pictures (never modified).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for images/, manifest, review.")],
-    size: Annotated[int | None, typer.Option(help="Output side in pixels [default: 512].")] = None,
+    size: Annotated[int | None, typer.Option(help="Output side in pixels (default: 512).")] = None,
     keep: Annotated[
-        str | None, typer.Option(help="Body extent to keep: upper, full or both [default: upper].")
+        str | None, typer.Option(help="Body extent to keep: upper, full or both (default: upper).")
     ] = None,
     preset: Annotated[str, typer.Option(help="Config preset whose [prepare] is used.")] = (
         "superheroes-512"
@@ -204,7 +204,8 @@ def train(
         "runs"
     ),
     kimg: Annotated[
-        float | None, typer.Option(help="Train this many kimg in all [default: cycles x kimg].")
+        float | None,
+        typer.Option(help="Train this many kimg in all (default: cycles x cycle_kimg)."),
     ] = None,
     cycles: Annotated[int | None, typer.Option(help="Training cycles (train.cycles).")] = None,
     cycle_kimg: Annotated[float | None, typer.Option(help="kimg per cycle.")] = None,

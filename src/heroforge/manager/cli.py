@@ -30,6 +30,12 @@ Root = Annotated[
         help="Manager folder with the queue and jobs (default: $HEROFORGE_ROOT or ~/.heroforge).",
     ),
 ]
+# options that describe a training job, shared by `queue submit` and `manager slurm`
+Preset = Annotated[str, typer.Option(help="Config preset or .toml file.")]
+Kimg = Annotated[float | None, typer.Option(help="Target kimg (default: cycles x cycle_kimg).")]
+Overrides = Annotated[
+    list[str] | None, typer.Option("--set", help="Override: SECTION.KEY=VALUE (repeatable).")
+]
 JobId = Annotated[int, typer.Argument(help="Job number (see `heroforge queue list`).")]
 
 SUBMIT_EPILOG = (
@@ -68,13 +74,9 @@ def submit_command(
         Path | None, typer.Argument(help="Job spec TOML (data, preset, kimg, set).")
     ] = None,
     data: Annotated[Path | None, typer.Option(help="Training archive (.zip) or folder.")] = None,
-    preset: Annotated[str, typer.Option(help="Config preset or .toml file.")] = "superheroes-512",
-    kimg: Annotated[
-        float | None, typer.Option(help="Target kimg [default: cycles x cycle_kimg].")
-    ] = None,
-    overrides: Annotated[
-        list[str] | None, typer.Option("--set", help="Override: SECTION.KEY=VALUE (repeatable).")
-    ] = None,
+    preset: Preset = "superheroes-512",
+    kimg: Kimg = None,
+    overrides: Overrides = None,
     allow_duplicate: Annotated[
         bool, typer.Option(help="Queue it even if an unfinished job is the same.")
     ] = False,
@@ -276,13 +278,9 @@ def status_command(
 def slurm_command(
     data: Annotated[Path, typer.Option(help="Training archive (.zip) or folder.")],
     out: Annotated[Path, typer.Option(help="Folder for the script, config and run.")],
-    preset: Annotated[str, typer.Option(help="Config preset or .toml file.")] = "superheroes-512",
-    kimg: Annotated[
-        float | None, typer.Option(help="Target kimg [default: cycles x cycle_kimg].")
-    ] = None,
-    overrides: Annotated[
-        list[str] | None, typer.Option("--set", help="Override: SECTION.KEY=VALUE (repeatable).")
-    ] = None,
+    preset: Preset = "superheroes-512",
+    kimg: Kimg = None,
+    overrides: Overrides = None,
     nodes: Annotated[int, typer.Option(help="Nodes; train.gpus are split evenly over them.")] = 1,
     time_limit: Annotated[
         str, typer.Option("--time", help="SLURM time limit per attempt.")
