@@ -149,6 +149,7 @@ class _JobRun:
         self.sup, self.job, self.cfg, self.lock_fd = sup, job, cfg, lock_fd
         self.queue, self.owner = sup.queue, sup.owner
         self.outdir = job.dir / "runs"
+        self._run_dir: Path | None = None  # found once the first attempt has created it
         self.log_path = job.dir / "train.log"
         self.claimed_at = time.monotonic()
         self.wall_before = float(job.status_dict().get("wall_s", 0.0))
@@ -158,14 +159,14 @@ class _JobRun:
 
     def run(self) -> None:
         while True:
-            run_dir = find_run_dir(self.outdir)
+            run_dir = self.run_dir()
             before = read_progress(run_dir)
             if run_dir is not None and before.checkpoint_kimg >= self.job.target_kimg - KIMG_EPS:
                 self._release("done", None, before)
                 return
             child = self._start(run_dir, before)
             outcome = self._watch(child)
-            after = read_progress(find_run_dir(self.outdir))
+            after = read_progress(self.run_dir())
             code = child.returncode
             self.queue.record(
                 self.job.id,
@@ -186,6 +187,12 @@ class _JobRun:
                 return
             if self._give_up(code, outcome, after):
                 return
+
+    def run_dir(self) -> Path | None:
+        """The job's run folder; it never changes once `heroforge train` has made it."""
+        if self._run_dir is None:
+            self._run_dir = find_run_dir(self.outdir)
+        return self._run_dir
 
     # -- children ---------------------------------------------------------------------------
     def _start(self, run_dir: Path | None, before: RunProgress) -> subprocess.Popen:
@@ -250,7 +257,7 @@ class _JobRun:
 
     def _activity_mark(self) -> tuple:
         """Anything the trainer writes (log lines, stats, checkpoints) counts as life."""
-        run_dir = find_run_dir(self.outdir)
+        run_dir = self.run_dir()
         paths = [self.log_path]
         if run_dir is not None:
             paths += [run_dir / "stats.jsonl", run_dir / "checkpoints" / "latest.json"]
@@ -264,7 +271,7 @@ class _JobRun:
         return tuple(marks)
 
     def _heartbeat(self, child: subprocess.Popen | None) -> Job:
-        progress = read_progress(find_run_dir(self.outdir))
+        progress = read_progress(self.run_dir())
         status = self._status(progress)
         self.job = self.queue.heartbeat(
             self.job.id,
@@ -288,7 +295,7 @@ class _JobRun:
             # wall time that did not become kept training: start-up, downtime between
             # attempts, and work redone after resuming from an older checkpoint
             "lost_s": round(max(0.0, wall - progress.elapsed_s), 1),
-            "run_dir": str(find_run_dir(self.outdir) or ""),
+            "run_dir": str(self.run_dir() or ""),
             "updated": time.time(),
         }
 
