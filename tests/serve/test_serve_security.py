@@ -149,3 +149,4 @@ def test_serve_command_listens_with_uvicorn(root, token):
     finally:
         server.terminate()
         server.wait(timeout=30)
+        server.stdout.close()

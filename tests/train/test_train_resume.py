@@ -171,3 +171,17 @@ def test_resume_refuses_another_dataset_or_network(tiny_archive, tmp_path, synth
     (run_dir / "config.toml").write_text(text)
     with pytest.raises(UserError, match="another network config"):
         resume(run_dir, log=_quiet)
+
+
+def test_a_snapshot_chosen_as_best_survives_pruning(tiny_archive, tmp_path):
+    """A user's "use as best" (web page) names an old checkpoint: training goes on pruning old
+    checkpoints, but never the one best.json names."""
+    cfg = load_config("tiny-cpu", [*QUICK, "train.keep_checkpoints=1"])
+    run_dir, _ = start(tiny_archive, cfg, tmp_path, total_kimg=0.032, log=_quiet)
+    folder = run_dir / "checkpoints"
+    (chosen,) = list_checkpoints(folder)
+    ckpt.mark_best(folder, chosen.name)
+    resume(run_dir, total_kimg=0.096, log=_quiet)
+    names = [p.name for p in list_checkpoints(folder)]
+    assert names[0] != chosen.name and chosen.name in names and len(names) == 2
+    assert json.loads((folder / "best.json").read_text())["file"] == chosen.name

@@ -1,7 +1,8 @@
 """The explorer's API: seeds -> pictures, two seeds -> their child, from a job's model.
 
-The model is the one `heroforge generate --model RUN` uses (the best stable snapshot, else the
-newest). Drawing goes to the painter's worker thread (models.py); these routes only wait.
+The model is the one `heroforge generate --model RUN` uses (the snapshot best.json names: the
+best stable FID, or the one picked with "use as best"; else the newest). Drawing goes to the
+painter's worker thread (models.py); these routes only wait.
 """
 
 from __future__ import annotations

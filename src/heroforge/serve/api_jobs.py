@@ -13,6 +13,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from heroforge.errors import UserError
+from heroforge.manager.progress import CHECKPOINT
 from heroforge.manager.queue import Job
 from heroforge.manager.status import summary
 from heroforge.serve.context import ServeContext
@@ -24,6 +25,10 @@ MAX_PRIORITY = 1_000_000  # far beyond any real use; keeps the number inside SQL
 
 class PriorityBody(BaseModel):
     priority: int = Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)
+
+
+class BestBody(BaseModel):
+    name: str = Field(max_length=64)  # a checkpoint's file name, ckpt-NNNNNNNNNNNN.safetensors
 
 
 def jobs_router(ctx: ServeContext) -> APIRouter:
@@ -86,5 +91,24 @@ def jobs_router(ctx: ServeContext) -> APIRouter:
     @router.post("/{job_id}/priority")
     def priority(job_id: str, body: PriorityBody) -> dict[str, Any]:
         return act(job_id, "set_priority", priority=body.priority)
+
+    @router.post("/{job_id}/best")
+    def use_as_best(job_id: str, body: BestBody) -> dict[str, Any]:
+        """Make a snapshot the run's best: best.json names it, as training does for the best
+        stable FID, so `heroforge generate --model RUN` (and the explorer) draw with it. A
+        running job may still move best.json to a later stable snapshot with a better FID."""
+        from heroforge.train.checkpoint import mark_best  # torch: only when a click needs it
+
+        folder = ctx.run_dir(ctx.job(job_id))  # resolved
+        checked_name(CHECKPOINT, body.name, "snapshot")
+        # the checkpoint file itself, not a symlink: best.json must name a file of this run
+        path = inside(folder, "checkpoints", body.name)
+        if path != folder / "checkpoints" / body.name:
+            raise HTTPException(404, "no such snapshot")
+        try:
+            mark_best(path.parent, body.name)
+        except UserError:  # its sidecar is missing or damaged: generate could not load it
+            raise HTTPException(404, f"no usable snapshot {body.name}") from None
+        return snapshots(folder)
 
     return router

@@ -5,6 +5,7 @@
     GET  /api/jobs/{id}/stats           ticks, metrics and verdicts to plot (?max_points=N)
     GET  /api/jobs/{id}/grids[/{name}]  the fixed-seed sample grids, and one as PNG
     POST /api/jobs/{id}/cancel|pause|resume, /api/jobs/{id}/priority {"priority": N}
+    POST /api/jobs/{id}/best {"name": "ckpt-....safetensors"}          "use as best"
     GET  /api/jobs/{id}/generate?seeds=1,2,3&trunc=0.7[&format=json]   PNG (or base64 PNGs)
     GET  /api/jobs/{id}/child?a=12&b=40&weight=0.5                     PNG
     GET  /api/review[?set=N], /api/review/thumb/{sha}.jpg|png, POST /api/review/override

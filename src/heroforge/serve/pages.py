@@ -1,5 +1,7 @@
 """The four pages. They are static files; the only thing filled in is the token, which the
-links to the page's own script and style must carry (a <script src> cannot send a header)."""
+links to the page's own script and style must carry (a <script src> cannot send a header).
+Each page names an empty icon (data:), or the browser would ask for /favicon.ico without the
+token and log the 401 answer as an error."""
 
 from __future__ import annotations
 

@@ -88,12 +88,35 @@ def save_checkpoint(
     sha = json.loads(sidecar_path(path).read_text(encoding="utf-8"))["safetensors_sha256"]
     atomic_write_text(folder / "latest.json", json.dumps({"file": path.name, "sha256": sha}))
     if best_nimg == nimg:
-        atomic_write_text(folder / "best.json", json.dumps({"file": path.name, "sha256": sha}))
+        mark_best(folder, path.name)
+    protected = {*protected, *_named_by(folder / "best.json")}  # incl. a user's "use as best"
     for old in list_checkpoints(folder)[keep:]:
         if old.name not in protected:
             old.unlink(missing_ok=True)
             sidecar_path(old).unlink(missing_ok=True)
     return path
+
+
+def _named_by(marker: Path) -> list[str]:
+    """The checkpoint file a marker (latest.json, best.json) names; none if it is unreadable."""
+    try:
+        return [str(json.loads(marker.read_text(encoding="utf-8"))["file"])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def mark_best(folder: Path, name: str) -> None:
+    """Point best.json at the checkpoint `name` in folder, with its checksum: the snapshot
+    `heroforge generate` loads from the run. Training calls it for the best stable FID; the
+    web page's "use as best" calls it for the user's choice."""
+    if not NAME.match(name) or not (folder / name).is_file():
+        raise UserError(f"there is no checkpoint {name!r} in {folder}")
+    try:
+        sidecar = json.loads(sidecar_path(folder / name).read_text(encoding="utf-8"))
+        sha = sidecar["safetensors_sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"cannot mark {folder / name} as best: {err}") from None
+    atomic_write_text(folder / "best.json", json.dumps({"file": name, "sha256": sha}))
 
 
 def list_checkpoints(folder: Path) -> list[Path]:
@@ -107,11 +130,8 @@ def list_checkpoints(folder: Path) -> list[Path]:
 def load_latest(folder: Path, device: str | torch.device = "cpu") -> tuple[Checkpoint, list[str]]:
     """The newest checkpoint that verifies, and the problems met on the way (for the log)."""
     candidates = list_checkpoints(folder)
-    try:
-        marker = json.loads((folder / "latest.json").read_text(encoding="utf-8"))["file"]
-        candidates.sort(key=lambda p: p.name != marker)  # the marked one first
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
+    marker = _named_by(folder / "latest.json")
+    candidates.sort(key=lambda p: p.name not in marker)  # the marked one first
     problems = []
     for path in candidates:
         try:

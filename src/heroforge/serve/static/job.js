@@ -77,10 +77,14 @@
       el("span", { class: "dim" }, `run ${job.run ? job.run.name : "not started"}`));
     const run = job.run || { checkpoints: [] };
     const snaps = run.checkpoints.slice().reverse().map((c) =>
-      el("tr", {},
+      el("tr", { "data-snapshot": c.name },
         el("td", {}, c.name),
         el("td", { class: "num" }, `${number(c.kimg)} kimg`),
-        el("td", {}, [c.name === run.latest ? "latest" : null, c.name === run.best ? "best (what generate uses)" : null].filter(Boolean).join(", "))));
+        el("td", {}, [c.name === run.latest ? "latest" : null, c.name === run.best ? "best (what generate uses)" : null].filter(Boolean).join(", ")),
+        el("td", {}, el("button", {
+          disabled: c.name === run.best, "data-action": "best", onclick: () => useAsBest(c.name),
+          title: "heroforge generate and the explorer will draw with this snapshot",
+        }, "use as best"))));
     document.querySelector("#snapshots tbody").replaceChildren(...(snaps.length ? snaps
       : [el("tr", {}, el("td", { class: "dim" }, "no checkpoint yet"))]));
     const events = job.events.slice(-30).reverse().map((e) => {
@@ -91,6 +95,14 @@
         el("td", { class: "dim" }, Object.keys(rest).length ? JSON.stringify(rest) : ""));
     });
     document.querySelector("#events tbody").replaceChildren(...events);
+  }
+
+  // Writes best.json (as training does for the best stable FID), then redraws the table.
+  async function useAsBest(name) {
+    try {
+      await HF.post(`/api/jobs/${id}/best`, { name });
+      drawJob(await getJSON(`/api/jobs/${id}`));
+    } catch (err) { HF.showError(err); }
   }
 
   async function refresh() {
