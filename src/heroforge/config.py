@@ -172,7 +172,11 @@ class TrainConfig:
     checkpoint_minutes: float = 20.0  # ... and every N minutes, whichever comes first
     keep_checkpoints: int = 5  # keep the last N checkpoints (plus the best)
     seed: int = 0  # seeds data order, augmentation, noise and initialisation
-    precision: Literal["auto", "fp32", "fp16"] = "auto"  # auto: fp16 top layers on GPU, else fp32
+    # Reduced precision of the top-resolution blocks (network.num_fp16_res; see train/precision.py):
+    # auto = bf16 on GPUs that have it, else fp16 with loss scaling; fp32 on the CPU.
+    # fp16 / bf16 force that type (on a CPU too: slow, for tests); fp32 = none, no conv clamp.
+    precision: Literal["auto", "fp32", "fp16", "bf16"] = "auto"
+    compile: bool = False  # torch.compile G's synthesis and D for the main phases (GPU option)
     deterministic: bool = False  # bit-exact runs and resumes (slower on GPU)
     freeze_d: int = 0  # Freeze-D: the first N discriminator blocks (from the image) never learn
 

@@ -19,6 +19,7 @@ from heroforge.nets.layers import (
     Conv2dLayer,
     FullyConnectedLayer,
     MinibatchStdLayer,
+    ReducedPrecision,
     block_channels,
     memory_format,
 )
@@ -28,7 +29,7 @@ from heroforge.nets.ops import downsample2d, setup_filter
 ARCHITECTURES = ("orig", "skip", "resnet")
 
 
-class DiscriminatorBlock(nn.Module):
+class DiscriminatorBlock(ReducedPrecision, nn.Module):
     def __init__(
         self,
         in_channels: int,  # feature maps from the block above; 0 = first block (reads the image)
@@ -38,7 +39,7 @@ class DiscriminatorBlock(nn.Module):
         img_channels: int,  # image channels
         architecture: str = "resnet",  # "orig", "skip" or "resnet"
         conv_clamp: float | None = None,  # clamp conv outputs to +-N on CUDA; None = never
-        use_fp16: bool = False,  # run in fp16 when on CUDA
+        use_fp16: bool = False,  # a top resolution: may run in reduced precision (layers.py)
         channels_last: bool | None = None,  # channels-last layout; None = automatic (layers.py)
     ) -> None:
         super().__init__()
@@ -75,7 +76,7 @@ class DiscriminatorBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(features, image at this resolution) -> (features, image at half, for "skip")."""
         ref = img if x is None else x
-        dtype = torch.float16 if self.use_fp16 and ref.is_cuda else torch.float32
+        dtype = self.compute_dtype(ref)
         layout = memory_format(self.channels_last, ref, dtype)
         if x is not None:
             x = x.to(dtype=dtype, memory_format=layout)

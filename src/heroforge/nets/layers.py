@@ -32,16 +32,43 @@ def memory_format(
 ) -> torch.memory_format:
     """The layout a block runs in. None = automatic: channels-last on the CPU, where it is
     oneDNN's native layout (measured: convolutions 8%, transposed convolutions 50% and the
-    depthwise FIR filters 2x faster than NCHW), and for fp16 on CUDA (tensor cores); fp32 on
-    CUDA stays NCHW, as in the official networks."""
+    depthwise FIR filters 2x faster than NCHW), and for fp16/bf16 on CUDA (tensor cores); fp32
+    on CUDA stays NCHW, as in the official networks."""
     if channels_last is None:
-        channels_last = x.device.type == "cpu" or dtype == torch.float16
+        channels_last = x.device.type == "cpu" or dtype != torch.float32
     return torch.channels_last if channels_last else torch.contiguous_format
 
 
+class ReducedPrecision:
+    """Mixed in by the blocks that may run in reduced precision (the top resolutions).
+
+    use_fp16 comes from the network config (num_fp16_res). Which reduced type, and where, is
+    a run-time choice, not part of the weights: by default fp16 on CUDA only, the official
+    behaviour; set_half_dtype() makes it bf16, or fp16/bf16 on any device (training's
+    precision setting, and the CPU tests of the GPU paths)."""
+
+    use_fp16: bool = False
+    half_dtype: torch.dtype | None = None  # None: fp16 on CUDA, fp32 elsewhere
+
+    def compute_dtype(self, ref: torch.Tensor) -> torch.dtype:
+        if not self.use_fp16:
+            return torch.float32
+        if self.half_dtype is not None:
+            return self.half_dtype
+        return torch.float16 if ref.is_cuda else torch.float32
+
+
+def set_half_dtype(net: torch.nn.Module, dtype: torch.dtype | None) -> None:
+    """The reduced type of every block of net that runs in reduced precision (see above)."""
+    for module in net.modules():
+        if isinstance(module, ReducedPrecision):
+            module.half_dtype = dtype
+
+
 def active_clamp(conv_clamp: float | None, x: torch.Tensor) -> float | None:
-    """conv_clamp exists to keep fp16 finite, so, like fp16, it only runs on CUDA."""
-    return conv_clamp if x.is_cuda else None
+    """conv_clamp exists to keep fp16 finite: it runs on CUDA (as the official code) and
+    wherever a layer runs in reduced precision, never in fp32 on the CPU (bit-exact tests)."""
+    return conv_clamp if x.is_cuda or x.dtype != torch.float32 else None
 
 
 class FullyConnectedLayer(nn.Module):

@@ -18,6 +18,7 @@ from torch import nn
 from heroforge.nets.layers import (
     Conv2dLayer,
     FullyConnectedLayer,
+    ReducedPrecision,
     active_clamp,
     block_channels,
     memory_format,
@@ -118,7 +119,7 @@ class ToRGBLayer(nn.Module):
         return bias_act(x, self.bias, clamp=active_clamp(self.conv_clamp, x), fresh=True)
 
 
-class SynthesisBlock(nn.Module):
+class SynthesisBlock(ReducedPrecision, nn.Module):
     def __init__(
         self,
         in_channels: int,  # feature maps from the block below; 0 = first block (constant input)
@@ -129,7 +130,7 @@ class SynthesisBlock(nn.Module):
         is_last: bool,  # the block at the image resolution
         architecture: str = "skip",  # "orig", "skip" or "resnet"
         conv_clamp: float | None = None,  # clamp outputs to +-N on CUDA; None = never
-        use_fp16: bool = False,  # run in fp16 when on CUDA
+        use_fp16: bool = False,  # a top resolution: may run in reduced precision (layers.py)
         channels_last: bool | None = None,  # channels-last layout; None = automatic (layers.py)
         modconv: ModConvForm = "auto",  # how to run the modulated convolutions
     ) -> None:
@@ -175,7 +176,7 @@ class SynthesisBlock(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(features, image so far) -> (features, image); ws: [N, num_conv + num_torgb, w_dim]."""
         w_iter = iter(ws.unbind(dim=1))
-        dtype = torch.float16 if self.use_fp16 and ws.is_cuda else torch.float32
+        dtype = self.compute_dtype(ws)
         if x is None:
             x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)  # a copy: no view of a leaf
         x = x.to(dtype=dtype, memory_format=memory_format(self.channels_last, x, dtype))

@@ -39,20 +39,24 @@ def init_distributed(prefer_cuda: bool = True) -> DistInfo:
     return DistInfo(rank, world, device)
 
 
-def all_reduce_grads(params: list[torch.nn.Parameter], world: int) -> None:
-    """Sum the gradients over processes in one flat buffer, then clean NaN/inf."""
+def all_reduce_grads(params: list[torch.nn.Parameter], world: int, clean: bool = True) -> None:
+    """Sum the gradients over processes in one flat buffer, then (clean) replace NaN/inf.
+
+    With loss scaling clean is False: the scaler must see the inf/NaN to skip the step, and
+    since every process then holds the same summed gradients, all of them skip it together."""
     grads = [p.grad for p in params if p.grad is not None]
     if not grads:
         return
     if world > 1:
         flat = torch.cat([g.flatten() for g in grads])
         dist.all_reduce(flat)
-        torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+        if clean:
+            torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
         offset = 0
         for g in grads:
             g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
-    else:
+    elif clean:
         for g in grads:
             torch.nan_to_num(g, nan=0, posinf=1e5, neginf=-1e5, out=g)
 

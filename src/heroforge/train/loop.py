@@ -28,10 +28,12 @@ from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
 from heroforge.nets.discriminator import build_discriminator
 from heroforge.nets.generator import build_generator
+from heroforge.nets.layers import set_half_dtype
 from heroforge.train import checkpoint as ckpt
 from heroforge.train import judging, stability
 from heroforge.train.dist import DistInfo, all_reduce_grads, broadcast_module
 from heroforge.train.loss import StyleGAN2Loss
+from heroforge.train.precision import make_scalers, resolve_precision
 from heroforge.train.sampler import EpochOrder
 from heroforge.train.seeding import seed_chunk, seed_everything, set_deterministic
 from heroforge.train.stability import Verdict
@@ -72,9 +74,13 @@ class Trainer:
         self.G = build_generator(cfg, c_dim).to(device).train().requires_grad_(False)
         self.D = build_discriminator(cfg, c_dim).to(device).train().requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).eval()
+        self.precision = resolve_precision(tc.precision, device)
+        for net in (self.G, self.D, self.G_ema):
+            set_half_dtype(net, self.precision.half)
+        self.scalers = make_scalers(self.precision, device)
         self.augment = AugmentPipe.from_config(cfg.augment).to(device)
         self.ada = AdaController.from_config(cfg.augment, reduce=distributed_sum)
-        self.loss = StyleGAN2Loss(self.G, self.D, self.augment, tc).to(device)
+        self.loss = StyleGAN2Loss(self.G, self.D, self.augment, tc, compile=tc.compile).to(device)
         # on GPUs one fused kernel updates every parameter instead of a few kernels each
         fused = True if device.type == "cuda" else None  # None: torch picks (foreach on CPU)
         self.opt_G = torch.optim.Adam(self.G.parameters(), eps=tc.eps, fused=fused)
@@ -128,6 +134,7 @@ class Trainer:
             tensors, plain = ckpt.flatten_optimizer(name, opt)
             extra.update(tensors)
             meta[name] = plain
+        meta["scalers"] = {net: scaler.state_dict() for net, scaler in self.scalers.items()}
         meta["progress"] = self.progress.__dict__
         meta["stability"] = self.verdict().to_dict()
         best = self.progress.extra.get("best")
@@ -155,6 +162,9 @@ class Trainer:
         self.loss.pl_mean.copy_(extra["loss.pl_mean"])
         for name in ("opt_G", "opt_D"):
             ckpt.restore_optimizer(name, getattr(self, name), extra, meta[name])
+        for net, state in meta.get("scalers", {}).items():
+            if state:  # empty when the run had no loss scaling
+                self.scalers[net].load_state_dict(state)
         self.ada.load_state_dict(meta["ada"])
         self.augment.set_p(self.ada.p)
         self.progress = Progress(**meta["progress"])
@@ -190,6 +200,7 @@ class Trainer:
             if self.progress.step % intervals[phase] or weights.get(phase, 1) == 0:
                 continue
             net, opt = (self.G, self.opt_G) if phase.startswith("G") else (self.D, self.opt_D)
+            scaler = self.scalers[phase[0]]
             net.requires_grad_(True)
             if net is self.D:
                 for param in self.frozen_d:
@@ -210,11 +221,12 @@ class Trainer:
                     self.ada.accumulate(result.stats.pop("real_signs"))
                 else:
                     result = self.loss.d_r1(real, c)
-                (result.loss / total_chunks).backward()
+                scaler.scale(result.loss / total_chunks).backward()
                 tick_stats.add(result.stats)
             net.requires_grad_(False)
-            all_reduce_grads([p for p in net.parameters()], self.dist.world)
-            opt.step()
+            all_reduce_grads(list(net.parameters()), self.dist.world, not scaler.is_enabled())
+            scaler.step(opt)  # skipped when the scaled gradients overflowed
+            scaler.update()
         self.loss.update_means(distributed_sum)
         self._update_ema()
         self.augment.set_p(self.ada.step(tc.batch))

@@ -33,9 +33,16 @@ class StyleGAN2Loss(nn.Module):
         D: nn.Module,  # discriminator being trained  # noqa: N803
         augment: nn.Module | None,  # ADA pipe applied to everything D sees; None = off
         cfg: TrainConfig,  # losses' weights, intervals and style-mixing probability
+        compile: bool = False,  # torch.compile the main phases' synthesis and D
     ) -> None:
         super().__init__()
         self.G, self.D, self.augment, self.cfg = G, D, augment, cfg
+        # The main phases may run compiled forms (same parameters). The regularisers take
+        # gradients of gradients, which compiled graphs do not support, so they stay eager.
+        # A tuple, so that nn.Module does not register the compiled forms as submodules.
+        self.main_nets: tuple[Callable, Callable] = (
+            (torch.compile(G.synthesis), torch.compile(D)) if compile else (G.synthesis, D)
+        )
         # running mean of path lengths, saved with the checkpoint so a resume is exact
         self.register_buffer("pl_mean", torch.zeros([]))
         # The running means (pl_mean, G's w_avg) move once per step, by the mean over the whole
@@ -43,10 +50,11 @@ class StyleGAN2Loss(nn.Module):
         self.sums: dict[str, torch.Tensor] = {}
 
     def generate(
-        self, z: torch.Tensor, c: torch.Tensor | None
+        self, z: torch.Tensor, c: torch.Tensor | None, main: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Images and their ws; with probability style_mixing, the ws from a random layer on
-        come from a second latent (one coin and one cut-off per batch, as in the paper)."""
+        come from a second latent (one coin and one cut-off per batch, as in the paper).
+        main: a main phase's forward (compiled when train.compile), not a regulariser's."""
         ws = self.G.mapping(z, c)
         self._add("w", ws[:, 0].detach())
         if self.cfg.style_mixing > 0:
@@ -54,7 +62,8 @@ class StyleGAN2Loss(nn.Module):
             if torch.rand([]).item() < self.cfg.style_mixing:
                 ws = ws.clone()
                 ws[:, cutoff:] = self.G.mapping(torch.randn_like(z), c)[:, cutoff:]
-        return self.G.synthesis(ws), ws
+        synthesis = self.main_nets[0] if main else self.G.synthesis
+        return synthesis(ws), ws
 
     def _add(self, key: str, rows: torch.Tensor) -> None:
         """Sum rows (and count them, in the last column) towards a per-step running mean."""
@@ -74,10 +83,10 @@ class StyleGAN2Loss(nn.Module):
                 self.pl_mean.copy_(self.pl_mean.lerp(mean[0], self.cfg.pl_decay))
         self.sums = {}
 
-    def logits(self, img: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+    def logits(self, img: torch.Tensor, c: torch.Tensor | None, main: bool = True) -> torch.Tensor:
         if self.augment is not None:
             img = self.augment(img)
-        return self.D(img, c)
+        return (self.main_nets[1] if main else self.D)(img, c)
 
     def g_main(self, z: torch.Tensor, c: torch.Tensor | None) -> PhaseResult:
         img, _ = self.generate(z, c)
@@ -88,7 +97,7 @@ class StyleGAN2Loss(nn.Module):
     def g_pl(self, z: torch.Tensor, c: torch.Tensor | None) -> PhaseResult:
         """Path-length regularisation: the image change per unit step in w should be steady."""
         n = max(1, z.shape[0] // self.cfg.pl_batch_shrink)
-        img, ws = self.generate(z[:n], None if c is None else c[:n])
+        img, ws = self.generate(z[:n], None if c is None else c[:n], main=False)
         noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
         (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
         lengths = grad.square().sum(2).mean(1).sqrt()
@@ -118,7 +127,7 @@ class StyleGAN2Loss(nn.Module):
     def d_r1(self, real: torch.Tensor, c: torch.Tensor | None) -> PhaseResult:
         """R1: penalise D's gradient on real images (keeps D from overshooting the data)."""
         real = real.detach().requires_grad_(True)
-        logits = self.logits(real, c)
+        logits = self.logits(real, c, main=False)
         (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
         penalty = grad.square().sum([1, 2, 3]).mean()
         loss = (penalty * (self.cfg.r1_gamma / 2) + logits.mean() * 0) * self.cfg.r1_interval

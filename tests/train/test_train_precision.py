@@ -1,0 +1,125 @@
+"""The GPU training paths, exercised on the CPU: bf16 and fp16 blocks, loss scaling, compile."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from heroforge.config import load_config
+from heroforge.data.dataset import ImageDataset
+from heroforge.nets.synthesis import SynthesisBlock
+from heroforge.train.checkpoint import load_latest
+from heroforge.train.dist import DistInfo
+from heroforge.train.loop import Trainer
+from heroforge.train.precision import Precision, resolve_precision
+from heroforge.train.stats import TickStats
+
+CPU = torch.device("cpu")
+
+
+def _trainer(archive: Path, run_dir: Path, *overrides: str) -> Trainer:
+    cfg = load_config("tiny-cpu", ["network.num_fp16_res=2", "train.pl_interval=2", *overrides])
+    dataset = ImageDataset(archive, resolution=cfg.data.resolution)
+    return Trainer(cfg, dataset, run_dir, DistInfo(0, 1, CPU))
+
+
+def _steps(trainer: Trainer, count: int) -> TickStats:
+    stats = TickStats()
+    for _ in range(count):
+        trainer.step(stats)
+    return stats
+
+
+def test_auto_is_fp32_on_the_cpu_and_each_setting_means_one_thing():
+    assert resolve_precision("auto", CPU) == Precision(None, False)
+    assert resolve_precision("fp32", CPU) == Precision(None, False)
+    assert resolve_precision("fp16", CPU) == Precision(torch.float16, True)
+    assert resolve_precision("bf16", CPU) == Precision(torch.bfloat16, False)
+    assert resolve_precision("bf16", CPU).name == "bf16"
+
+
+@pytest.mark.parametrize("setting", ["bf16", "fp16"])
+def test_reduced_precision_trains_the_top_blocks_in_that_type(tiny_archive, tmp_path, setting):
+    trainer = _trainer(tiny_archive, tmp_path, f"train.precision={setting}")
+    seen: dict[int, torch.dtype] = {}
+    for block in trainer.G.synthesis.blocks():
+        block.conv1.register_forward_hook(
+            lambda mod, _inp, out, res=block.resolution: seen.__setitem__(res, out.dtype)
+        )
+    before = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    means = _steps(trainer, 4).means()
+    expected = resolve_precision(setting, CPU).half
+    assert seen[32] == seen[16] == expected  # num_fp16_res=2: the two top resolutions
+    assert seen[8] == seen[4] == torch.float32
+    assert all(torch.isfinite(torch.tensor(v)) for v in means.values() if isinstance(v, float))
+    after = trainer.G.state_dict()
+    assert all(after[k].dtype == torch.float32 for k in after)  # weights stay fp32
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # and they learn
+
+
+def test_fp16_overflow_skips_the_step_and_lowers_the_scale_which_the_checkpoint_keeps(
+    tiny_archive, tmp_path
+):
+    trainer = _trainer(tiny_archive, tmp_path, "train.precision=fp16", "train.r1_gamma=0")
+    assert trainer.scalers["G"].is_enabled() and trainer.scalers["D"].is_enabled()
+    # A scale no fp16 gradient survives: the first steps must overflow and be skipped.
+    for scaler in trainer.scalers.values():
+        scaler.load_state_dict({**scaler.state_dict(), "scale": 2.0**30})
+    before = [p.clone() for p in trainer.D.parameters()]
+    _steps(trainer, 1)
+    assert all(torch.equal(a, b) for a, b in zip(before, trainer.D.parameters(), strict=True))
+    assert trainer.scalers["D"].get_scale() == 2.0**29  # halved after the skipped step
+    # enough halvings and the steps go through
+    for _ in range(40):
+        _steps(trainer, 1)
+        if any(not torch.equal(a, b) for a, b in zip(before, trainer.D.parameters(), strict=True)):
+            break
+    else:
+        pytest.fail("the scale never came down far enough for a step")
+    scale = trainer.scalers["D"].get_scale()
+    assert scale < 2.0**29
+    path = trainer.save()
+    resumed = _trainer(tiny_archive, tmp_path / "again", "train.precision=fp16", "train.r1_gamma=0")
+    resumed.restore(load_latest(path.parent)[0], truncate_stats=False)
+    assert resumed.scalers["D"].get_scale() == scale
+
+
+def test_fp32_on_the_cpu_has_no_loss_scaling(tiny_archive, tmp_path):
+    trainer = _trainer(tiny_archive, tmp_path)
+    assert not any(s.is_enabled() for s in trainer.scalers.values())
+    _steps(trainer, 1)
+    path = trainer.save()
+    meta = json.loads(path.with_suffix(".json").read_text())["metadata"]
+    assert meta["scalers"] == {"G": {}, "D": {}}
+
+
+def test_compiled_main_phases_train_like_the_eager_ones(tiny_archive, tmp_path, monkeypatch):
+    """train.compile wraps G's synthesis and D for the main phases only (the regularisers take
+    gradients of gradients). aot_eager traces through Dynamo and AOTAutograd like the GPU
+    compiler does, without generating code, so the graphs are checked here in seconds."""
+    real_compile = torch.compile
+    compiled = []
+
+    def compile_for_test(module):
+        compiled.append(module)
+        return real_compile(module, backend="aot_eager")
+
+    monkeypatch.setattr(torch, "compile", compile_for_test)
+    eager = _trainer(tiny_archive, tmp_path / "eager", "train.style_mixing=0")
+    traced = _trainer(
+        tiny_archive, tmp_path / "traced", "train.style_mixing=0", "train.compile=true"
+    )
+    assert compiled == [traced.G.synthesis, traced.D]
+    _steps(eager, 2)
+    _steps(traced, 2)  # step 0 runs all four phases, R1 and path length included
+    for a, b in zip(eager.G.parameters(), traced.G.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    for a, b in zip(eager.D.parameters(), traced.D.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_blocks_compute_in_fp32_on_the_cpu_by_default(tiny_archive, tmp_path):
+    trainer = _trainer(tiny_archive, tmp_path)
+    top = [b for b in trainer.G.synthesis.blocks() if isinstance(b, SynthesisBlock)][-1]
+    assert top.use_fp16 and top.compute_dtype(torch.zeros(1)) == torch.float32
