@@ -1,0 +1,92 @@
+"""Does the demo's short training learn? FID and KID at initialisation and at the end, JSON.
+
+Builds the demo's data (the same synthetic heroes, prepared and archived at 32 px), trains the
+tiny-cpu preset for the demo's kimg (or --kimg) with the demo's one thread, then measures the
+untrained generator (same seed) and the final G_ema against the training images. With --curve
+it also measures every checkpoint, one line each. The goal (issue 6): the end value at most
+half the start value.
+
+Usage: python benchmarks/train_learning.py [--kimg 10] [--images 128] [--curve]
+       [--set SECTION.KEY=VALUE ...] [--out DIR (keep the data and the run)]
+"""
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from heroforge import demo
+from heroforge.config import Config, load_config
+from heroforge.data.archive import write_archive
+from heroforge.data.prepare import prepare
+from heroforge.data.synth import synthesize
+from heroforge.train import run as training
+
+CPU = torch.device("cpu")
+
+
+def build_data(out: Path) -> Path:
+    synthesize(out / "heroes", demo.DEMO_COUNT, seed=demo.DEMO_SEED)
+    prepare(out / "heroes" / "raw", out / "prepared", load_config("tiny-cpu").prepare)
+    write_archive(out / "prepared", out / "heroes.zip")
+    return out / "heroes.zip"
+
+
+def curve(archive: Path, cfg: Config, run_dir: Path, images: int) -> None:
+    """FID/KID of every checkpoint's G_ema (the checkpoints of a run with keep_checkpoints high)."""
+    import dataclasses
+
+    from heroforge.data.dataset import ImageDataset
+    from heroforge.metrics.evaluate import evaluate
+    from heroforge.nets.weights import load_networks
+    from heroforge.train.checkpoint import list_checkpoints
+
+    dataset = ImageDataset(archive, resolution=cfg.data.resolution)
+    metrics = dataclasses.replace(cfg.metrics, kid=True)
+    for path in sorted(list_checkpoints(run_dir / "checkpoints")):
+        loaded = load_networks(path)
+        scores = evaluate(loaded.networks["G_ema"].eval(), dataset, metrics, CPU, images)
+        kimg = loaded.metadata["nimg"] / 1000
+        print(json.dumps({"kimg": kimg, "fid": scores["fid"], "kid": scores["kid"]}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kimg", type=float, default=demo.DEMO_KIMG)
+    parser.add_argument("--images", type=int, default=demo.DEMO_FID_IMAGES)
+    parser.add_argument("--curve", action="store_true")
+    parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    torch.set_num_threads(1)  # as the demo
+    with tempfile.TemporaryDirectory() as tmp:
+        out = args.out or Path(tmp)
+        out.mkdir(parents=True, exist_ok=True)
+        archive = build_data(out)
+        overrides = [*args.overrides, *(["train.keep_checkpoints=1000"] if args.curve else [])]
+        cfg = load_config("tiny-cpu", overrides)
+        start = time.perf_counter()
+        run_dir, _ = training.start(archive, cfg, out / "runs", args.kimg, log=lambda *_: None)
+        seconds = time.perf_counter() - start
+        if args.curve:
+            curve(archive, cfg, run_dir, args.images)
+        check = demo.learning_check(archive, cfg, run_dir, args.images)
+        record = {
+            "benchmark": "train_learning",
+            "kimg": args.kimg,
+            "train_seconds": round(seconds, 1),
+            "images": args.images,
+            "overrides": args.overrides,
+            **check,
+            "fid_ratio": round(check["fid_end"] / check["fid_start"], 3),
+            "kid_ratio": round(check["kid_end"] / check["kid_start"], 3),
+            "goal": "ratio <= 0.5",
+        }
+        print(json.dumps(record), flush=True)
+
+
+if __name__ == "__main__":
+    main()
