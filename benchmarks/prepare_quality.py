@@ -8,10 +8,13 @@ Reasons are scored on the pictures big enough to judge: those excluded as too_sm
 subject would need more than prepare.max_upscale enlargement) are counted separately.
 
 Usage: python benchmarks/prepare_quality.py [--count 500] [--seed 77] [--workers 0]
-(use a seed that was not used while tuning thresholds)
+       [--cues mediapipe|colour]
+(use a seed that was not used while tuning thresholds; `--cues colour` measures prepare without
+MediaPipe's face and pose cues, as on a machine without mediapipe)
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import tempfile
@@ -45,8 +48,9 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=500)
     parser.add_argument("--seed", type=int, default=77)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--cues", choices=("mediapipe", "colour"), default="mediapipe")
     args = parser.parse_args()
-    cfg = load_config("superheroes-512").prepare
+    cfg = dataclasses.replace(load_config("superheroes-512").prepare, human_cues=args.cues)
     with tempfile.TemporaryDirectory() as tmp:
         synth, out = Path(tmp) / "synth", Path(tmp) / "prepared"
         labels = {lb["file"]: lb for lb in synthesize(synth, args.count, seed=args.seed)}

@@ -23,6 +23,7 @@ group and its scores, plus failures.jsonl with every wrong row.
 
 Usage: python benchmarks/prepare_realart.py [--data /work/cache/realart] [--workers 0]
        [--out DIR (keep prepare's output and cache; default a temporary folder)] [--sheets DIR]
+       [--cues mediapipe|colour (colour: without MediaPipe's face and pose cues)]
 """
 
 from __future__ import annotations
@@ -223,12 +224,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="prepare's output folder (default: temporary)")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--sheets", type=Path, help="write failure contact sheets here")
+    parser.add_argument("--cues", choices=("mediapipe", "colour"), default="mediapipe")
     args = parser.parse_args()
     if not (args.data / "labels.json").exists():
         raise SystemExit(f"no {args.data / 'labels.json'}: build it with realart_build.py first")
     index = json.loads((args.data / "labels.json").read_text(encoding="utf-8"))
     labels = {lb["file"]: lb for lb in index["images"]}
-    cfg = dataclasses.replace(load_config("superheroes-512").prepare, keep="upper")
+    prepare_cfg = load_config("superheroes-512").prepare
+    cfg = dataclasses.replace(prepare_cfg, keep="upper", human_cues=args.cues)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "prepared"
         start = time.perf_counter()

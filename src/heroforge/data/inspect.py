@@ -1,6 +1,7 @@
 """Scores that decide what a picture is: photographic or drawn, human-like or not, upper- or
 full-body. Each score is a plain number with a threshold in PrepareConfig, recorded in the
-manifest so that a person can see why a picture was kept or dropped.
+manifest so that a person can see why a picture was kept or dropped. The face and pose scores
+come from MediaPipe (humancues.py); everything here is colour and shape.
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ class Scores:
     body_cut: float  # share of the bottom edge covered by the subject (a cut-off torso)
     fill: float  # share of its bounding box the subject covers: busts are compact
     tall: float  # height / width of the subject's bounding box
+    # MediaPipe cues (humancues.py); -1 = not measured (colour cues only, or not needed)
+    face: float = -1.0  # best full-range face detector score
+    face_short: float = -1.0  # best short-range face detector score
+    pose: float = -1.0  # pose landmarks: mean visibility of nose and shoulders, 0 = no pose
+    knee: float = -1.0  # best visibility of a knee inside the picture
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in self.__dict__.items()}

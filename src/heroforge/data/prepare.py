@@ -1,8 +1,9 @@
 """`heroforge prepare`: raw pictures in, a reviewed set of square PNGs on white out.
 
 Per picture (in worker processes): decode safely -> separate subject and background -> score
-realism, separability, human-likeness and body extent -> decide -> frame the subject on a
-white square. Every decision lands in a record, cached by content hash + settings, so a rerun
+realism, separability, human-likeness (colour and shape, plus MediaPipe's face and pose models
+where those are not decisive) and body extent -> decide -> frame the subject on a white
+square. Every decision lands in a record, cached by content hash + settings, so a rerun
 (after Ctrl-C, or after a person edited overrides.csv) recomputes nothing already done.
 
 Output folder:
@@ -15,11 +16,14 @@ Output folder:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
+import multiprocessing
 import os
 import shutil
+import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -29,6 +33,7 @@ import numpy as np
 from PIL import Image
 
 from heroforge.config import PrepareConfig
+from heroforge.data import humancues
 from heroforge.data.ingest import IngestLimits, Skip, Source, decode_image, list_sources
 from heroforge.data.inspect import Scores, inspect
 from heroforge.data.segment import Segmentation, on_white, segment
@@ -41,16 +46,38 @@ THUMB = 160
 
 def settings_key(cfg: PrepareConfig) -> str:
     """What the cached analysis depends on. Thresholds and --keep are not in it: decisions are
-    re-made from the cached scores on every run, so changing them recomputes nothing."""
-    text = json.dumps([PIPELINE_VERSION, cfg.size, cfg.margin], sort_keys=True)
+    re-made from the cached scores on every run, so changing them recomputes nothing. The
+    human cues are in it (MediaPipe or colour only, and the thresholds that decide which
+    detectors run): a cache made without MediaPipe is not reused once it is there."""
+    text = json.dumps([PIPELINE_VERSION, cfg.size, cfg.margin, *humancues.settings(cfg)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def decide(scores: Scores, cfg: PrepareConfig, upscale: float | None) -> tuple[str | None, str]:
+def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
+    """With MediaPipe: a face (either detector), a pose, or a colour/shape score high enough
+    alone for a bust. Colour cues only: the colour/shape score against min_human."""
+    if cues != humancues.MEDIAPIPE:
+        return scores.human >= cfg.min_human
+    return (
+        humancues.colour_alone(scores.human, scores.body_cut, cfg)
+        or scores.face >= cfg.min_face
+        or scores.face_short >= cfg.min_face_short
+        or scores.pose >= cfg.min_pose
+    )
+
+
+def decide(
+    scores: Scores, cfg: PrepareConfig, upscale: float | None, cues: str = humancues.COLOUR
+) -> tuple[str | None, str]:
     """(outlier reason or None, body extent). The first failing check names the reason;
-    upscale is the enlargement the framed subject needed (None: no subject found)."""
+    upscale is the enlargement the framed subject needed (None: no subject found); cues is
+    how human-likeness was measured (the record's "human_cues")."""
     compact = scores.fill >= cfg.upper_min_fill and scores.tall <= cfg.upper_max_tall
     body = "upper" if scores.body_cut >= cfg.upper_min_cut or compact else "full"
+    # Feet on the bottom edge look like a bust cut by it; visible knees tell them apart
+    # (knee is -1 where pose was not run)
+    if 0 < scores.body_cut < cfg.pose_max_cut and scores.knee >= cfg.min_knee:
+        body = "full"
     if upscale is None:
         return "not_separable", body
     if upscale > cfg.max_upscale:  # also: too few pixels to judge texture and shape reliably
@@ -63,7 +90,7 @@ def decide(scores: Scores, cfg: PrepareConfig, upscale: float | None) -> tuple[s
         return "too_realistic", body
     if not separable:
         return "not_separable", body
-    if scores.human < cfg.min_human:
+    if not is_human(scores, cfg, cues):
         return "not_human", body
     return None, body
 
@@ -164,17 +191,24 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
         return {**record, "decision": "error", "reason": skip.code, "detail": str(skip)}
     rgb, alpha, factor = _work_size(decoded.rgb, decoded.alpha)
     seg = segment(rgb, alpha)
+    white = on_white(rgb, seg)
+    scores = inspect(rgb, seg)
+    cues = humancues.method(cfg)
+    if cues == humancues.MEDIAPIPE:
+        found = humancues.measure(rgb, white, seg.mask, scores.human, scores.body_cut, cfg)
+        scores = dataclasses.replace(scores, **dataclasses.asdict(found))
     record.update(
         decision="analysed",
         size=list(decoded.rgb.shape[1::-1]),
         notes=decoded.notes,
         method=seg.method,
-        scores=inspect(rgb, seg).as_dict(),
+        human_cues=cues,
+        scores=scores.as_dict(),
         upscale=None,
     )
     atomic_write_bytes(cache / "thumbs" / f"{sha}.jpg", _thumb(rgb, seg), durable=False)
     if seg.mask.sum() >= 16:
-        framed, scale = frame(on_white(rgb, seg), seg.mask, cfg)
+        framed, scale = frame(white, seg.mask, cfg)
         record["upscale"] = round(scale * factor, 3)
         record["hash"] = dhash(framed)
         record["thumb"] = colour_thumb(framed)
@@ -204,7 +238,8 @@ def finalise(records: list[dict], overrides: dict[str, str], cfg: PrepareConfig)
         if rec["decision"] == "error":
             rows.append(row)
             continue
-        reason, row["body"] = decide(Scores(**rec["scores"]), cfg, rec["upscale"])
+        cues = rec.get("human_cues", humancues.COLOUR)
+        reason, row["body"] = decide(Scores(**rec["scores"]), cfg, rec["upscale"], cues)
         if action in ("upper", "full"):
             row["body"] = action
         wanted = cfg.keep == "both" or row["body"] == cfg.keep
@@ -261,6 +296,23 @@ def _sync_images(out: Path, rows: list[dict]) -> None:
             shutil.copyfile(framed, target)
 
 
+_warned: set[str] = set()
+
+
+def _warn_fallback(cfg: PrepareConfig) -> None:
+    """Once per process: MediaPipe was asked for but cannot be imported."""
+    reason = humancues.fallback_reason(cfg)
+    if reason and reason not in _warned:
+        _warned.add(reason)
+        warnings.warn(
+            f"MediaPipe cannot be imported ({reason}): not_human is decided by colour and shape "
+            "alone, which misses many drawn animals and objects; install heroforge[vision] and "
+            'mediapipe==0.10.21 (see the README), or set prepare.human_cues = "colour"',
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
 def prepare(
     raw: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -290,6 +342,8 @@ def prepare(
         for name, skip in skipped
     ]
     total = len(sources)
+    cues = humancues.method(cfg)
+    _warn_fallback(cfg)
     workers = workers or os.cpu_count() or 1
     if workers == 1 or total < 8:
         for i, source in enumerate(sources):
@@ -297,7 +351,11 @@ def prepare(
             if progress:
                 progress(i + 1, total)
     else:
-        with ProcessPoolExecutor(workers) as pool:
+        # Forked workers are quick to start, but not after this process built MediaPipe graphs
+        # (an earlier small run here analysed pictures itself): then they start fresh
+        context = multiprocessing.get_context("spawn") if humancues.made_here() else None
+        humancues.release()  # no detector threads running while the pool starts
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
             args = [cfg] * total, [cache] * total, [limits] * total
             for i, rec in enumerate(pool.map(process, sources, *args, chunksize=4)):
                 records.append(rec)
@@ -311,6 +369,7 @@ def prepare(
         atomic_write_text(overrides_path, HEADER)
     write_review(out, rows)
     summary: dict = {"inputs": len(rows), "kept": 0, "excluded": {}, "errors": {}}
+    summary["human_cues"] = cues
     for r in rows:
         if r["decision"] == "keep":
             summary["kept"] += 1

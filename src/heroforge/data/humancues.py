@@ -1,0 +1,262 @@
+"""Face and pose cues from MediaPipe's bundled models, beside the colour/shape score.
+
+On real drawn art the colour/shape score alone cannot tell a brown animal or an orange object
+from a person; MediaPipe's face detectors and pose landmarker can (measured on Noto emoji art,
+see benchmarks/prepare_realart.py). The models ship inside the mediapipe wheel: nothing is
+downloaded. When mediapipe cannot be imported, `prepare` falls back to colour/shape alone and
+records that in the manifest ("human_cues": "colour") and in its summary.
+
+Detectors are made lazily, once per process (prepare analyses pictures in a process pool), and
+run only where the colour/shape cues are not decisive, on pictures at most VIEW_SIDE big.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from heroforge.config import PrepareConfig
+
+MEDIAPIPE = "mediapipe"
+COLOUR = "colour"
+CUES_VERSION = "mediapipe-0.10/3"  # bump when views, models or gating change: part of the cache key
+VIEW_SIDE = 256  # the detectors' own inputs are 128-256 px: bigger only costs time
+# A face narrower than this share of the subject's width is not the subject's own face: a face
+# in a background the mask failed to remove, or a pattern. Faces of drawn people measured 8%
+# (whole figures with spread arms) to 80% (heads) of their subject's width; those found on
+# failed masks (the subject is mostly background) 6-9%.
+MIN_FACE_WIDTH = 0.075
+NOSE, LEFT_SHOULDER, RIGHT_SHOULDER, LEFT_KNEE, RIGHT_KNEE = 0, 11, 12, 25, 26
+
+# per process: "importable" (bool), "error" (str), "made" (pids that built graphs), detectors
+# by pid
+_state: dict = {}
+
+
+@dataclass
+class Cues:
+    """MediaPipe's evidence for one picture; -1 = that detector was not run (not needed)."""
+
+    face: float = -1.0  # best full-range face detector score over the views
+    face_short: float = -1.0  # best short-range (close-up) face detector score
+    pose: float = -1.0  # mean visibility of nose and shoulders; 0 = no pose found
+    knee: float = -1.0  # best visibility of a knee that lies inside the picture
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """MediaPipe's C++ side (absl logging, TFLite) writes INFO/WARNING lines straight to file
+    descriptor 2 while graphs are built and first run, which would flood a progress bar;
+    sys.stderr cannot catch them, so fd 2 points to /dev/null for the duration."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # protobuf deprecation notes from inside mediapipe
+        if sys.stderr is not None:
+            sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 at all (a daemon): nothing to silence
+            yield
+            return
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, 2)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+
+
+def _import_error() -> str | None:
+    """None when mediapipe imports, else why not (checked once per process)."""
+    if "importable" not in _state:
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        try:
+            with _quiet():
+                from mediapipe.python.solutions import face_detection, pose  # noqa: F401
+            _state["importable"], _state["error"] = True, None
+        except Exception as exc:  # any failure (missing, broken protobuf...) means: fall back
+            _state["importable"], _state["error"] = False, f"{type(exc).__name__}: {exc}"
+    return _state["error"]
+
+
+def method(cfg: PrepareConfig) -> str:
+    """The cues this process uses: "mediapipe" when asked for and importable, else "colour"."""
+    if cfg.human_cues == MEDIAPIPE and _import_error() is None:
+        return MEDIAPIPE
+    return COLOUR
+
+
+def fallback_reason(cfg: PrepareConfig) -> str | None:
+    """Why MediaPipe was asked for but is not used (None when it is used or not asked for)."""
+    return _import_error() if cfg.human_cues == MEDIAPIPE else None
+
+
+class _Detectors:
+    def __init__(self) -> None:
+        from mediapipe.python.solutions import face_detection, pose
+
+        with _quiet():
+            # a low floor so that the manifest shows weak detections too; the thresholds in
+            # PrepareConfig decide
+            floor = {"min_detection_confidence": 0.3}
+            self.face = face_detection.FaceDetection(model_selection=1, **floor)
+            self.face_short = face_detection.FaceDetection(model_selection=0, **floor)
+            # model_complexity 1 is the pose model inside the wheel; 0 and 2 are downloaded
+            self.pose = pose.Pose(static_image_mode=True, model_complexity=1)
+            # Graph threads open their models (and log about it) after construction returns;
+            # one run each waits for that, while fd 2 is still silenced
+            blank = np.full((64, 64, 3), 255, np.uint8)
+            for detector in (self.face, self.face_short, self.pose):
+                detector.process(blank)
+
+    def close(self) -> None:
+        for detector in (self.face, self.face_short, self.pose):
+            detector.close()
+
+    def faces(self, view: np.ndarray, subject_width: float) -> tuple[float, float]:
+        """Best (full-range, short-range) scores of faces at least MIN_FACE_WIDTH of the
+        subject wide; subject_width is the subject's width as a share of the view's."""
+        with _quiet():
+            found = self.face.process(view).detections or []
+            close = self.face_short.process(view).detections or []
+
+        def best(detections: list) -> float:
+            widths = [d.location_data.relative_bounding_box.width for d in detections]
+            return max(
+                (d.score[0] for d, w in zip(detections, widths, strict=True)
+                 if w >= MIN_FACE_WIDTH * subject_width),
+                default=0.0,
+            )  # fmt: skip
+
+        return float(best(found)), float(best(close))
+
+    def body(self, view: np.ndarray) -> tuple[float, float]:
+        """(pose, knee): see Cues."""
+        with _quiet():
+            result = self.pose.process(view)
+        if result.pose_landmarks is None:
+            return 0.0, 0.0
+        marks = result.pose_landmarks.landmark
+        pose = np.mean([marks[i].visibility for i in (NOSE, LEFT_SHOULDER, RIGHT_SHOULDER)])
+        # a bust's knees are guessed below the picture; only knees inside it count
+        knees = [marks[i].visibility for i in (LEFT_KNEE, RIGHT_KNEE) if 0 <= marks[i].y <= 1]
+        return float(pose), float(max(knees, default=0.0))
+
+
+def _detectors() -> _Detectors:
+    """This process's detectors. Keyed by pid: a forked worker must not use its parent's
+    graphs (their threads did not come along), so it makes its own."""
+    pid = os.getpid()
+    if pid not in _state:
+        _state.setdefault("made", set()).add(pid)
+        _state[pid] = _Detectors()
+    return _state[pid]
+
+
+def made_here() -> bool:
+    """Whether this process has built MediaPipe graphs. A process forked from it after that
+    dies building its own (measured: BrokenProcessPool), even once they are closed, so its
+    workers must be started fresh ("spawn")."""
+    return os.getpid() in _state.get("made", ())
+
+
+def release() -> None:
+    """Close this process's detectors (before forking workers, so that no graph threads are
+    running while the process is copied)."""
+    detectors = _state.pop(os.getpid(), None)
+    if detectors is not None:
+        detectors.close()
+
+
+def _fit(img: np.ndarray) -> np.ndarray:
+    h, w = img.shape[:2]
+    factor = VIEW_SIDE / max(h, w)
+    if factor >= 1:
+        return np.ascontiguousarray(img)
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def _on_square(img: np.ndarray, margin: float = 0.06) -> tuple[np.ndarray, float]:
+    """img centred on a white square with a margin, as prepare frames a subject; and img's
+    width as a share of the square's."""
+    h, w = img.shape[:2]
+    side = round(max(h, w) / (1 - 2 * margin))
+    canvas = np.full((side, side, 3), 255, np.uint8)
+    top, left = (side - h) // 2, (side - w) // 2
+    canvas[top : top + h, left : left + w] = img
+    return _fit(canvas), w / side
+
+
+def _views(
+    rgb: np.ndarray, white: np.ndarray, mask: np.ndarray
+) -> Iterator[tuple[np.ndarray, float]]:
+    """The pictures the face detectors look at, most telling first, each with the subject's
+    width as a share of the view's: the picture as it is; the subject alone on white (no busy
+    background); the top square of the subject, where a head is, bigger (a small head on a
+    big torso is missed in the whole picture)."""
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    yield _fit(rgb), (x1 - x0) / mask.shape[1]
+    yield _on_square(white[y0:y1, x0:x1])
+    side = min(x1 - x0, y1 - y0)
+    left = (x0 + x1 - side) // 2
+    head, share = _on_square(white[y0 : y0 + side, left : left + side])
+    yield head, share * (x1 - x0) / side  # the subject is wider than the square by this
+
+
+def colour_alone(human: float, body_cut: float, cfg: PrepareConfig) -> bool:
+    """Whether the colour/shape score vouches for a human without MediaPipe: only a high one,
+    and only for a bust cut by the bottom edge. Drawn busts whose small head MediaPipe misses
+    are common; a floating subject scoring high is as often an orange animal or a brown
+    object, and there a face or a pose must decide (measured on Noto emoji art)."""
+    return human >= cfg.human_alone and body_cut >= cfg.alone_min_cut
+
+
+def measure(
+    rgb: np.ndarray, white: np.ndarray, mask: np.ndarray, human: float, body_cut: float,
+    cfg: PrepareConfig,
+) -> Cues:  # fmt: skip
+    """Run the detectors this picture needs (see PrepareConfig for the thresholds).
+
+    Faces, view after view, unless the colour/shape cues are decisive alone, stopping at the
+    first face; pose when no face was found, or when the subject touches the bottom edge a
+    little (0 < body_cut < pose_max_cut: a standing figure or a bust, which visible knees tell).
+    """
+    cues = Cues()
+    if mask.sum() < 16:
+        return cues
+    detectors = _detectors()
+    face_found = False
+    decided = colour_alone(human, body_cut, cfg)
+    if not decided:
+        cues.face = cues.face_short = 0.0
+        for view, subject_width in _views(rgb, white, mask):
+            full, short = detectors.faces(view, subject_width)
+            cues.face, cues.face_short = max(cues.face, full), max(cues.face_short, short)
+            face_found = cues.face >= cfg.min_face or cues.face_short >= cfg.min_face_short
+            if face_found:
+                break
+    extent_open = 0 < body_cut < cfg.pose_max_cut
+    if extent_open or not (decided or face_found):
+        cues.pose, cues.knee = detectors.body(_fit(rgb))
+    return cues
+
+
+def settings(cfg: PrepareConfig) -> list:
+    """What the cached analysis depends on besides the pipeline: the method, and for MediaPipe
+    the thresholds that decide which detectors run (a changed one re-runs them)."""
+    if method(cfg) != MEDIAPIPE:
+        return [COLOUR]
+    gates = [cfg.human_alone, cfg.alone_min_cut, cfg.min_face, cfg.min_face_short]
+    gates.append(cfg.pose_max_cut)
+    return [MEDIAPIPE, CUES_VERSION, *gates]

@@ -1,0 +1,165 @@
+"""MediaPipe face and pose cues in `prepare`: what they decide, the fallback without MediaPipe,
+and the cache key that keeps the two apart."""
+
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import warnings
+
+import pytest
+
+import heroforge.data.prepare as prep
+from heroforge.config import load_config
+from heroforge.data import humancues
+from heroforge.data.ingest import decode_image
+from heroforge.data.inspect import Scores, inspect
+from heroforge.data.segment import on_white, segment
+
+CFG = load_config("superheroes-512", ["prepare.size=64", "prepare.keep=both"]).prepare
+COLOUR_ONLY = dataclasses.replace(CFG, human_cues="colour")
+
+needs_mediapipe = pytest.mark.skipif(
+    humancues.method(CFG) != humancues.MEDIAPIPE, reason="mediapipe is not importable here"
+)
+
+
+def _scores(folder, name: str) -> Scores:
+    """All scores of one picture as prepare computes them, with MediaPipe."""
+    decoded = decode_image((folder / "raw" / name).read_bytes(), name)
+    rgb, alpha, _ = prep._work_size(decoded.rgb, decoded.alpha)
+    seg = segment(rgb, alpha)
+    scores = inspect(rgb, seg)
+    cues = humancues.measure(rgb, on_white(rgb, seg), seg.mask, scores.human, scores.body_cut, CFG)
+    return dataclasses.replace(scores, **dataclasses.asdict(cues))
+
+
+@needs_mediapipe
+def test_drawn_heroes_show_a_face_or_pose_and_outliers_do_not(synth_set):
+    folder, labels = synth_set
+    judged = [lb for lb in labels[:30] if lb["kind"] != "photo" and lb["background"] != "cluttered"]
+    full = [lb for lb in judged if lb["kind"] == "hero" and lb["body"] == "full"]
+    others = [lb for lb in judged if not lb["human_like"]]
+    assert len(full) >= 5 and len(others) >= 4
+    for lb in full:  # whole figures float: colour alone never vouches for them, MediaPipe does
+        s = _scores(folder, lb["file"])
+        assert s.face >= CFG.min_face or s.pose >= CFG.min_pose, lb["file"]
+        assert prep.is_human(s, CFG, humancues.MEDIAPIPE), lb["file"]
+    fooled_colour = 0
+    for lb in others:
+        s = _scores(folder, lb["file"])
+        assert not prep.is_human(s, CFG, humancues.MEDIAPIPE), lb["file"]
+        assert max(s.face, s.face_short) < CFG.min_face and s.pose < CFG.min_pose
+        fooled_colour += prep.is_human(s, CFG, humancues.COLOUR)
+    assert fooled_colour >= 1  # an orange object the colour/shape score alone calls human
+
+
+def test_the_not_human_rule_with_and_without_mediapipe():
+    base = {"realism": 0.1, "separability": 0.9, "human": 1.0, "body_cut": 0.0}
+    floating = Scores(**base, fill=0.4, tall=2.0, face=0.0, face_short=0.0, pose=0.0, knee=0.0)
+    mp, colour = humancues.MEDIAPIPE, humancues.COLOUR
+    assert prep.decide(floating, CFG, 1.0, colour)[0] is None  # colour alone: human-like
+    assert prep.decide(floating, CFG, 1.0, mp)[0] == "not_human"  # no face, no pose, floating
+    bust = dataclasses.replace(floating, body_cut=0.5)
+    assert prep.decide(bust, CFG, 1.0, mp)[0] is None  # a bust: colour alone may vouch
+    assert prep.decide(dataclasses.replace(bust, human=0.8), CFG, 1.0, mp)[0] == "not_human"
+    for cue in ({"face": 0.7}, {"face_short": 0.8}, {"pose": 0.9}):
+        assert prep.decide(dataclasses.replace(floating, human=0.2, **cue), CFG, 1.0, mp)[0] is None
+    # feet on the bottom edge: visible knees make it a standing figure, not a bust
+    standing = dataclasses.replace(bust, body_cut=0.15, face=0.8)
+    assert prep.decide(standing, CFG, 1.0, mp)[1] == "upper"
+    assert prep.decide(dataclasses.replace(standing, knee=0.9), CFG, 1.0, mp)[1] == "full"
+    assert prep.decide(dataclasses.replace(bust, knee=0.9), CFG, 1.0, mp)[1] == "upper"
+
+
+@pytest.fixture
+def no_mediapipe(monkeypatch):
+    """Make `import mediapipe` fail in this process, as on a machine without it."""
+    for name in [n for n in sys.modules if n == "mediapipe" or n.startswith("mediapipe.")]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "mediapipe", None)
+    monkeypatch.setattr(humancues, "_state", {})  # forget the earlier import check
+    monkeypatch.setattr(prep, "_warned", set())
+
+
+def _few(synth_set, tmp_path, count: int = 5):
+    folder, labels = synth_set
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    for lb in labels[:count]:
+        shutil.copy(folder / "raw" / lb["file"], raw / lb["file"])
+    return raw
+
+
+def _rows(out) -> list[dict]:
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_without_mediapipe_prepare_uses_colour_cues_and_says_so(synth_set, tmp_path, no_mediapipe):
+    raw = _few(synth_set, tmp_path)
+    assert humancues.method(CFG) == humancues.COLOUR
+    with pytest.warns(RuntimeWarning, match="MediaPipe cannot be imported"):
+        summary = prep.prepare(raw, tmp_path / "out", CFG, workers=1)
+    assert summary["human_cues"] == "colour"
+    rows = _rows(tmp_path / "out")
+    assert rows and all(r["human_cues"] == "colour" for r in rows)
+    assert all(r["scores"]["face"] == -1 and r["scores"]["pose"] == -1 for r in rows)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # warned once per process, not on every run
+        prep.prepare(raw, tmp_path / "again", CFG, workers=1)
+
+
+def test_the_cache_key_follows_the_method(synth_set, tmp_path, monkeypatch):
+    with_mp = prep.settings_key(CFG)
+    assert prep.settings_key(COLOUR_ONLY) != with_mp or humancues.method(CFG) == "colour"
+    assert prep.settings_key(dataclasses.replace(CFG, min_human=0.5)) == with_mp  # decision only
+    assert prep.settings_key(dataclasses.replace(CFG, min_pose=0.9)) == with_mp
+    if humancues.method(CFG) == humancues.MEDIAPIPE:  # a threshold that gates the detectors
+        assert prep.settings_key(dataclasses.replace(CFG, human_alone=0.8)) != with_mp
+    # a cache made with colour cues only is not reused once MediaPipe is asked for
+    raw = _few(synth_set, tmp_path, count=3)
+    prep.prepare(raw, tmp_path / "out", COLOUR_ONLY, workers=1)
+    calls = []
+    real = prep.segment
+    monkeypatch.setattr(prep, "segment", lambda *a: calls.append(1) or real(*a))
+    summary = prep.prepare(raw, tmp_path / "out", CFG, workers=1)
+    assert len(calls) == (3 if humancues.method(CFG) == humancues.MEDIAPIPE else 0)
+    assert {r["human_cues"] for r in _rows(tmp_path / "out")} == {summary["human_cues"]}
+
+
+@needs_mediapipe
+def test_mediapipe_says_nothing_on_stderr(synth_set):
+    """MediaPipe's C++ logging goes to file descriptor 2; a prepare run must stay quiet."""
+    folder, labels = synth_set
+    hero = next(lb for lb in labels if lb["kind"] == "hero" and lb["body"] == "full")
+    code = (
+        "import time\n"
+        "from heroforge.config import load_config\n"
+        "from heroforge.data import humancues\n"
+        "from heroforge.data.ingest import decode_image\n"
+        "from heroforge.data.segment import on_white, segment\n"
+        f"data = open({str(folder / 'raw' / hero['file'])!r}, 'rb').read()\n"
+        "rgb = decode_image(data, 'hero').rgb\n"
+        "seg = segment(rgb)\n"
+        "cfg = load_config('superheroes-512').prepare\n"
+        "print(humancues.measure(rgb, on_white(rgb, seg), seg.mask, 0.0, 0.0, cfg).face)\n"
+        "time.sleep(0.5)  # graph threads that log late would show up now\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert float(done.stdout) >= 0 and done.stderr == ""
+
+
+@needs_mediapipe
+def test_a_pool_still_works_after_this_process_ran_the_detectors(synth_set, tmp_path):
+    """Workers forked from a process with MediaPipe graphs die; prepare starts them fresh."""
+    folder, labels = synth_set
+    _scores(folder, labels[0]["file"])  # the detectors now exist in this process
+    assert humancues.made_here()
+    raw = _few(synth_set, tmp_path, count=8)  # 8 pictures: a process pool, not a serial run
+    summary = prep.prepare(raw, tmp_path / "out", CFG, workers=2)
+    assert summary["inputs"] == 8 and summary["human_cues"] == humancues.MEDIAPIPE
+    assert all(r["decision"] != "error" for r in _rows(tmp_path / "out"))
