@@ -12,6 +12,11 @@ def _image(data: bytes) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
 
 
+def _other_seed(client) -> bytes:
+    """Another seed's picture: a tolerance that also accepted it would test nothing."""
+    return client.get("/api/jobs/1/generate?seeds=40&trunc=0.7").content
+
+
 def test_generate_draws_seeds_at_the_models_size(client):
     one = client.get("/api/jobs/1/generate?seeds=12&trunc=0.7")
     assert one.status_code == 200 and one.headers["content-type"] == "image/png"
@@ -22,8 +27,12 @@ def test_generate_draws_seeds_at_the_models_size(client):
     assert data["seeds"] == [12, 40, 77]
     pictures = [_image(base64.b64decode(b)) for b in data["images"]]
     assert [p.shape for p in pictures] == [(32, 32, 3)] * 3
-    assert np.array_equal(pictures[0], _image(one.content))  # the same seed, the same hero
-    assert np.array_equal(_image(grid.content)[:32, 32:], pictures[1])
+    # The same seed, the same hero. Alone or in a batch of three, the CPU's convolutions may
+    # round differently (kernels depend on the batch size), so pixels may differ by a level.
+    alone = _image(one.content).astype(int)
+    assert np.abs(pictures[0].astype(int) - alone).max() <= 2
+    assert np.abs(pictures[0].astype(int) - _image(_other_seed(client)).astype(int)).max() > 20
+    assert np.array_equal(_image(grid.content)[:32, 32:], pictures[1])  # same batch: exact
 
 
 def test_the_child_changes_with_the_weight(client):
