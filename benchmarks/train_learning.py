@@ -25,8 +25,6 @@ from heroforge.data.prepare import prepare
 from heroforge.data.synth import synthesize
 from heroforge.train import run as training
 
-CPU = torch.device("cpu")
-
 
 def build_data(out: Path) -> Path:
     synthesize(out / "heroes", demo.DEMO_COUNT, seed=demo.DEMO_SEED)
@@ -37,20 +35,16 @@ def build_data(out: Path) -> Path:
 
 def curve(archive: Path, cfg: Config, run_dir: Path, images: int) -> None:
     """FID/KID of every checkpoint's G_ema (the checkpoints of a run with keep_checkpoints high)."""
-    import dataclasses
-
     from heroforge.data.dataset import ImageDataset
-    from heroforge.metrics.evaluate import evaluate
     from heroforge.nets.weights import load_networks
     from heroforge.train.checkpoint import list_checkpoints
 
     dataset = ImageDataset(archive, resolution=cfg.data.resolution)
-    metrics = dataclasses.replace(cfg.metrics, kid=True)
     for path in sorted(list_checkpoints(run_dir / "checkpoints")):
         loaded = load_networks(path)
-        scores = evaluate(loaded.networks["G_ema"].eval(), dataset, metrics, CPU, images)
+        fid, kid = demo.fid_kid(loaded.networks["G_ema"], dataset, cfg, images)
         kimg = loaded.metadata["nimg"] / 1000
-        print(json.dumps({"kimg": kimg, "fid": scores["fid"], "kid": scores["kid"]}), flush=True)
+        print(json.dumps({"kimg": kimg, "fid": fid, "kid": kid}), flush=True)
 
 
 def main() -> None:

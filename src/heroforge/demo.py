@@ -9,10 +9,16 @@ from __future__ import annotations
 import shutil
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from heroforge.config import Config
+
+if TYPE_CHECKING:
+    import torch
+
+    from heroforge.data.dataset import ImageDataset
 
 DEMO_SEED = 0
 DEMO_COUNT = 200
@@ -20,30 +26,37 @@ DEMO_KIMG = 10.0  # about two minutes on 2 CPU cores at the tiny-cpu preset
 DEMO_FID_IMAGES = 128  # generated images per FID: enough to see learning, quick on a CPU
 
 
-def learning_check(archive: Path, cfg: Config, run_dir: Path, images: int) -> dict[str, float]:
-    """FID and KID of the generator the run started from (same seed) and of its final G_ema:
-    {"fid_start", "fid_end", "kid_start", "kid_end"}. KID is unbiased, so with a few hundred
-    images it shows learning that FID's small-sample bias can hide."""
+def fid_kid(
+    generator: torch.nn.Module, dataset: ImageDataset, cfg: Config, images: int
+) -> tuple[float, float]:
+    """FID and KID of a generator's images (on the CPU) against the dataset."""
     import dataclasses
 
     import torch
 
-    from heroforge.data.dataset import ImageDataset
     from heroforge.metrics.evaluate import evaluate
+
+    metrics = dataclasses.replace(cfg.metrics, kid=True)
+    scores = evaluate(generator.eval(), dataset, metrics, torch.device("cpu"), images)
+    return scores["fid"], scores["kid"]
+
+
+def learning_check(archive: Path, cfg: Config, run_dir: Path, images: int) -> dict[str, float]:
+    """FID and KID of the generator the run started from (same seed) and of its final G_ema:
+    {"fid_start", "fid_end", "kid_start", "kid_end"}. KID is unbiased, so with a few hundred
+    images it shows learning that FID's small-sample bias can hide."""
+    from heroforge.data.dataset import ImageDataset
     from heroforge.nets.generator import build_generator
     from heroforge.train.checkpoint import load_latest
     from heroforge.train.seeding import seed_everything
 
     dataset = ImageDataset(archive, resolution=cfg.data.resolution)
-    metrics = dataclasses.replace(cfg.metrics, kid=True)
-    cpu = torch.device("cpu")
     seed_everything(cfg.train.seed)
-    untrained = build_generator(cfg, dataset.c_dim).eval()
-    trained = load_latest(run_dir / "checkpoints")[0].loaded.networks["G_ema"].eval()
+    untrained = build_generator(cfg, dataset.c_dim)
+    trained = load_latest(run_dir / "checkpoints")[0].loaded.networks["G_ema"]
     result = {}
     for when, g in (("start", untrained), ("end", trained)):
-        scores = evaluate(g, dataset, metrics, cpu, images)
-        result[f"fid_{when}"], result[f"kid_{when}"] = scores["fid"], scores["kid"]
+        result[f"fid_{when}"], result[f"kid_{when}"] = fid_kid(g, dataset, cfg, images)
     return result
 
 
