@@ -26,6 +26,7 @@ from heroforge.augment import AdaController, AugmentPipe, distributed_sum
 from heroforge.config import Config
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
+from heroforge.nets.cpu import release_freed_memory
 from heroforge.nets.discriminator import build_discriminator
 from heroforge.nets.generator import build_generator
 from heroforge.nets.layers import set_half_dtype
@@ -205,7 +206,6 @@ class Trainer:
             if net is self.D:
                 for param in self.frozen_d:
                     param.requires_grad_(False)  # no gradient, so Adam leaves it alone
-            opt.zero_grad(set_to_none=True)
             for chunk in chunks:
                 seed_chunk(tc.seed, self.progress.step, phase_idx, chunk)
                 if chunk not in reals:
@@ -227,6 +227,11 @@ class Trainer:
             all_reduce_grads(list(net.parameters()), self.dist.world, not scaler.is_enabled())
             scaler.step(opt)  # skipped when the scaled gradients overflowed
             scaler.update()
+            # Free the gradients now rather than at this net's next phase: the other net's
+            # phases then run without them (G's or D's size in memory less at the peak).
+            opt.zero_grad(set_to_none=True)
+            if self.dist.device.type == "cpu":
+                release_freed_memory()  # the next phase's peak starts from a lean heap (cpu.py)
         self.loss.update_means(distributed_sum)
         self._update_ema()
         self.augment.set_p(self.ada.step(tc.batch))

@@ -21,7 +21,6 @@ from heroforge import __version__
 from heroforge.config import Config, config_from_toml
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
-from heroforge.nets.cpu import keep_freed_memory
 from heroforge.train.checkpoint import list_checkpoints, load_latest
 from heroforge.train.dist import DistInfo, barrier, init_distributed
 from heroforge.train.loop import Trainer
@@ -56,13 +55,6 @@ def _share(value: Any, info: DistInfo) -> Any:
     return box[0]
 
 
-def _init() -> DistInfo:
-    info = init_distributed()
-    if info.device.type == "cpu":
-        keep_freed_memory()  # training reuses the same big buffers every step (see nets/cpu.py)
-    return info
-
-
 def start(
     data: str | Path,
     cfg: Config,
@@ -74,7 +66,7 @@ def start(
     """Create a run folder and train; returns (run dir, "done" | "interrupted").
     init_from: a model (run folder, checkpoint or network file) whose weights the run starts
     from instead of random ones."""
-    info = _init()
+    info = init_distributed()
     _check_world(cfg, info)
     dataset = _open_dataset(data, cfg)
     # every process reads the same file; checked before any folder is made
@@ -128,7 +120,7 @@ def resume(
     """Continue a run from its newest good checkpoint (or from the start if it has none)."""
     run_dir = Path(run_dir)
     cfg, run = read_run(run_dir)
-    info = _init()
+    info = init_distributed()
     _check_world(cfg, info)
     dataset = _open_dataset(data or run["data"], cfg)
     if dataset.fingerprint() != run["dataset_fingerprint"] and not force:
