@@ -6,12 +6,16 @@ untrained generator (same seed) and the final G_ema against the training images.
 it also measures every checkpoint, one line each. The goal (issue 6): the end value at most
 half the start value.
 
-Usage: python benchmarks/train_learning.py [--kimg 10] [--images 128] [--curve]
+--one-picture trains on 32 copies of the first prepared picture instead: a sanity check that
+a GAN must pass quickly (it should end up drawing that picture, so FID falls far).
+
+Usage: python benchmarks/train_learning.py [--kimg 10] [--images 128] [--curve] [--one-picture]
        [--set SECTION.KEY=VALUE ...] [--out DIR (keep the data and the run)]
 """
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -26,9 +30,16 @@ from heroforge.data.synth import synthesize
 from heroforge.train import run as training
 
 
-def build_data(out: Path) -> Path:
+def build_data(out: Path, one_picture: bool) -> Path:
     synthesize(out / "heroes", demo.DEMO_COUNT, seed=demo.DEMO_SEED)
     prepare(out / "heroes" / "raw", out / "prepared", load_config("tiny-cpu").prepare)
+    if one_picture:
+        first = sorted((out / "prepared" / "images").glob("*.png"))[0]
+        copies = out / "one-picture"
+        copies.mkdir(exist_ok=True)
+        for i in range(32):
+            shutil.copyfile(first, copies / f"{i:02d}.png")
+        return copies
     write_archive(out / "prepared", out / "heroes.zip")
     return out / "heroes.zip"
 
@@ -53,13 +64,14 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=demo.DEMO_FID_IMAGES)
     parser.add_argument("--curve", action="store_true")
     parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument("--one-picture", action="store_true")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the demo
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
-        archive = build_data(out)
+        archive = build_data(out, args.one_picture)
         overrides = [*args.overrides, *(["train.keep_checkpoints=1000"] if args.curve else [])]
         cfg = load_config("tiny-cpu", overrides)
         start = time.perf_counter()
@@ -74,6 +86,7 @@ def main() -> None:
             "train_seconds": round(seconds, 1),
             "images": args.images,
             "overrides": args.overrides,
+            "one_picture": args.one_picture,
             **check,
             "fid_ratio": round(check["fid_end"] / check["fid_start"], 3),
             "kid_ratio": round(check["kid_end"] / check["kid_start"], 3),
