@@ -19,6 +19,7 @@ release_freed_memory() only trims when more lies free.
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameter numbers, from glibc's malloc.h
@@ -44,7 +45,7 @@ def keep_freed_memory() -> bool:
 
     Returns whether it applied: False off Linux, or with a C library without mallopt.
     """
-    libc = _libc()  # the C library this Python already uses
+    libc = _libc()
     mallopt = getattr(libc, "mallopt", None)
     if mallopt is None:
         return False
@@ -56,12 +57,22 @@ def keep_freed_memory() -> bool:
 
 
 def _libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
+    """The C library this Python already uses, on Linux (where glibc is what these tune)."""
+    return _load_libc() if sys.platform.startswith("linux") else None
+
+
+@functools.cache
+def _load_libc() -> ctypes.CDLL | None:
+    # Loaded once: release_freed_memory runs after every optimiser step.
     try:
-        return ctypes.CDLL(None)
+        libc = ctypes.CDLL(None)
     except OSError:
         return None
+    if hasattr(libc, "mallinfo2"):
+        libc.mallinfo2.restype = _MallInfo2
+    if hasattr(libc, "malloc_trim"):
+        libc.malloc_trim.argtypes = [ctypes.c_size_t]
+    return libc
 
 
 def release_freed_memory(min_free_mb: float = RELEASE_MIN_FREE_MB) -> bool:
@@ -73,10 +84,8 @@ def release_freed_memory(min_free_mb: float = RELEASE_MIN_FREE_MB) -> bool:
     libc = _libc()
     if libc is None or not hasattr(libc, "mallinfo2") or not hasattr(libc, "malloc_trim"):
         return False
-    libc.mallinfo2.restype = _MallInfo2
     free_bytes = libc.mallinfo2().fordblks  # free bytes inside the heap's arenas
     if free_bytes < min_free_mb * 2**20:
         return False
-    libc.malloc_trim.argtypes = [ctypes.c_size_t]
     libc.malloc_trim(0)
     return True
