@@ -1,0 +1,313 @@
+"""The official StyleGAN2-ADA implementation next to heroforge, on this CPU, same config: JSON.
+
+Times training steps of the official code (its networks, loss and augment pipe, imported from
+a checkout you give; nothing of it is copied here) in the phase order of its training loop,
+and the same number of heroforge steps (benchmarks/train_speed.py), each in a fresh process
+so that peak memory is its own. The official code runs its reference (plain PyTorch) ops on the
+CPU, as it does on any machine without CUDA. Ends with one line of ratios: speed-up and memory.
+
+--parity loads the same random weights into both implementations' G and D and prints how far
+their images, logits and every parameter's gradient (of G's loss through D) are apart.
+
+--learn instead trains the official code on a folder of PNGs (tiny-cpu hyperparameters, one
+thread) and saves its G_ema every kimg as a state dict that heroforge's generator loads: the
+evidence that a short run learns as little with the official code as with heroforge.
+
+Needs: a checkout of https://github.com/NVlabs/stylegan2-ada-pytorch and scipy (its augment
+module imports it). Its `requests` import (downloads only) is stubbed when missing.
+
+Usage: python benchmarks/official_side_by_side.py --official DIR [--config tiny|auto64]
+       [--steps 6 | --parity]    (--official defaults to $HEROFORGE_OFFICIAL; none: a skip line)
+       python benchmarks/official_side_by_side.py --official DIR --learn PNG_DIR --kimg 10
+       --out PREFIX
+"""
+
+import argparse
+import copy
+import importlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+# the "bgc" pipe: every blit, geometric and colour transform at full strength (times p)
+BGC_TRANSFORMS = ["xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac"]
+BGC_TRANSFORMS += ["brightness", "contrast", "lumaflip", "hue", "saturation"]
+BGC = dict.fromkeys(BGC_TRANSFORMS, 1)
+
+
+def import_official(checkout: Path) -> types.SimpleNamespace:
+    if not (checkout / "training" / "networks.py").is_file():
+        sys.exit(f"{checkout} is not a stylegan2-ada-pytorch checkout (no training/networks.py)")
+    sys.path.insert(0, str(checkout))
+    if "requests" not in sys.modules:
+        try:
+            import requests  # noqa: F401
+        except ImportError:
+            sys.modules["requests"] = types.ModuleType("requests")  # used for downloads only
+    try:
+        training_stats = importlib.import_module("torch_utils.training_stats")
+        augment = importlib.import_module("training.augment")
+        loss = importlib.import_module("training.loss")
+        networks = importlib.import_module("training.networks")
+    except ImportError as err:
+        sys.exit(f"the official code needs {err.name}: pip install {err.name}")
+    return types.SimpleNamespace(
+        training_stats=training_stats,
+        AugmentPipe=augment.AugmentPipe,
+        StyleGAN2Loss=loss.StyleGAN2Loss,
+        Generator=networks.Generator,
+        Discriminator=networks.Discriminator,
+    )
+
+
+class OfficialTrainer:
+    """The official training loop's step for a heroforge Config: phases Gmain, Greg, Dmain, Dreg
+    with lazy intervals and Adam rates adjusted as the official loop does, G EMA, ADA."""
+
+    def __init__(self, official: types.SimpleNamespace, cfg) -> None:
+        net, tc = cfg.network, cfg.train
+        res, channels = cfg.data.resolution, cfg.data.channels
+        common = {"channel_base": net.channel_base, "channel_max": net.channel_max}
+        fp32 = {"num_fp16_res": 0, "conv_clamp": None}  # the official --fp32 on a CPU
+        self.G = official.Generator(
+            z_dim=net.z_dim,
+            c_dim=0,
+            w_dim=net.w_dim,
+            img_resolution=res,
+            img_channels=channels,
+            mapping_kwargs={"num_layers": net.mapping_layers},
+            synthesis_kwargs={**common, **fp32},
+        )
+        self.D = official.Discriminator(
+            c_dim=0,
+            img_resolution=res,
+            img_channels=channels,
+            epilogue_kwargs={"mbstd_group_size": net.mbstd_group},
+            **common,
+            **fp32,
+        )
+        for module in (self.G, self.D):
+            module.train().requires_grad_(False)
+        self.G_ema = copy.deepcopy(self.G).eval()
+        self.augment = None
+        if cfg.augment.mode != "none":
+            self.augment = official.AugmentPipe(**BGC).train().requires_grad_(False)
+        self.loss = official.StyleGAN2Loss(
+            "cpu",
+            self.G.mapping,
+            self.G.synthesis,
+            self.D,
+            augment_pipe=self.augment,
+            style_mixing_prob=tc.style_mixing,
+            r1_gamma=tc.r1_gamma,
+            pl_batch_shrink=tc.pl_batch_shrink,
+            pl_decay=tc.pl_decay,
+            pl_weight=tc.pl_weight,
+        )
+        self.phases = []
+        for name, module, interval, lr in (
+            ("G", self.G, tc.pl_interval, tc.g_lr),
+            ("D", self.D, tc.r1_interval, tc.d_lr),
+        ):
+            ratio = interval / (interval + 1)
+            betas = tuple(float(b) ** ratio for b in tc.betas)
+            opt = torch.optim.Adam(module.parameters(), lr=lr * ratio, betas=betas, eps=tc.eps)
+            self.phases += [(f"{name}main", module, opt, 1), (f"{name}reg", module, opt, interval)]
+        self.cfg, self.step_index, self.nimg = cfg, 0, 0
+        self.ada_stats = official.training_stats.Collector(regex="Loss/signs/real")
+
+    def step(self, reals: torch.Tensor) -> None:
+        """One global minibatch; reals: uint8 [batch, C, R, R]."""
+        tc, batch = self.cfg.train, reals.shape[0]
+        real = reals.to(torch.float32) / 127.5 - 1
+        no_labels = torch.zeros([batch, 0])
+        for name, module, opt, interval in self.phases:
+            if self.step_index % interval:
+                continue
+            z = torch.randn([batch, self.cfg.network.z_dim])
+            opt.zero_grad(set_to_none=True)
+            module.requires_grad_(True)
+            self.loss.accumulate_gradients(name, real, no_labels, z, no_labels, True, interval)
+            module.requires_grad_(False)
+            for param in module.parameters():
+                if param.grad is not None:
+                    torch.nan_to_num(param.grad, nan=0, posinf=1e5, neginf=-1e5, out=param.grad)
+            opt.step()
+        self.nimg += batch
+        self.step_index += 1
+        ema_nimg = tc.ema_kimg * 1000
+        if tc.ema_rampup:
+            ema_nimg = min(ema_nimg, self.nimg * tc.ema_rampup)
+        beta = 0.5 ** (batch / max(ema_nimg, 1e-8))
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters(), strict=True):
+                p_ema.copy_(p.lerp(p_ema, beta))
+            for b_ema, b in zip(self.G_ema.buffers(), self.G.buffers(), strict=True):
+                b_ema.copy_(b)
+        interval = self.cfg.augment.interval
+        if self.augment is not None and self.step_index % interval == 0:
+            self.ada_stats.update()
+            signs = self.ada_stats["Loss/signs/real"]
+            speed = batch * interval / (self.cfg.augment.speed_kimg * 1000)
+            adjust = float(np.sign(signs - self.cfg.augment.target)) * speed
+            self.augment.p.copy_((self.augment.p + adjust).clamp(min=0))
+
+
+def measure_official(checkout: Path, name: str, steps: int) -> dict:
+    from cpu_reference import auto_config
+    from heroforge.config import load_config
+
+    cfg = load_config("tiny-cpu") if name == "tiny" else auto_config(64)
+    torch.manual_seed(0)
+    trainer = OfficialTrainer(import_official(checkout), cfg)
+    res, batch = cfg.data.resolution, cfg.train.batch
+    reals = torch.randint(0, 256, [batch, cfg.data.channels, res, res], dtype=torch.uint8)
+    for _ in range(2):  # warm-up, as train_speed.py
+        trainer.step(reals)
+    start = time.perf_counter()
+    for _ in range(steps):
+        trainer.step(reals)
+    seconds = (time.perf_counter() - start) / steps
+    return {
+        "benchmark": "official_side_by_side",
+        "implementation": "official",
+        "config": name,
+        "batch": batch,
+        "sec_per_kimg": round(seconds * 1000 / batch, 1),
+        "img_per_s": round(batch / seconds, 3),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "threads": torch.get_num_threads(),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+    }
+
+
+def parity(checkout: Path, name: str) -> dict:
+    """Same weights in both implementations: how far apart are their outputs and gradients?"""
+    from cpu_reference import auto_config
+    from heroforge.config import load_config
+    from heroforge.nets.discriminator import build_discriminator
+    from heroforge.nets.generator import build_generator
+
+    cfg = load_config("tiny-cpu") if name == "tiny" else auto_config(64)
+    torch.manual_seed(0)
+    official = OfficialTrainer(import_official(checkout), cfg)
+    ours = {"G": build_generator(cfg, modconv="split"), "D": build_discriminator(cfg)}
+    for key, net in ours.items():
+        # heroforge keeps the official names; only the FIR filter buffers are not stored
+        net.load_state_dict(getattr(official, key).state_dict(), strict=False)
+    z = torch.randn([8, cfg.network.z_dim])
+    result = {"benchmark": "official_side_by_side", "parity": name}
+    for label, (gen, disc) in {
+        "official": (official.G, official.D),
+        "heroforge": (ours["G"], ours["D"]),
+    }.items():
+        gen.requires_grad_(True).zero_grad(set_to_none=True)
+        disc.requires_grad_(True).zero_grad(set_to_none=True)
+        img = gen(z, None, noise_mode="const")
+        logits = disc(img, None)
+        torch.nn.functional.softplus(-logits).mean().backward()
+        grads = {k: p.grad for k, p in [*gen.named_parameters(), *disc.named_parameters()]}
+        result[label] = (img.detach(), logits.detach(), grads)
+    (img_a, logit_a, grad_a), (img_b, logit_b, grad_b) = (
+        result.pop("official"),
+        result.pop("heroforge"),
+    )
+    rel = {
+        k: float((grad_a[k] - grad_b[k]).norm() / grad_a[k].norm().clamp(min=1e-30)) for k in grad_a
+    }
+    worst = max(rel, key=rel.get)
+    flat_a = torch.cat([g.flatten() for g in grad_a.values()])
+    flat_b = torch.cat([grad_b[k].flatten() for k in grad_a])
+    result.update(
+        image_max_abs_diff=float((img_a - img_b).abs().max()),
+        logits_max_abs_diff=float((logit_a - logit_b).abs().max()),
+        gradients_compared=len(rel),
+        # all gradients as one vector; then the worst single tensor (a noise strength's scalar
+        # gradient is a sum over every pixel, so float32 rounding shows most there)
+        gradient_rel_diff=float((flat_a - flat_b).norm() / flat_a.norm()),
+        worst_gradient=worst,
+        worst_gradient_rel_diff=rel[worst],
+    )
+    return result
+
+
+def learn(checkout: Path, png_dir: Path, kimg: float, out: str) -> None:
+    from PIL import Image
+
+    from heroforge.config import load_config
+
+    torch.set_num_threads(1)  # as the demo
+    torch.manual_seed(0)
+    cfg = load_config("tiny-cpu")
+    files = sorted(png_dir.glob("*.png"))
+    if not files:
+        sys.exit(f"no PNG files in {png_dir}")
+    images = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    images = torch.from_numpy(images).permute(0, 3, 1, 2)
+    trainer = OfficialTrainer(import_official(checkout), cfg)
+    per_kimg = 1000 // cfg.train.batch
+    while trainer.nimg < kimg * 1000:
+        trainer.step(images[torch.randint(len(images), [cfg.train.batch])])
+        if trainer.step_index % per_kimg == 0:
+            torch.save(trainer.G_ema.state_dict(), f"{out}-{trainer.nimg // 1000:03d}kimg.pt")
+            print(json.dumps({"kimg": trainer.nimg / 1000, "p": float(trainer.augment.p)}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--official", type=Path, default=os.environ.get("HEROFORGE_OFFICIAL"))
+    parser.add_argument("--config", choices=("tiny", "auto64"), default="auto64")
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--parity", action="store_true")
+    parser.add_argument("--learn", type=Path)
+    parser.add_argument("--kimg", type=float, default=10.0)
+    parser.add_argument("--out", default="official-G_ema")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.official is None:  # e.g. `make bench` on a machine without the official code
+        skipped = "no --official checkout given (or HEROFORGE_OFFICIAL)"
+        print(json.dumps({"benchmark": "official_side_by_side", "skipped": skipped}))
+        return
+    if args.parity:
+        print(json.dumps(parity(args.official, args.config)))
+        return
+    if args.learn:
+        learn(args.official, args.learn, args.kimg, args.out)
+        return
+    if args.child:
+        print(json.dumps(measure_official(args.official, args.config, args.steps)))
+        return
+    here = Path(__file__).parent
+    runs = {
+        "official": [__file__, "--child", "--official", str(args.official)],
+        "heroforge": [str(here / "train_speed.py"), "--child", args.config],
+    }
+    lines = {}
+    for name, argv in runs.items():
+        argv = [sys.executable, *argv, "--steps", str(args.steps)]
+        if name == "official":
+            argv += ["--config", args.config]
+        out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+        lines[name] = json.loads(out.strip().splitlines()[-1])
+        print(json.dumps(lines[name]), flush=True)
+    ours, theirs = lines["heroforge"], lines["official"]
+    ratios = {
+        "benchmark": "official_side_by_side",
+        "config": args.config,
+        "speedup": round(theirs["sec_per_kimg"] / ours["sec_per_kimg"], 3),
+        "memory_ratio": round(ours["peak_rss_mb"] / theirs["peak_rss_mb"], 3),
+        "goal": "speedup >= 1.25, memory_ratio <= 0.5",
+    }
+    print(json.dumps(ratios))
+
+
+if __name__ == "__main__":
+    main()
