@@ -9,17 +9,17 @@ CPU, as it does on any machine without CUDA. Ends with one line of ratios: speed
 --parity loads the same random weights into both implementations' G and D and prints how far
 their images, logits and every parameter's gradient (of G's loss through D) are apart.
 
---learn instead trains the official code on a folder of PNGs (tiny-cpu hyperparameters, one
-thread) and saves its G_ema every kimg as a state dict that heroforge's generator loads: the
-evidence that a short run learns as little with the official code as with heroforge.
+--learn trains the official code on a folder of PNGs (tiny-cpu hyperparameters, one thread, as
+the demo trains heroforge) and prints FID/KID of its G_ema at the start and every 2 kimg,
+measured as train_learning.py measures heroforge: does the official code learn in a short run?
 
 Needs: a checkout of https://github.com/NVlabs/stylegan2-ada-pytorch and scipy (its augment
 module imports it). Its `requests` import (downloads only) is stubbed when missing.
 
 Usage: python benchmarks/official_side_by_side.py --official DIR [--config tiny|auto64]
        [--steps 6 | --parity]    (--official defaults to $HEROFORGE_OFFICIAL; none: a skip line)
-       python benchmarks/official_side_by_side.py --official DIR --learn PNG_DIR --kimg 10
-       --out PREFIX
+       python benchmarks/official_side_by_side.py --official DIR --learn PNG_DIR [--kimg 10]
+       [--images 128]
 """
 
 import argparse
@@ -239,10 +239,15 @@ def parity(checkout: Path, name: str) -> dict:
     return result
 
 
-def learn(checkout: Path, png_dir: Path, kimg: float, out: str) -> None:
+def learn(checkout: Path, png_dir: Path, kimg: float, images: int) -> None:
+    """Train the official code on png_dir like the demo trains heroforge; then FID/KID of its
+    G_ema (loaded into heroforge's generator) at the start and every 2 kimg."""
     from PIL import Image
 
+    from heroforge import demo
     from heroforge.config import load_config
+    from heroforge.data.dataset import ImageDataset
+    from heroforge.nets.generator import build_generator
 
     torch.set_num_threads(1)  # as the demo
     torch.manual_seed(0)
@@ -250,15 +255,25 @@ def learn(checkout: Path, png_dir: Path, kimg: float, out: str) -> None:
     files = sorted(png_dir.glob("*.png"))
     if not files:
         sys.exit(f"no PNG files in {png_dir}")
-    images = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
-    images = torch.from_numpy(images).permute(0, 3, 1, 2)
+    pixels = np.stack([np.asarray(Image.open(f).convert("RGB")) for f in files])
+    pixels = torch.from_numpy(pixels).permute(0, 3, 1, 2)
     trainer = OfficialTrainer(import_official(checkout), cfg)
-    per_kimg = 1000 // cfg.train.batch
+    snapshots = {0.0: copy.deepcopy(trainer.G_ema.state_dict())}
+    every = 2000 // cfg.train.batch
+    start = time.perf_counter()
     while trainer.nimg < kimg * 1000:
-        trainer.step(images[torch.randint(len(images), [cfg.train.batch])])
-        if trainer.step_index % per_kimg == 0:
-            torch.save(trainer.G_ema.state_dict(), f"{out}-{trainer.nimg // 1000:03d}kimg.pt")
-            print(json.dumps({"kimg": trainer.nimg / 1000, "p": float(trainer.augment.p)}))
+        trainer.step(pixels[torch.randint(len(pixels), [cfg.train.batch])])
+        if trainer.step_index % every == 0 or trainer.nimg >= kimg * 1000:
+            snapshots[trainer.nimg / 1000] = copy.deepcopy(trainer.G_ema.state_dict())
+    seconds = time.perf_counter() - start
+    dataset = ImageDataset(png_dir, resolution=cfg.data.resolution)
+    for at, state in snapshots.items():
+        generator = build_generator(cfg, modconv="split")
+        generator.load_state_dict(state, strict=False)  # FIR filter buffers are not stored
+        fid, kid = demo.fid_kid(generator, dataset, cfg, images)
+        line = {"benchmark": "official_side_by_side", "learn": "official", "kimg": at}
+        line.update(fid=round(fid, 1), kid=round(kid, 4), train_seconds=round(seconds, 1))
+        print(json.dumps(line), flush=True)
 
 
 def main() -> None:
@@ -269,7 +284,7 @@ def main() -> None:
     parser.add_argument("--parity", action="store_true")
     parser.add_argument("--learn", type=Path)
     parser.add_argument("--kimg", type=float, default=10.0)
-    parser.add_argument("--out", default="official-G_ema")
+    parser.add_argument("--images", type=int, default=128)
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.official is None:  # e.g. `make bench` on a machine without the official code
@@ -280,7 +295,7 @@ def main() -> None:
         print(json.dumps(parity(args.official, args.config)))
         return
     if args.learn:
-        learn(args.official, args.learn, args.kimg, args.out)
+        learn(args.official, args.learn, args.kimg, args.images)
         return
     if args.child:
         print(json.dumps(measure_official(args.official, args.config, args.steps)))
