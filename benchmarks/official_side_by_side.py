@@ -9,9 +9,11 @@ CPU, as it does on any machine without CUDA. Ends with one line of ratios: speed
 --parity loads the same random weights into both implementations' G and D and prints how far
 their images, logits and every parameter's gradient (of G's loss through D) are apart.
 
---learn trains the official code on a folder of PNGs (tiny-cpu hyperparameters, one thread, as
-the demo trains heroforge) and prints FID/KID of its G_ema at the start and every 2 kimg,
-measured as train_learning.py measures heroforge: does the official code learn in a short run?
+--learn trains the official code on a folder of PNGs (the tiny-cpu network, one thread, as the
+demo trains heroforge) and prints FID/KID of its G_ema at the start and every 2 kimg, measured
+as train_learning.py measures heroforge: does the official code learn in a short run? By
+default with the official "auto" rules (OFFICIAL_RULES); --set SECTION.KEY=VALUE (repeatable)
+instead applies those overrides to tiny-cpu's own settings (none: `--set train.seed=0`).
 
 Needs: a checkout of https://github.com/NVlabs/stylegan2-ada-pytorch and scipy (its augment
 module imports it). Its `requests` import (downloads only) is stubbed when missing.
@@ -19,7 +21,7 @@ module imports it). Its `requests` import (downloads only) is stubbed when missi
 Usage: python benchmarks/official_side_by_side.py --official DIR [--config tiny|auto64]
        [--steps 6 | --parity]    (--official defaults to $HEROFORGE_OFFICIAL; none: a skip line)
        python benchmarks/official_side_by_side.py --official DIR --learn PNG_DIR [--kimg 10]
-       [--images 128]
+       [--images 128] [--set SECTION.KEY=VALUE ...]
 """
 
 import argparse
@@ -239,9 +241,17 @@ def parity(checkout: Path, name: str) -> dict:
     return result
 
 
-def learn(checkout: Path, png_dir: Path, kimg: float, images: int) -> None:
-    """Train the official code on png_dir like the demo trains heroforge; then FID/KID of its
-    G_ema (loaded into heroforge's generator) at the start and every 2 kimg."""
+# The official "auto" rules at 32 px and batch 8, on the tiny-cpu network: what tiny-cpu
+# trained with before it was tuned for short runs.
+OFFICIAL_RULES = ["train.batch=8", "train.g_lr=0.0025", "train.d_lr=0.0025"]
+OFFICIAL_RULES += ["train.r1_gamma=0.0256", "train.pl_weight=2", "train.style_mixing=0.9"]
+OFFICIAL_RULES += ["augment.mode=ada"]
+
+
+def learn(checkout: Path, png_dir: Path, kimg: float, images: int, overrides: list[str]) -> None:
+    """Train the official code on png_dir like the demo trains heroforge (tiny-cpu with the
+    overrides); then FID/KID of its G_ema (in heroforge's generator) at the start and every
+    2 kimg."""
     from PIL import Image
 
     from heroforge import demo
@@ -251,7 +261,7 @@ def learn(checkout: Path, png_dir: Path, kimg: float, images: int) -> None:
 
     torch.set_num_threads(1)  # as the demo
     torch.manual_seed(0)
-    cfg = load_config("tiny-cpu")
+    cfg = load_config("tiny-cpu", overrides)
     files = sorted(png_dir.glob("*.png"))
     if not files:
         sys.exit(f"no PNG files in {png_dir}")
@@ -272,6 +282,7 @@ def learn(checkout: Path, png_dir: Path, kimg: float, images: int) -> None:
         generator.load_state_dict(state, strict=False)  # FIR filter buffers are not stored
         fid, kid = demo.fid_kid(generator, dataset, cfg, images)
         line = {"benchmark": "official_side_by_side", "learn": "official", "kimg": at}
+        line["overrides"] = overrides
         line.update(fid=round(fid, 1), kid=round(kid, 4), train_seconds=round(seconds, 1))
         print(json.dumps(line), flush=True)
 
@@ -285,6 +296,7 @@ def main() -> None:
     parser.add_argument("--learn", type=Path)
     parser.add_argument("--kimg", type=float, default=10.0)
     parser.add_argument("--images", type=int, default=128)
+    parser.add_argument("--set", action="append", dest="overrides", help="for --learn")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.official is None:  # e.g. `make bench` on a machine without the official code
@@ -295,7 +307,8 @@ def main() -> None:
         print(json.dumps(parity(args.official, args.config)))
         return
     if args.learn:
-        learn(args.official, args.learn, args.kimg, args.images)
+        overrides = OFFICIAL_RULES if args.overrides is None else args.overrides
+        learn(args.official, args.learn, args.kimg, args.images, overrides)
         return
     if args.child:
         print(json.dumps(measure_official(args.official, args.config, args.steps)))

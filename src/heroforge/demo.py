@@ -111,9 +111,12 @@ def run_demo(out: Path, console: Console) -> dict[str, Path]:
 
     console.rule("5. did it learn? FID of the untrained and the trained generator")
     check = learning_check(out / "heroes.zip", cfg, run_dir, DEMO_FID_IMAGES)
+    fid_ratio = check["fid_end"] / check["fid_start"]
+    kid_ratio = check["kid_end"] / max(check["kid_start"], 1e-12)
     console.print(
-        f"FID {check['fid_start']:.1f} at initialisation -> {check['fid_end']:.1f} after training;"
-        f" KID {check['kid_start']:.3f} -> {check['kid_end']:.3f}"
+        f"FID {check['fid_start']:.1f} at initialisation -> {check['fid_end']:.1f} after training"
+        f" (x{fid_ratio:.2f}); KID {check['kid_start']:.3f} -> {check['kid_end']:.3f}"
+        f" (x{kid_ratio:.2f}; 0 is a perfect match)"
     )
 
     console.rule("6. generate: new heroes, a morph through latent space, a child of two heroes")

@@ -16,7 +16,7 @@ FAST_JOB = ["train.tick_kimg=0.032", "train.checkpoint_kimg=0.032"]
 
 
 def test_multi_node_script_uses_torchrun_rendezvous(tiny_archive, tmp_path):
-    spec = spec_from_options(tiny_archive, "tiny-cpu", 1.0, ["train.gpus=8"])
+    spec = spec_from_options(tiny_archive, "tiny-cpu", 1.0, ["train.gpus=8", "train.batch=8"])
     text = sbatch_text(spec, tmp_path, nodes=2, time_limit="12:00:00")
     for expected in ("#SBATCH --nodes=2", "#SBATCH --gpus-per-node=4", "#SBATCH --requeue",
                      "#SBATCH --signal=B:TERM@120", "--nnodes 2 --nproc_per_node 4",

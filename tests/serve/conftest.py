@@ -11,13 +11,15 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+from every_phase import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.manager import open_queue, submit
 from heroforge.manager.progress import find_run_dir, read_progress
 from heroforge.manager.spec import spec_from_options
 from heroforge.serve.app import create_app
 
-TICKS = ["train.tick_kimg=0.032", "train.checkpoint_kimg=0.032"]  # 2 ticks, 2 checkpoints
+# 2 ticks, 2 checkpoints; every phase, so that the page has path-length and ADA curves
+TICKS = [*EVERY_PHASE, "train.tick_kimg=0.032", "train.checkpoint_kimg=0.032"]
 TOKEN = "test-token-0123456789abcdef"
 LOCAL = "http://127.0.0.1:8765"  # without a token the server answers only to loopback names
 

@@ -6,13 +6,14 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
+from every_phase import EVERY_PHASE
 
 from heroforge.config import load_config
 from heroforge.train.checkpoint import load_latest
 from heroforge.train.dist import shutdown_distributed
 from heroforge.train.run import start
 
-STEPS = ["train.tick_kimg=0.032", "train.checkpoint_kimg=1", "train.r1_interval=2"]
+STEPS = [*EVERY_PHASE, "train.tick_kimg=0.032", "train.checkpoint_kimg=1", "train.r1_interval=2"]
 
 
 def _free_port() -> int:

@@ -1,6 +1,7 @@
 """What the training step leaves in memory between steps."""
 
 import torch
+from every_phase import EVERY_PHASE
 
 from heroforge.config import load_config
 from heroforge.data.dataset import ImageDataset
@@ -10,7 +11,7 @@ from heroforge.train.stats import TickStats
 
 
 def test_a_step_frees_every_gradient_and_the_next_step_still_learns(tiny_archive, tmp_path):
-    cfg = load_config("tiny-cpu", ["train.pl_interval=2", "train.r1_interval=2"])
+    cfg = load_config("tiny-cpu", [*EVERY_PHASE, "train.pl_interval=2", "train.r1_interval=2"])
     dataset = ImageDataset(tiny_archive, resolution=cfg.data.resolution)
     trainer = Trainer(cfg, dataset, tmp_path, DistInfo(0, 1, torch.device("cpu")))
     stats = TickStats()

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from every_phase import EVERY_PHASE
 
 from heroforge.config import load_config
 from heroforge.data.dataset import ImageDataset
@@ -19,7 +20,9 @@ CPU = torch.device("cpu")
 
 
 def _trainer(archive: Path, run_dir: Path, *overrides: str) -> Trainer:
-    cfg = load_config("tiny-cpu", ["network.num_fp16_res=2", "train.pl_interval=2", *overrides])
+    cfg = load_config(
+        "tiny-cpu", [*EVERY_PHASE, "network.num_fp16_res=2", "train.pl_interval=2", *overrides]
+    )
     dataset = ImageDataset(archive, resolution=cfg.data.resolution)
     return Trainer(cfg, dataset, run_dir, DistInfo(0, 1, CPU))
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from every_phase import EVERY_PHASE
 
 from heroforge.config import load_config
 from heroforge.errors import UserError
@@ -18,7 +19,8 @@ from heroforge.train import checkpoint as ckpt
 from heroforge.train.checkpoint import list_checkpoints, load_latest
 from heroforge.train.run import resume, start
 
-QUICK = ["train.tick_kimg=0.032", "train.checkpoint_kimg=0.032", "train.keep_checkpoints=20"]
+QUICK = [*EVERY_PHASE, "train.tick_kimg=0.032", "train.checkpoint_kimg=0.032"]
+QUICK += ["train.keep_checkpoints=20"]
 TARGET = 0.128  # 16 steps of 8 images
 
 

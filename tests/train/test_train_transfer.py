@@ -5,6 +5,7 @@ import hashlib
 
 import pytest
 import torch
+from every_phase import EVERY_PHASE
 
 from heroforge.config import load_config
 from heroforge.errors import UserError
@@ -14,7 +15,7 @@ from heroforge.train.loop import Trainer
 from heroforge.train.run import read_run, resume, start
 from heroforge.train.transfer import load_init_model
 
-STEPS = ["train.tick_kimg=0.032", "train.checkpoint_kimg=0.032"]
+STEPS = [*EVERY_PHASE, "train.tick_kimg=0.032", "train.checkpoint_kimg=0.032"]
 
 
 def _quiet(*_args) -> None:
