@@ -6,8 +6,8 @@ import socket
 import pytest
 import torch
 import torch.multiprocessing as mp
-from every_phase import EVERY_PHASE
 
+from every_phase import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.train.checkpoint import load_latest
 from heroforge.train.dist import shutdown_distributed

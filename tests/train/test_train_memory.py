@@ -1,8 +1,8 @@
 """What the training step leaves in memory between steps."""
 
 import torch
-from every_phase import EVERY_PHASE
 
+from every_phase import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.data.dataset import ImageDataset
 from heroforge.train.dist import DistInfo

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from every_phase import EVERY_PHASE
 
+from every_phase import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.data.dataset import ImageDataset
 from heroforge.nets.synthesis import SynthesisBlock

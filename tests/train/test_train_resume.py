@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from every_phase import EVERY_PHASE
 
+from every_phase import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.errors import UserError
 from heroforge.train import checkpoint as ckpt

@@ -5,8 +5,8 @@ import hashlib
 
 import pytest
 import torch
-from every_phase import EVERY_PHASE
 
+from every_phase import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.errors import UserError
 from heroforge.nets.weights import load_networks, save_networks
