@@ -4,6 +4,7 @@ The benchmarks run as scripts (`python benchmarks/x.py`), so this folder is on s
 they import this module by name.
 """
 
+import dataclasses
 import os
 import time
 
@@ -58,3 +59,23 @@ def auto_config(resolution: int, batch: int = 8) -> Config:
             "train.precision=fp32",
         ],
     )
+
+
+# The official "auto" rules at 32 px and batch 8 on the tiny-cpu network: every phase (R1, path
+# length, style mixing, ADA). tiny-cpu itself trains with settings tuned for short runs; the
+# speed benchmarks keep these so that their figures stay comparable from session to session.
+TINY_OFFICIAL_RULES = ["train.batch=8", "train.g_lr=0.0025", "train.d_lr=0.0025"]
+TINY_OFFICIAL_RULES += ["train.r1_gamma=0.0256", "train.pl_weight=2", "train.style_mixing=0.9"]
+TINY_OFFICIAL_RULES += ["augment.mode=ada"]
+
+
+def speed_config(name: str) -> Config:
+    """A speed benchmark's configuration by name: "tiny" (the tiny-cpu network with the
+    official rules), "auto64" (the official "auto" config at 64 px, batch 8) or "auto64-chunk4"
+    (the same minibatch accumulated over two chunks of 4)."""
+    if name == "tiny":
+        return load_config("tiny-cpu", TINY_OFFICIAL_RULES)
+    cfg = auto_config(64)
+    if name == "auto64-chunk4":
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_gpu=4))
+    return cfg

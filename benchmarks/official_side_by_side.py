@@ -12,8 +12,9 @@ their images, logits and every parameter's gradient (of G's loss through D) are 
 --learn trains the official code on a folder of PNGs (the tiny-cpu network, one thread, as the
 demo trains heroforge) and prints FID/KID of its G_ema at the start and every 2 kimg, measured
 as train_learning.py measures heroforge: does the official code learn in a short run? By
-default with the official "auto" rules (OFFICIAL_RULES); --set SECTION.KEY=VALUE (repeatable)
-instead applies those overrides to tiny-cpu's own settings (none: `--set train.seed=0`).
+default with the official "auto" rules (cpu_reference.TINY_OFFICIAL_RULES); --set
+SECTION.KEY=VALUE (repeatable) instead applies those overrides to tiny-cpu's own settings
+(none: `--set train.seed=0`).
 
 Needs: a checkout of https://github.com/NVlabs/stylegan2-ada-pytorch and scipy (its augment
 module imports it). Its `requests` import (downloads only) is stubbed when missing.
@@ -164,10 +165,9 @@ class OfficialTrainer:
 
 
 def measure_official(checkout: Path, name: str, steps: int) -> dict:
-    from cpu_reference import auto_config
-    from heroforge.config import load_config
+    from cpu_reference import speed_config
 
-    cfg = load_config("tiny-cpu") if name == "tiny" else auto_config(64)
+    cfg = speed_config(name)
     torch.manual_seed(0)
     trainer = OfficialTrainer(import_official(checkout), cfg)
     res, batch = cfg.data.resolution, cfg.train.batch
@@ -193,12 +193,11 @@ def measure_official(checkout: Path, name: str, steps: int) -> dict:
 
 def parity(checkout: Path, name: str) -> dict:
     """Same weights in both implementations: how far apart are their outputs and gradients?"""
-    from cpu_reference import auto_config
-    from heroforge.config import load_config
+    from cpu_reference import speed_config
     from heroforge.nets.discriminator import build_discriminator
     from heroforge.nets.generator import build_generator
 
-    cfg = load_config("tiny-cpu") if name == "tiny" else auto_config(64)
+    cfg = speed_config(name)
     torch.manual_seed(0)
     official = OfficialTrainer(import_official(checkout), cfg)
     ours = {"G": build_generator(cfg, modconv="split"), "D": build_discriminator(cfg)}
@@ -206,46 +205,34 @@ def parity(checkout: Path, name: str) -> dict:
         # heroforge keeps the official names; only the FIR filter buffers are not stored
         net.load_state_dict(getattr(official, key).state_dict(), strict=False)
     z = torch.randn([8, cfg.network.z_dim])
-    result = {"benchmark": "official_side_by_side", "parity": name}
-    for label, (gen, disc) in {
-        "official": (official.G, official.D),
-        "heroforge": (ours["G"], ours["D"]),
-    }.items():
+    outputs = []  # (images, logits, gradients by name): the official code's, then heroforge's
+    for gen, disc in ((official.G, official.D), (ours["G"], ours["D"])):
         gen.requires_grad_(True).zero_grad(set_to_none=True)
         disc.requires_grad_(True).zero_grad(set_to_none=True)
         img = gen(z, None, noise_mode="const")
         logits = disc(img, None)
         torch.nn.functional.softplus(-logits).mean().backward()
         grads = {k: p.grad for k, p in [*gen.named_parameters(), *disc.named_parameters()]}
-        result[label] = (img.detach(), logits.detach(), grads)
-    (img_a, logit_a, grad_a), (img_b, logit_b, grad_b) = (
-        result.pop("official"),
-        result.pop("heroforge"),
-    )
+        outputs.append((img.detach(), logits.detach(), grads))
+    (img_a, logit_a, grad_a), (img_b, logit_b, grad_b) = outputs
     rel = {
         k: float((grad_a[k] - grad_b[k]).norm() / grad_a[k].norm().clamp(min=1e-30)) for k in grad_a
     }
     worst = max(rel, key=rel.get)
     flat_a = torch.cat([g.flatten() for g in grad_a.values()])
     flat_b = torch.cat([grad_b[k].flatten() for k in grad_a])
-    result.update(
-        image_max_abs_diff=float((img_a - img_b).abs().max()),
-        logits_max_abs_diff=float((logit_a - logit_b).abs().max()),
-        gradients_compared=len(rel),
+    return {
+        "benchmark": "official_side_by_side",
+        "parity": name,
+        "image_max_abs_diff": float((img_a - img_b).abs().max()),
+        "logits_max_abs_diff": float((logit_a - logit_b).abs().max()),
+        "gradients_compared": len(rel),
         # all gradients as one vector; then the worst single tensor (a noise strength's scalar
         # gradient is a sum over every pixel, so float32 rounding shows most there)
-        gradient_rel_diff=float((flat_a - flat_b).norm() / flat_a.norm()),
-        worst_gradient=worst,
-        worst_gradient_rel_diff=rel[worst],
-    )
-    return result
-
-
-# The official "auto" rules at 32 px and batch 8, on the tiny-cpu network: what tiny-cpu
-# trained with before it was tuned for short runs.
-OFFICIAL_RULES = ["train.batch=8", "train.g_lr=0.0025", "train.d_lr=0.0025"]
-OFFICIAL_RULES += ["train.r1_gamma=0.0256", "train.pl_weight=2", "train.style_mixing=0.9"]
-OFFICIAL_RULES += ["augment.mode=ada"]
+        "gradient_rel_diff": float((flat_a - flat_b).norm() / flat_a.norm()),
+        "worst_gradient": worst,
+        "worst_gradient_rel_diff": rel[worst],
+    }
 
 
 def learn(checkout: Path, png_dir: Path, kimg: float, images: int, overrides: list[str]) -> None:
@@ -282,8 +269,8 @@ def learn(checkout: Path, png_dir: Path, kimg: float, images: int, overrides: li
         generator.load_state_dict(state, strict=False)  # FIR filter buffers are not stored
         fid, kid = demo.fid_kid(generator, dataset, cfg, images)
         line = {"benchmark": "official_side_by_side", "learn": "official", "kimg": at}
-        line["overrides"] = overrides
-        line.update(fid=round(fid, 1), kid=round(kid, 4), train_seconds=round(seconds, 1))
+        line.update(overrides=overrides, fid=round(fid, 1), kid=round(kid, 4))
+        line["train_seconds"] = round(seconds, 1)
         print(json.dumps(line), flush=True)
 
 
@@ -307,7 +294,9 @@ def main() -> None:
         print(json.dumps(parity(args.official, args.config)))
         return
     if args.learn:
-        overrides = OFFICIAL_RULES if args.overrides is None else args.overrides
+        from cpu_reference import TINY_OFFICIAL_RULES
+
+        overrides = TINY_OFFICIAL_RULES if args.overrides is None else args.overrides
         learn(args.official, args.learn, args.kimg, args.images, overrides)
         return
     if args.child:

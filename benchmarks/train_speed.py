@@ -2,16 +2,16 @@
 
 Runs the real training loop (all four phases, ADA, EMA) on random images for a few steps
 after a warm-up, in a fresh process per configuration so that peak memory is its own.
-Configurations: the tiny-cpu preset, and the official "auto" config at 64 px (channel base
-16384, batch 8, fp32), also with gradients accumulated over two chunks of 4 (batch_gpu 4:
-the same minibatch and minibatch-std groups of 4, half the activations at a time). FLOPs per
-image are those of G and D forward passes (nets summary).
+Configurations (cpu_reference.speed_config): the tiny-cpu network with the official rules
+(every phase, as before tiny-cpu was tuned for short runs), the official "auto" config at 64 px
+(channel base 16384, batch 8, fp32), and that one with gradients accumulated over two chunks of
+4 (batch_gpu 4: the same minibatch and minibatch-std groups of 4, half the activations at a
+time). FLOPs per image are those of G and D forward passes (nets summary).
 
 Usage: python benchmarks/train_speed.py [--steps 6] [--only tiny|auto64|auto64-chunk4]
 """
 
 import argparse
-import dataclasses
 import json
 import os
 import resource
@@ -29,17 +29,14 @@ def measure(name: str, steps: int) -> dict:
     import torch
     from PIL import Image
 
-    from cpu_reference import auto_config
-    from heroforge.config import load_config
+    from cpu_reference import speed_config
     from heroforge.data.dataset import ImageDataset
     from heroforge.nets.summary import summarize
     from heroforge.train.dist import DistInfo
     from heroforge.train.loop import Trainer
     from heroforge.train.stats import TickStats
 
-    cfg = load_config("tiny-cpu") if name == "tiny" else auto_config(64)
-    if name == "auto64-chunk4":
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_gpu=4))
+    cfg = speed_config(name)
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
         res = cfg.data.resolution
