@@ -251,3 +251,51 @@ def test_fp16_inputs_are_prenormalised_and_match_fp32(form):
     half = modulated_conv2d(x.half(), w * 100, s, **kwargs)
     assert half.dtype == torch.float16
     torch.testing.assert_close(half.float(), ref, atol=1e-2, rtol=1e-2)
+
+
+def saved_shapes(fn, *inputs):
+    """Shapes of every tensor autograd keeps for the backward pass of fn(*inputs)."""
+    shapes = []
+
+    def pack(t):
+        shapes.append(tuple(t.shape))
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn(*inputs)
+    return shapes
+
+
+@pytest.mark.parametrize(("up", "down"), [(1, 1), (2, 1), (1, 2)])
+def test_a_fixed_weight_convolution_keeps_no_activation_and_differentiates_twice(up, down):
+    # D's layers while G trains, and every FIR filter: the weight takes no gradient, so only
+    # the (unscaled) weight is kept for backward, and R1 / path length still differentiate the
+    # gradient: checked against finite differences to second order.
+    torch.manual_seed(4)
+    x = torch.randn(2, 3, 6, 6, dtype=F64, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, dtype=F64)
+    b = torch.randn(4, dtype=F64)
+    f = setup_filter().to(F64)
+
+    def conv(x):
+        return conv2d_resample(x, w, f, up=up, down=down, bias=b, weight_gain=0.3)
+
+    ref = reference_conv(x.detach(), w * 0.3, f, up, down) + b.reshape(1, -1, 1, 1)
+    torch.testing.assert_close(conv(x), ref, **TOL)
+    kept = saved_shapes(conv, x)
+    assert kept and all(len(s) == 4 and s[0] != 2 for s in kept)  # weights and filters only
+    assert torch.autograd.gradcheck(conv, (x,))
+    assert torch.autograd.gradgradcheck(conv, (x,))
+
+
+def test_a_trained_weight_convolution_gets_its_gradient_with_the_gain():
+    torch.manual_seed(5)
+    x = torch.randn(2, 3, 6, 6, dtype=F64, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, dtype=F64, requires_grad=True)
+    f = setup_filter().to(F64)
+    for up, down in ((1, 1), (2, 1), (1, 2)):
+
+        def conv(x, w, up=up, down=down):
+            return conv2d_resample(x, w, f, up=up, down=down, weight_gain=0.3)
+
+        assert torch.autograd.gradcheck(conv, (x, w))

@@ -134,9 +134,10 @@ class Conv2dLayer(nn.Module):
     def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
         """act(conv(x) + b) * gain; gain > 0 is an extra output scale (resnet uses sqrt(0.5))."""
         act_gain = ACTIVATION_GAINS[self.activation] * gain
-        w = self.weight.to(x.dtype) * (self.weight_gain * act_gain)
+        w, w_gain = self.weight.to(x.dtype), self.weight_gain * act_gain
         b = None if self.bias is None else self.bias.to(x.dtype) * act_gain
-        x = conv2d_resample(x, w, self.resample_filter, up=self.up, down=self.down, bias=b)
+        f = self.resample_filter
+        x = conv2d_resample(x, w, f, up=self.up, down=self.down, bias=b, weight_gain=w_gain)
         clamp = active_clamp(self.conv_clamp, x)
         clamp = None if clamp is None else clamp * gain
         return bias_act(x, act=self.activation, gain=1.0, clamp=clamp, fresh=True)

@@ -43,6 +43,80 @@ def _padding4(padding: Padding) -> tuple[int, int, int, int]:
     return padding  # type: ignore[return-value]
 
 
+class _InputOnlyConv(torch.autograd.Function):
+    """conv2d or conv_transpose2d with weight * gain, where weight and bias take no gradient:
+    a fixed FIR filter, or D's layers while G trains. Autograd's own convolution keeps its
+    input for the weight's gradient even then, one activation-sized tensor per layer, and the
+    scaled weight; this keeps only the unscaled weight (a parameter, so no copy) and scales it
+    again when needed. Its backward is the same operation transposed (the adjoint), through
+    this same function, so gradients of gradients (R1, path length) work to any order."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        x: torch.Tensor,
+        w: torch.Tensor,
+        gain: float,
+        bias: torch.Tensor | None,
+        stride: int,
+        padding: tuple[int, int],
+        groups: int,
+        transposed: bool,
+        output_padding: tuple[int, int],
+    ) -> torch.Tensor:
+        ctx.save_for_backward(w)
+        ctx.settings = (gain, stride, padding, groups, transposed, tuple(x.shape[2:]))
+        w = w * gain if gain != 1 else w
+        if transposed:
+            return nnf.conv_transpose2d(x, w, bias, stride, padding, output_padding, groups)
+        return nnf.conv2d(x, w, bias, stride, padding, 1, groups)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        (w,) = ctx.saved_tensors
+        gain, stride, padding, groups, transposed, in_size = ctx.settings
+        output_padding = (0, 0)
+        if not transposed:  # the transposed conv must give back exactly the input's size
+            k = w.shape[2:]
+            output_padding = tuple(
+                in_size[i] - ((grad.shape[2 + i] - 1) * stride - 2 * padding[i] + k[i])
+                for i in range(2)
+            )
+        args = (stride, padding, groups, not transposed, output_padding)
+        grad_x = (
+            _InputOnlyConv.apply(grad, w, gain, None, *args) if ctx.needs_input_grad[0] else None
+        )
+        return grad_x, None, None, None, None, None, None, None, None
+
+
+def _conv(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int = 1,
+    padding: int | tuple[int, int] = 0,
+    groups: int = 1,
+    transposed: bool = False,
+    gain: float = 1.0,
+) -> torch.Tensor:
+    """nnf.conv2d (or conv_transpose2d) with weight * gain; keeps less for backward when it can."""
+    pad = (padding, padding) if isinstance(padding, int) else tuple(padding)
+    lean = (
+        torch.is_grad_enabled()
+        and x.requires_grad
+        and not w.requires_grad
+        and (bias is None or not bias.requires_grad)
+    )
+    if lean:
+        return _InputOnlyConv.apply(x, w, gain, bias, stride, pad, groups, transposed, (0, 0))
+    w = w * gain if gain != 1 else w
+    if transposed:
+        return nnf.conv_transpose2d(x, w, bias, stride, pad, 0, groups)
+    return nnf.conv2d(x, w, bias, stride, pad, 1, groups)
+
+
 def _depthwise(f: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Tensor:
     """The filter as the weight of a depthwise convolution over `channels` channels."""
     return f.to(dtype)[None, None].expand(channels, 1, *f.shape)
@@ -73,12 +147,8 @@ def upfirdn2d(
         x = nnf.pad(x, [max(x0, 0), max(x1, 0), max(y0, 0), max(y1, 0)])
         x = x[:, :, max(-y0, 0) : x.shape[2] - max(-y1, 0), max(-x0, 0) : x.shape[3] - max(-x1, 0)]
     weight = f * gain if flip_filter else f.flip([0, 1]) * gain
-    return nnf.conv2d(
-        x,
-        _depthwise(weight, c, x.dtype),
-        stride=down,
-        padding=x0 if symmetric else 0,
-        groups=c,
+    return _conv(
+        x, _depthwise(weight, c, x.dtype), stride=down, padding=x0 if symmetric else 0, groups=c
     )
 
 
@@ -92,9 +162,8 @@ def upsample2d(x: torch.Tensor, f: torch.Tensor, gain: float = 4.0) -> torch.Ten
     if fh % 2 or fw % 2:
         raise ValueError(f"upsample2d needs an even-sized filter, got {fh}x{fw}")
     weight = _depthwise(f * gain, x.shape[1], x.dtype)
-    return nnf.conv_transpose2d(
-        x, weight, stride=2, padding=(fh // 2 - 1, fw // 2 - 1), groups=x.shape[1]
-    )
+    padding = (fh // 2 - 1, fw // 2 - 1)
+    return _conv(x, weight, stride=2, padding=padding, groups=x.shape[1], transposed=True)
 
 
 def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
@@ -104,7 +173,7 @@ def downsample2d(x: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
     if fh % 2 or fw % 2:
         raise ValueError(f"downsample2d needs an even-sized filter, got {fh}x{fw}")
     weight = _depthwise(f.flip([0, 1]), x.shape[1], x.dtype)
-    return nnf.conv2d(x, weight, stride=2, padding=(fh // 2 - 1, fw // 2 - 1), groups=x.shape[1])
+    return _conv(x, weight, stride=2, padding=(fh // 2 - 1, fw // 2 - 1), groups=x.shape[1])
 
 
 def bias_act(
@@ -154,8 +223,10 @@ def conv2d_resample(
     down: int = 1,
     groups: int = 1,
     bias: torch.Tensor | None = None,
+    weight_gain: float = 1.0,
 ) -> torch.Tensor:
-    """A 'same' convolution with an odd square kernel, optionally 2x up or down through f.
+    """A 'same' convolution with an odd square kernel and weight w * weight_gain, optionally
+    2x up or down through f.
 
     up=2: transposed convolution (stride 2, true convolution with w), then the FIR filter.
     down=2: the FIR filter, then a stride-2 correlation with w. 1x1 kernels resample the
@@ -164,7 +235,7 @@ def conv2d_resample(
     """
     k = w.shape[-1]
     if up == 1 and down == 1:
-        return nnf.conv2d(x, w, bias, padding=k // 2, groups=groups)
+        return _conv(x, w, bias, padding=k // 2, groups=groups, gain=weight_gain)
     if f is None or (up, down) not in ((2, 1), (1, 2)):
         raise ValueError(
             f"conv2d_resample supports up=2 or down=2 with a filter, got {up=} {down=}"
@@ -172,14 +243,15 @@ def conv2d_resample(
     fw = f.shape[-1]
     if down == 2:
         if k == 1:
-            return nnf.conv2d(downsample2d(x, f), w, bias, groups=groups)
+            return _conv(downsample2d(x, f), w, bias, groups=groups, gain=weight_gain)
         # FIR with the conv's own padding folded in, then the strided conv without padding.
         x = upfirdn2d(x, f, padding=k // 2 + fw // 2 - 1)
-        return nnf.conv2d(x, w, bias, stride=2, groups=groups)
+        return _conv(x, w, bias, stride=2, groups=groups, gain=weight_gain)
     if k == 1:
-        x = upsample2d(nnf.conv2d(x, w, groups=groups), f)
+        x = upsample2d(_conv(x, w, groups=groups, gain=weight_gain), f)
     else:
-        x = nnf.conv_transpose2d(x, _transpose_weight(w, groups), stride=2, groups=groups)
+        w = _transpose_weight(w, groups)
+        x = _conv(x, w, stride=2, groups=groups, transposed=True, gain=weight_gain)
         # The transposed conv made 2H + k - 2 pixels; the filter (gain 4 keeps the mean) trims
         # them back to 2H, aligned like zero insertion followed by a 'same' convolution.
         x = upfirdn2d(x, f, padding=fw // 2 - (k - 1) // 2, gain=4.0)

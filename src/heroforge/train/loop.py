@@ -12,6 +12,7 @@ stable snapshots, and with stability.rollback an unstable run goes back to it (j
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import signal
 import time
@@ -55,6 +56,11 @@ class Progress:
     tick_start_nimg: int = 0
     elapsed_s: float = 0.0  # training time over all sessions (not counting downtime)
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _scaled_backward(scaler: torch.amp.GradScaler, parts: int, loss: torch.Tensor) -> None:
+    """Backpropagate one of the `parts` equal shares of a minibatch's loss (loss scaled)."""
+    scaler.scale(loss / parts).backward()
 
 
 class Trainer:
@@ -206,6 +212,7 @@ class Trainer:
             if net is self.D:
                 for param in self.frozen_d:
                     param.requires_grad_(False)  # no gradient, so Adam leaves it alone
+            backward = functools.partial(_scaled_backward, scaler, total_chunks)
             for chunk in chunks:
                 seed_chunk(tc.seed, self.progress.step, phase_idx, chunk)
                 if chunk not in reals:
@@ -213,16 +220,15 @@ class Trainer:
                 real, c = reals[chunk]
                 z = torch.randn([real.shape[0], self.cfg.network.z_dim], device=self.dist.device)
                 if phase == "G":
-                    result = self.loss.g_main(z, c)
+                    stats = self.loss.g_main(z, c, backward)
                 elif phase == "G_pl":
-                    result = self.loss.g_pl(z, c)
+                    stats = self.loss.g_pl(z, c, backward)
                 elif phase == "D":
-                    result = self.loss.d_main(real, z, c)
-                    self.ada.accumulate(result.stats.pop("real_signs"))
+                    stats = self.loss.d_main(real, z, c, backward)
+                    self.ada.accumulate(stats.pop("real_signs"))
                 else:
-                    result = self.loss.d_r1(real, c)
-                scaler.scale(result.loss / total_chunks).backward()
-                tick_stats.add(result.stats)
+                    stats = self.loss.d_r1(real, c, backward)
+                tick_stats.add(stats)
             net.requires_grad_(False)
             all_reduce_grads(list(net.parameters()), self.dist.world, not scaler.is_enabled())
             scaler.step(opt)  # skipped when the scaled gradients overflowed

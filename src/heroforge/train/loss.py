@@ -1,15 +1,16 @@
 """StyleGAN2-ADA losses: non-saturating logistic loss, lazy R1 on reals, lazy path length.
 
-Each phase returns the loss to backpropagate (already multiplied by its lazy-regularisation
-interval, so that a penalty applied every N minibatches weighs as if applied every time) and
-the statistics worth logging, kept as tensors so nothing waits for the device inside the loop.
+Each phase hands its loss to the caller's `backward` (already multiplied by its
+lazy-regularisation interval, so that a penalty applied every N minibatches weighs as if
+applied every time) and returns the statistics worth logging, kept as tensors so nothing
+waits for the device inside the loop. A phase may hand over its loss in parts, so that only
+one part's graph is in memory at a time.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -17,11 +18,8 @@ from torch.nn import functional
 
 from heroforge.config import TrainConfig
 
-
-@dataclass
-class PhaseResult:
-    loss: torch.Tensor  # scalar to call backward() on
-    stats: dict[str, torch.Tensor]  # detached scalars or vectors for the tick statistics
+Backward = Callable[[torch.Tensor], None]  # backpropagates one scalar loss
+Stats = dict[str, torch.Tensor]  # detached scalars or vectors for the tick statistics
 
 
 class StyleGAN2Loss(nn.Module):
@@ -88,13 +86,14 @@ class StyleGAN2Loss(nn.Module):
             img = self.augment(img)
         return (self.main_nets[1] if main else self.D)(img, c)
 
-    def g_main(self, z: torch.Tensor, c: torch.Tensor | None) -> PhaseResult:
+    def g_main(self, z: torch.Tensor, c: torch.Tensor | None, backward: Backward) -> Stats:
         img, _ = self.generate(z, c)
         fake = self.logits(img, c)
         loss = functional.softplus(-fake).mean()
-        return PhaseResult(loss, {"loss/G": loss.detach(), "scores/fake": fake.detach().mean()})
+        backward(loss)
+        return {"loss/G": loss.detach(), "scores/fake": fake.detach().mean()}
 
-    def g_pl(self, z: torch.Tensor, c: torch.Tensor | None) -> PhaseResult:
+    def g_pl(self, z: torch.Tensor, c: torch.Tensor | None, backward: Backward) -> Stats:
         """Path-length regularisation: the image change per unit step in w should be steady."""
         n = max(1, z.shape[0] // self.cfg.pl_batch_shrink)
         img, ws = self.generate(z[:n], None if c is None else c[:n], main=False)
@@ -106,29 +105,36 @@ class StyleGAN2Loss(nn.Module):
         # the "+ 0 * img" gives every synthesis parameter a gradient, so that every process
         # all-reduces a flat buffer of the same size (dist.all_reduce_grads)
         loss = (penalty * self.cfg.pl_weight + img[:, 0, 0, 0].mean() * 0) * self.cfg.pl_interval
-        return PhaseResult(loss, {"loss/pl": penalty.detach(), "pl_mean": self.pl_mean.clone()})
+        backward(loss)
+        return {"loss/pl": penalty.detach(), "pl_mean": self.pl_mean.clone()}
 
-    def d_main(self, real: torch.Tensor, z: torch.Tensor, c: torch.Tensor | None) -> PhaseResult:
+    def d_main(
+        self, real: torch.Tensor, z: torch.Tensor, c: torch.Tensor | None, backward: Backward
+    ) -> Stats:
         with torch.no_grad():
             img, _ = self.generate(z, c)
         fake = self.logits(img, c)
-        real_logits = self.logits(real, c)
         loss_fake = functional.softplus(fake).mean()
-        loss = loss_fake + functional.softplus(-real_logits).mean()
-        stats = {
-            "loss/D": loss.detach(),
+        # Fakes' part first, then reals': one graph of D in memory at a time. The gradients
+        # sum to those of the total loss (nothing random happens in a backward pass).
+        backward(loss_fake)
+        real_logits = self.logits(real, c)
+        loss_real = functional.softplus(-real_logits).mean()
+        backward(loss_real)
+        return {
+            "loss/D": (loss_fake + loss_real).detach(),
             # D's loss on fakes near 0 is the instability the stability verdict looks for
             "loss/D_fake": loss_fake.detach(),
             "scores/real": real_logits.detach().mean(),
             "real_signs": real_logits.detach().sign().flatten(),
         }
-        return PhaseResult(loss, stats)
 
-    def d_r1(self, real: torch.Tensor, c: torch.Tensor | None) -> PhaseResult:
+    def d_r1(self, real: torch.Tensor, c: torch.Tensor | None, backward: Backward) -> Stats:
         """R1: penalise D's gradient on real images (keeps D from overshooting the data)."""
         real = real.detach().requires_grad_(True)
         logits = self.logits(real, c, main=False)
         (grad,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
         penalty = grad.square().sum([1, 2, 3]).mean()
         loss = (penalty * (self.cfg.r1_gamma / 2) + logits.mean() * 0) * self.cfg.r1_interval
-        return PhaseResult(loss, {"loss/r1": penalty.detach()})
+        backward(loss)
+        return {"loss/r1": penalty.detach()}
