@@ -161,3 +161,16 @@ def test_memory_layouts_give_the_same_images():
             images.append(gen(z, noise_mode="const"))
     torch.testing.assert_close(images[0], images[1])
     torch.testing.assert_close(images[2], images[1], atol=1e-5, rtol=1e-5)
+
+
+def test_the_automatic_layout_on_the_cpu_is_channels_last_only_without_gradients():
+    # training (gradients recorded) runs NCHW, where oneDNN's weight gradients are fast;
+    # generating runs channels-last, oneDNN's faster layout for forward passes
+    gen = build_generator(tiny_cfg(32), modconv="split")
+    layouts = []
+    conv = gen.synthesis.b32.conv1
+    conv.register_forward_pre_hook(lambda _m, args: layouts.append(args[0].is_contiguous()))
+    gen(torch.randn(2, 16))
+    with torch.no_grad():
+        gen(torch.randn(2, 16))
+    assert layouts == [True, False]
