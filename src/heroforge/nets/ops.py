@@ -43,6 +43,24 @@ def _padding4(padding: Padding) -> tuple[int, int, int, int]:
     return padding  # type: ignore[return-value]
 
 
+def _scaled_conv(
+    x: torch.Tensor,
+    w: torch.Tensor,
+    gain: float,
+    bias: torch.Tensor | None,
+    stride: int,
+    padding: tuple[int, int],
+    groups: int,
+    transposed: bool,
+    output_padding: tuple[int, int] = (0, 0),
+) -> torch.Tensor:
+    """nnf.conv2d or conv_transpose2d with the weight w * gain."""
+    w = w * gain if gain != 1 else w
+    if transposed:
+        return nnf.conv_transpose2d(x, w, bias, stride, padding, output_padding, groups)
+    return nnf.conv2d(x, w, bias, stride, padding, 1, groups)
+
+
 class _InputOnlyConv(torch.autograd.Function):
     """conv2d or conv_transpose2d with weight * gain, where weight and bias take no gradient:
     a fixed FIR filter, or D's layers while G trains. Autograd's own convolution keeps its
@@ -66,10 +84,7 @@ class _InputOnlyConv(torch.autograd.Function):
     ) -> torch.Tensor:
         ctx.save_for_backward(w)
         ctx.settings = (gain, stride, padding, groups, transposed, tuple(x.shape[2:]))
-        w = w * gain if gain != 1 else w
-        if transposed:
-            return nnf.conv_transpose2d(x, w, bias, stride, padding, output_padding, groups)
-        return nnf.conv2d(x, w, bias, stride, padding, 1, groups)
+        return _scaled_conv(x, w, gain, bias, stride, padding, groups, transposed, output_padding)
 
     @staticmethod
     def backward(  # type: ignore[override]
@@ -111,10 +126,7 @@ def _conv(
     )
     if lean:
         return _InputOnlyConv.apply(x, w, gain, bias, stride, pad, groups, transposed, (0, 0))
-    w = w * gain if gain != 1 else w
-    if transposed:
-        return nnf.conv_transpose2d(x, w, bias, stride, pad, 0, groups)
-    return nnf.conv2d(x, w, bias, stride, pad, 1, groups)
+    return _scaled_conv(x, w, gain, bias, stride, pad, groups, transposed)
 
 
 def _depthwise(f: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Tensor:
