@@ -48,6 +48,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from heroforge.nets.cpu import training_allocator_env
+
 # the "bgc" pipe: every blit, geometric and colour transform at full strength (times p)
 BGC_TRANSFORMS = ["xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac"]
 BGC_TRANSFORMS += ["brightness", "contrast", "lumaflip", "hue", "saturation"]
@@ -372,13 +374,17 @@ def main() -> None:
         "official": [__file__, "--child", "--official", str(args.official)],
         "heroforge": [str(here / "train_speed.py"), "--child", args.config],
     }
+    # Each as its users run it: heroforge with the allocator settings `heroforge train` starts
+    # itself with (nets/cpu.py), the official code with the environment as it is.
+    envs = {"official": dict(os.environ), "heroforge": training_allocator_env(os.environ)}
     best: dict[str, dict] = {}
     for _ in range(args.rounds):
         for name, argv in runs.items():
             argv = [sys.executable, *argv, "--steps", str(args.steps)]
             if name == "official":
                 argv += ["--config", args.config]
-            out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
+            env = envs[name] or dict(os.environ)
+            out = subprocess.run(argv, check=True, capture_output=True, text=True, env=env).stdout
             line = json.loads(out.strip().splitlines()[-1])
             print(json.dumps(line), flush=True)
             if name not in best or line["sec_per_kimg"] < best[name]["sec_per_kimg"]:

@@ -68,6 +68,7 @@ def measure(name: str, steps: int) -> dict:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "threads": torch.get_num_threads(),
         "load_average_1min": round(os.getloadavg()[0], 2),
+        "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
     }
 
 
@@ -81,8 +82,17 @@ def main() -> None:
         print(json.dumps(measure(args.child, args.steps)))
         return
     for name in [args.only] if args.only else CONFIGS:
-        cmd = [sys.executable, __file__, "--child", name, "--steps", str(args.steps)]
-        print(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip())
+        print(run_child(name, args.steps))
+
+
+def run_child(name: str, steps: int) -> str:
+    """One configuration in a fresh process, with the allocator settings `heroforge train`
+    starts itself with (nets/cpu.py), so that the figures are what users get."""
+    from heroforge.nets.cpu import training_allocator_env
+
+    cmd = [sys.executable, __file__, "--child", name, "--steps", str(steps)]
+    env = training_allocator_env(os.environ) or dict(os.environ)
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.strip()
 
 
 if __name__ == "__main__":

@@ -293,6 +293,10 @@ def version() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script; argv defaults to sys.argv[1:]."""
+    if argv is None and sys.argv[1:2] == ["train"]:
+        from heroforge.nets.cpu import restart_with_training_allocator
+
+        restart_with_training_allocator()  # returns only when nothing needed to change
     try:
         app(args=argv, prog_name="heroforge")
     except UserError as err:

@@ -4,7 +4,9 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as nnf
 
+from heroforge.nets.layers import Conv2dLayer
 from heroforge.nets.modconv import ModConvPlanner, modulated_conv2d
 from heroforge.nets.ops import (
     bias_act,
@@ -299,3 +301,52 @@ def test_a_trained_weight_convolution_gets_its_gradient_with_the_gain():
             return conv2d_resample(x, w, f, up=up, down=down, weight_gain=0.3)
 
         assert torch.autograd.gradcheck(conv, (x, w))
+
+
+@pytest.mark.parametrize(("k", "up"), [(3, 1), (3, 2), (1, 1), (1, 2)])
+def test_an_input_scaled_convolution_keeps_only_its_input_and_differentiates_twice(k, up):
+    # The "split" modulation: conv(x * s). Only x (no product x * s) is kept for backward,
+    # and path length differentiates the gradient: checked against finite differences.
+    torch.manual_seed(6)
+    x = torch.randn(2, 3, 5, 5, dtype=F64, requires_grad=True)
+    s = torch.randn(2, 3, dtype=F64, requires_grad=True)
+    w = torch.randn(4, 3, k, k, dtype=F64, requires_grad=True)
+    f = setup_filter().to(F64)
+
+    def conv(x, s, w):
+        return conv2d_resample(x, w, f, up=up, weight_gain=0.3, input_scale=s)
+
+    ref = reference_conv(x.detach() * s.detach()[:, :, None, None], w.detach() * 0.3, f, up, 1)
+    torch.testing.assert_close(conv(x, s, w), ref, **TOL)
+    kept = saved_shapes(conv, x, s, w)
+    assert sum(shape == (2, 3, 5, 5) for shape in kept) == 1  # x itself, not also x * s
+    assert torch.autograd.gradcheck(conv, (x, s, w))
+    assert torch.autograd.gradgradcheck(conv, (x, s, w))
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x, s, w), ref, **TOL)
+
+
+def test_a_trained_conv_layer_moves_its_weight_gain_past_the_convolution():
+    # While its weight trains, Conv2dLayer keeps no scaled copy of the weight for backward,
+    # and gives the same output and gradients as without gradients (the plain form).
+    torch.manual_seed(7)
+    layer = Conv2dLayer(3, 4, 3, activation="lrelu", down=2, resample_filter=setup_filter())
+    layer.bias.data.normal_()
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    with torch.no_grad():
+        plain = layer(x, gain=0.7)
+    trained = layer(x, gain=0.7)
+    torch.testing.assert_close(trained, plain, atol=1e-5, rtol=1e-5)
+    kept = saved_shapes(lambda x: layer(x, gain=0.7), x)
+    assert sum(shape == tuple(layer.weight.shape) for shape in kept) == 1  # the parameter only
+    trained.square().sum().backward()
+    ref_w = layer.weight.detach().clone().requires_grad_(True)
+    ref = nnf.leaky_relu(
+        reference_conv(
+            x.detach().double(), ref_w.double() * layer.weight_gain, setup_filter().double(), 1, 2
+        )
+        + layer.bias.detach().double().reshape(1, -1, 1, 1),
+        0.2,
+    ) * (math.sqrt(2) * 0.7)
+    ref.square().sum().backward()
+    torch.testing.assert_close(layer.weight.grad, ref_w.grad.float(), atol=1e-4, rtol=1e-4)

@@ -14,18 +14,63 @@ each optimiser step keeps the peak near the largest phase (1.86 GB), at the pric
 when the next phase touches that memory again (+7% time at 64 px). The tiny preset frees only
 20-30 MB per phase and would pay the page faults for nothing (+20% time measured), so
 release_freed_memory() only trims when more lies free.
+
+Within a phase the heap still fragments: blocks freed by the backward pass are too small or in
+the wrong place for the next request, so the heap grows about 200 MB past the live tensors.
+Serving every block of 4 MB and more with its own mmap ends that (each is unmapped on free),
+and transparent huge pages make those fresh mappings cheap: one page fault per 2 MB instead of
+per 4 kB, and fewer TLB misses in the convolutions. Measured at 64 px "auto", batch 8 (main
+step / peak RSS): glibc's defaults 15.5 s / 1,620 MB; mmap from 4 MB alone 15.5-18.8 s
+(7 s of system time per step) / 1,514 MB; with huge pages as well 13.2 s / 1,524 MB.
+glibc reads these settings (GLIBC_TUNABLES) only when a process starts, so `heroforge train`
+starts itself again with them (training_allocator_env); HEROFORGE_MALLOC_TUNING=off opts out.
 """
 
 from __future__ import annotations
 
 import ctypes
 import functools
+import os
+import platform
 import sys
+from collections.abc import Mapping
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameter numbers, from glibc's malloc.h
 _M_MMAP_MAX = -4
 _INT_MAX = 2**31 - 1
 RELEASE_MIN_FREE_MB = 64  # below this much free heap, trimming costs more than it returns
+
+
+# Huge pages (madvise) for malloc's memory, and blocks from 4 MB up in their own mappings.
+TRAINING_TUNABLES = ("glibc.malloc.hugetlb=1", "glibc.malloc.mmap_threshold=4194304")
+OPT_OUT = "HEROFORGE_MALLOC_TUNING"  # "off": leave the C library's allocator as it is
+
+
+def training_allocator_env(env: Mapping[str, str]) -> dict[str, str] | None:
+    """env with the training allocator settings added to GLIBC_TUNABLES, or None when there
+    is nothing to do: not glibc (>= 2.35 knows hugetlb), opted out, or already set."""
+    if not sys.platform.startswith("linux") or env.get(OPT_OUT, "").lower() == "off":
+        return None
+    libc, version = platform.libc_ver()
+    if libc != "glibc" or tuple(int(v) for v in version.split(".")[:2]) < (2, 35):
+        return None
+    present = [t for t in env.get("GLIBC_TUNABLES", "").split(":") if t]
+    names = {t.split("=")[0] for t in present}
+    missing = [t for t in TRAINING_TUNABLES if t.split("=")[0] not in names]
+    if not missing:
+        return None  # already started with them (or the user set their own values)
+    return {**env, "GLIBC_TUNABLES": ":".join(present + missing)}
+
+
+def restart_with_training_allocator() -> None:
+    """Replace this process by the same command with training_allocator_env, if that changes
+    anything. Only for a process started as a command (it runs sys.orig_argv again)."""
+    env = training_allocator_env(os.environ)
+    if env is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, sys.orig_argv, env)
 
 
 class _MallInfo2(ctypes.Structure):

@@ -143,11 +143,20 @@ class Conv2dLayer(nn.Module):
         act_gain = ACTIVATION_GAINS[self.activation] * gain
         w, w_gain = self.weight.to(x.dtype), self.weight_gain * act_gain
         b = None if self.bias is None else self.bias.to(x.dtype) * act_gain
-        f = self.resample_filter
-        x = conv2d_resample(x, w, f, up=self.up, down=self.down, bias=b, weight_gain=w_gain)
+        f, up, down = self.resample_filter, self.up, self.down
+        if torch.is_grad_enabled() and self.weight.requires_grad:
+            # Training this layer: autograd would keep the scaled weight w * w_gain for the
+            # input's gradient (all of D's weights again, 73 MB at 64 px "auto"). The gain
+            # moves past the convolution instead, into bias_act's multiply-add, which makes a
+            # new tensor anyway: lrelu(g * conv(x, w) + b) == lrelu(g * (conv(x, w) + b / g)).
+            x = conv2d_resample(x, w, f, up=up, down=down)
+            b, out_gain = (None if b is None else b / w_gain), w_gain
+        else:
+            x = conv2d_resample(x, w, f, up=up, down=down, bias=b, weight_gain=w_gain)
+            b, out_gain = None, 1.0
         clamp = active_clamp(self.conv_clamp, x)
         clamp = None if clamp is None else clamp * gain
-        return bias_act(x, act=self.activation, gain=1.0, clamp=clamp, fresh=True)
+        return bias_act(x, b, self.activation, gain=out_gain, clamp=clamp, fresh=True)
 
     def extra_repr(self) -> str:
         out_channels, in_channels, k, _ = self.weight.shape

@@ -64,8 +64,7 @@ def modulated_conv2d(
         noise = (noise * gain if gain != 1 else noise).to(x.dtype)
 
     if form == "split":
-        x = x * styles.to(x.dtype).reshape(n, in_channels, 1, 1)
-        x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up)
+        x = conv2d_resample(x, weight.to(x.dtype), resample_filter, up=up, input_scale=styles)
         if scale is None:
             return x if noise is None else x + noise
         scale = scale.to(x.dtype).reshape(n, out_channels, 1, 1)

@@ -106,6 +106,64 @@ class _InputOnlyConv(torch.autograd.Function):
         return grad_x, None, None, None, None, None, None, None, None
 
 
+class _StyledConv(torch.autograd.Function):
+    """conv2d or conv_transpose2d of x * s (s: one scale per image and input channel, the
+    modulation of StyleGAN2's "split" form) with weight * gain. Autograd would keep x for the
+    gradient of s and the product x * s for the weight's: two activation-sized tensors per
+    layer. This keeps only x (usually the previous layer's activation, kept anyway) and
+    multiplies again in backward, one cheap pass. The backward is made of differentiable
+    operations, so gradients of gradients (path length) work."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        x: torch.Tensor,
+        s: torch.Tensor,
+        w: torch.Tensor,
+        gain: float,
+        stride: int,
+        padding: tuple[int, int],
+        groups: int,
+        transposed: bool,
+    ) -> torch.Tensor:
+        ctx.save_for_backward(x, s, w)
+        ctx.settings = (gain, stride, padding, groups, transposed)
+        return _scaled_conv(
+            _scale_channels(x, s), w, gain, None, stride, padding, groups, transposed
+        )
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
+    ) -> tuple[torch.Tensor | None, ...]:
+        x, s, w = ctx.saved_tensors
+        gain, stride, padding, groups, transposed = ctx.settings
+        need_x, need_s, need_w = ctx.needs_input_grad[:3]
+        grad_xs, grad_w, _ = torch.ops.aten.convolution_backward(
+            grad,
+            _scale_channels(x, s),
+            w * gain if gain != 1 else w,
+            None,  # no bias
+            [stride, stride],
+            list(padding),
+            [1, 1],  # dilation
+            transposed,
+            [0, 0],  # output padding
+            groups,
+            [need_x or need_s, need_w, False],
+        )
+        grad_x = _scale_channels(grad_xs, s) if need_x else None
+        grad_s = (grad_xs * x).sum(dim=[2, 3]).to(s.dtype) if need_s else None
+        if need_w and gain != 1:
+            grad_w = grad_w * gain
+        return grad_x, grad_s, grad_w, None, None, None, None, None
+
+
+def _scale_channels(x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """x [N, C, H, W] times s [N, C], one scale per image and channel."""
+    return x * s.to(x.dtype).reshape(*s.shape, 1, 1)
+
+
 def _conv(
     x: torch.Tensor,
     w: torch.Tensor,
@@ -115,9 +173,18 @@ def _conv(
     groups: int = 1,
     transposed: bool = False,
     gain: float = 1.0,
+    input_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """nnf.conv2d (or conv_transpose2d) with weight * gain; keeps less for backward when it can."""
+    """nnf.conv2d (or conv_transpose2d) of x [* input_scale] with weight * gain; keeps less
+    for backward when it can."""
     pad = (padding, padding) if isinstance(padding, int) else tuple(padding)
+    if input_scale is not None:
+        if bias is not None:
+            raise ValueError("a convolution with an input scale takes no bias")
+        tensors = (x, input_scale, w)
+        if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+            return _StyledConv.apply(*tensors, gain, stride, pad, groups, transposed)
+        x = _scale_channels(x, input_scale)
     lean = (
         torch.is_grad_enabled()
         and x.requires_grad
@@ -236,9 +303,11 @@ def conv2d_resample(
     groups: int = 1,
     bias: torch.Tensor | None = None,
     weight_gain: float = 1.0,
+    input_scale: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """A 'same' convolution with an odd square kernel and weight w * weight_gain, optionally
-    2x up or down through f.
+    2x up or down through f. input_scale [N, C] multiplies x per image and channel first
+    (modulation); not with down=2.
 
     up=2: transposed convolution (stride 2, true convolution with w), then the FIR filter.
     down=2: the FIR filter, then a stride-2 correlation with w. 1x1 kernels resample the
@@ -246,24 +315,27 @@ def conv2d_resample(
     bias, when given, is added last.
     """
     k = w.shape[-1]
+    scale = {"input_scale": input_scale}
     if up == 1 and down == 1:
-        return _conv(x, w, bias, padding=k // 2, groups=groups, gain=weight_gain)
+        return _conv(x, w, bias, padding=k // 2, groups=groups, gain=weight_gain, **scale)
     if f is None or (up, down) not in ((2, 1), (1, 2)):
         raise ValueError(
             f"conv2d_resample supports up=2 or down=2 with a filter, got {up=} {down=}"
         )
     fw = f.shape[-1]
     if down == 2:
+        if input_scale is not None:
+            raise ValueError("conv2d_resample takes no input_scale when downsampling")
         if k == 1:
             return _conv(downsample2d(x, f), w, bias, groups=groups, gain=weight_gain)
         # FIR with the conv's own padding folded in, then the strided conv without padding.
         x = upfirdn2d(x, f, padding=k // 2 + fw // 2 - 1)
         return _conv(x, w, bias, stride=2, groups=groups, gain=weight_gain)
     if k == 1:
-        x = upsample2d(_conv(x, w, groups=groups, gain=weight_gain), f)
+        x = upsample2d(_conv(x, w, groups=groups, gain=weight_gain, **scale), f)
     else:
         w = _transpose_weight(w, groups)
-        x = _conv(x, w, stride=2, groups=groups, transposed=True, gain=weight_gain)
+        x = _conv(x, w, stride=2, groups=groups, transposed=True, gain=weight_gain, **scale)
         # The transposed conv made 2H + k - 2 pixels; the filter (gain 4 keeps the mean) trims
         # them back to 2H, aligned like zero insertion followed by a 'same' convolution.
         x = upfirdn2d(x, f, padding=fw // 2 - (k - 1) // 2, gain=4.0)
