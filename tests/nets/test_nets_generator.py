@@ -163,14 +163,19 @@ def test_memory_layouts_give_the_same_images():
     torch.testing.assert_close(images[2], images[1], atol=1e-5, rtol=1e-5)
 
 
-def test_the_automatic_layout_on_the_cpu_is_channels_last_only_without_gradients():
-    # training (gradients recorded) runs NCHW, where oneDNN's weight gradients are fast;
-    # generating runs channels-last, oneDNN's faster layout for forward passes
+def test_the_automatic_layout_on_the_cpu_is_nchw_only_for_blocks_being_trained():
+    # a block whose weights train runs NCHW, where oneDNN's weight gradients are fast; every
+    # other pass (generating, a frozen net inside the other's phase) runs channels-last,
+    # oneDNN's faster layout for forward passes and input gradients
     gen = build_generator(tiny_cfg(32), modconv="split")
     layouts = []
     conv = gen.synthesis.b32.conv1
     conv.register_forward_pre_hook(lambda _m, args: layouts.append(args[0].is_contiguous()))
-    gen(torch.randn(2, 16))
+    gen(torch.randn(2, 16))  # training G
     with torch.no_grad():
-        gen(torch.randn(2, 16))
-    assert layouts == [True, False]
+        gen(torch.randn(2, 16))  # generating
+    gen.requires_grad_(False)
+    gen(torch.randn(2, 16, requires_grad=True))  # frozen, but a gradient flows through
+    gen.synthesis.b32.requires_grad_(True)
+    gen(torch.randn(2, 16))  # only this block trains
+    assert layouts == [True, False, False, True]

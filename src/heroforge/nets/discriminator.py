@@ -77,7 +77,7 @@ class DiscriminatorBlock(ReducedPrecision, nn.Module):
         """(features, image at this resolution) -> (features, image at half, for "skip")."""
         ref = img if x is None else x
         dtype = self.compute_dtype(ref)
-        layout = memory_format(self.channels_last, ref, dtype)
+        layout = memory_format(self.channels_last, ref, dtype, self)
         if x is not None:
             x = x.to(dtype=dtype, memory_format=layout)
         if self.in_channels == 0 or self.architecture == "skip":

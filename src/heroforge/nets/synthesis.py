@@ -179,7 +179,7 @@ class SynthesisBlock(ReducedPrecision, nn.Module):
         dtype = self.compute_dtype(ws)
         if x is None:
             x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)  # a copy: no view of a leaf
-        x = x.to(dtype=dtype, memory_format=memory_format(self.channels_last, x, dtype))
+        x = x.to(dtype=dtype, memory_format=memory_format(self.channels_last, x, dtype, self))
 
         if self.in_channels == 0:
             x = self.conv1(x, next(w_iter), noise_mode)
