@@ -10,6 +10,8 @@ import time
 
 import torch
 from torch.nn import functional
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils.flop_counter import flop_registry
 
 from heroforge.config import Config, load_config
 
@@ -79,3 +81,57 @@ def speed_config(name: str) -> Config:
     if name == "auto64-chunk4":
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, batch_gpu=4))
     return cfg
+
+
+class FlopCount(TorchDispatchMode):
+    """torch's FLOP formulas (flop_counter.flop_registry: convolutions and their backward,
+    matrix products) summed over every op run inside. Not FlopCounterMode itself: its module
+    tracker's hooks make autograd.grad fail on a leaf, as in the R1 and path-length phases."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.total = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        formula = flop_registry.get(func._overloadpacket)
+        if formula is not None:
+            self.total += formula(*args, **kwargs, out_val=out)
+        return out
+
+
+def training_flops(run_step, phases_at, window: range, cycle: int) -> tuple[float, float]:
+    """FLOPs of the training steps in `window` and the mean per step over `cycle` steps (one
+    period of the lazy regularisers). FLOPs depend only on which phases run, so one step of each
+    distinct phase set is counted (torch FlopCounterMode: multiply-add = 2, backward and double
+    backward included). run_step(step) runs the trainer's step with its counter set to `step`;
+    counting slows the ops down, so call this after timing."""
+    counted: dict[tuple, float] = {}
+
+    def flops(step: int) -> float:
+        phases = phases_at(step)
+        if phases not in counted:
+            with FlopCount() as counter:
+                run_step(step)
+            counted[phases] = counter.total
+        return counted[phases]
+
+    window_total = sum(flops(step) for step in window)
+    return window_total, sum(flops(step) for step in range(cycle)) / cycle
+
+
+def peak_fields(window_flops: float, seconds: float, steps: int, per_step: float, batch: int):
+    """What a timed window of `steps` training steps (`seconds` in all) reaches against this
+    CPU's convolution peak: achieved GFLOP/s, its fraction of the peak, the s/kimg that the
+    window's arithmetic would take at that peak (a bound for any implementation built on these
+    convolutions), and the training GFLOPs per image over a whole regulariser period (for the
+    fraction of peak on any device)."""
+    peak = conv_peak()
+    return {
+        "train_gflop_per_image": round(per_step / batch / 1e9, 2),
+        "achieved_gflops": round(window_flops / seconds / 1e9, 1),
+        "conv_peak_gflops": round(peak, 1),
+        "peak_fraction": round(window_flops / seconds / 1e9 / peak, 3),
+        "sec_per_kimg_at_peak": round(window_flops / (peak * 1e9) / (steps * batch) * 1000, 1),
+    }

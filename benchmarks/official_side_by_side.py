@@ -37,6 +37,7 @@ import argparse
 import copy
 import importlib
 import json
+import math
 import os
 import resource
 import subprocess
@@ -188,7 +189,7 @@ class OfficialTrainer:
 
 
 def measure_official(checkout: Path, name: str, steps: int) -> dict:
-    from cpu_reference import speed_config
+    from cpu_reference import peak_fields, speed_config, training_flops
 
     cfg = speed_config(name)
     torch.manual_seed(0)
@@ -200,7 +201,21 @@ def measure_official(checkout: Path, name: str, steps: int) -> dict:
     start = time.perf_counter()
     for _ in range(steps):
         trainer.step(reals)
-    seconds = (time.perf_counter() - start) / steps
+    window_seconds = time.perf_counter() - start
+    seconds = window_seconds / steps
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    def run_step(step: int) -> None:
+        trainer.step_index = step
+        trainer.step(reals)
+
+    def phases_at(step: int) -> tuple[str, ...]:
+        return tuple(name for name, _, _, interval in trainer.phases if step % interval == 0)
+
+    tc = cfg.train
+    window_flops, per_step = training_flops(
+        run_step, phases_at, range(2, 2 + steps), math.lcm(tc.pl_interval, tc.r1_interval)
+    )
     return {
         "benchmark": "official_side_by_side",
         "implementation": "official",
@@ -208,7 +223,8 @@ def measure_official(checkout: Path, name: str, steps: int) -> dict:
         "batch": batch,
         "sec_per_kimg": round(seconds * 1000 / batch, 1),
         "img_per_s": round(batch / seconds, 3),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        **peak_fields(window_flops, window_seconds, steps, per_step, batch),
         "threads": torch.get_num_threads(),
         "load_average_1min": round(os.getloadavg()[0], 2),
     }

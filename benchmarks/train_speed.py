@@ -13,6 +13,7 @@ Usage: python benchmarks/train_speed.py [--steps 6] [--only tiny|auto64|auto64-c
 
 import argparse
 import json
+import math
 import os
 import resource
 import subprocess
@@ -29,11 +30,11 @@ def measure(name: str, steps: int) -> dict:
     import torch
     from PIL import Image
 
-    from cpu_reference import speed_config
+    from cpu_reference import peak_fields, speed_config, training_flops
     from heroforge.data.dataset import ImageDataset
     from heroforge.nets.summary import summarize
     from heroforge.train.dist import DistInfo
-    from heroforge.train.loop import Trainer
+    from heroforge.train.loop import Trainer, phases_at
     from heroforge.train.stats import TickStats
 
     cfg = speed_config(name)
@@ -51,8 +52,22 @@ def measure(name: str, steps: int) -> dict:
         start, cpu_start = time.perf_counter(), os.times()
         for _ in range(steps):
             trainer.step(stats)
-        seconds = (time.perf_counter() - start) / steps
+        window_seconds = time.perf_counter() - start
+        seconds = window_seconds / steps
         system_s = (os.times().system - cpu_start.system) / steps
+        peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+        def run_step(step: int) -> None:
+            trainer.progress.step = step
+            trainer.step(stats)
+
+        tc = cfg.train
+        window_flops, per_step = training_flops(
+            run_step,
+            lambda step: phases_at(tc, step),
+            range(2, 2 + steps),
+            math.lcm(tc.pl_interval, tc.r1_interval),
+        )
     summary = summarize(cfg)
     img_per_s = cfg.train.batch / seconds
     return {
@@ -65,7 +80,8 @@ def measure(name: str, steps: int) -> dict:
         "img_per_s": round(img_per_s, 3),
         "system_s_per_step": round(system_s, 3),  # kernel time: page faults, mostly
         "forward_gflops_per_image": round((summary["G_flops"] + summary["D_flops"]) / 1e9, 2),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        **peak_fields(window_flops, window_seconds, steps, per_step, cfg.train.batch),
         "threads": torch.get_num_threads(),
         "load_average_1min": round(os.getloadavg()[0], 2),
         "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),

@@ -44,6 +44,41 @@ def test_cluttered_scenes_are_hard_to_separate(synth_set):
     assert np.mean(np.array(scores) < 0.5) >= 0.8
 
 
+def _bust_on(background: Image.Image) -> tuple[np.ndarray, np.ndarray]:
+    """A head and shoulders drawn over `background` (400 px), halved with anti-aliasing; with
+    the true mask at 200 px."""
+    shape = Image.new("L", background.size, 0)
+    draw = ImageDraw.Draw(shape)
+    draw.ellipse([140, 60, 260, 215], fill=255)  # head
+    draw.rounded_rectangle([80, 200, 320, 400], radius=60, fill=255)  # shoulders, cut by the edge
+    colours = Image.new("RGB", background.size, (230, 180, 140))
+    ImageDraw.Draw(colours).rectangle([0, 200, 400, 400], fill=(20, 150, 140))
+    picture = Image.composite(colours, background, shape)
+    truth = np.asarray(shape.reduce(2)) >= 128
+    return np.asarray(picture.reduce(2)), truth
+
+
+@pytest.mark.parametrize("stripes", ["fine vertical", "wide horizontal"])
+def test_patterned_backgrounds_separate_by_the_framing_palette(stripes):
+    """Stripes 1.5 px wide leave no flat region to find the background with, and wide
+    horizontal ones show a single colour along the top edge: the framing band's palette
+    (and the blends between its colours) still finds all of the background."""
+    background = Image.new("RGB", (400, 400), (200, 60, 60))
+    draw = ImageDraw.Draw(background)
+    if stripes == "fine vertical":
+        for x in range(0, 400, 6):
+            draw.rectangle([x, 0, x + 2, 400], fill=(150, 150, 150))
+    else:
+        for y in range(0, 400, 48):
+            draw.rectangle([0, y + 24, 400, y + 47], fill=(40, 160, 40))
+    rgb, truth = _bust_on(background)
+    seg = segment(rgb)
+    assert seg.method == "band"
+    assert seg.separability >= 0.85  # the bottom edge is the bust's
+    assert _iou(seg.mask, truth) > 0.95
+    assert (on_white(rgb, seg)[:20] == 255).all()  # the stripes above the head are white
+
+
 def test_on_white_leaves_no_halo_of_the_old_background():
     """A black-outlined blue disc on green: after compositing, nothing green is left."""
     big = Image.new("RGB", (400, 400), (0, 200, 0))

@@ -48,15 +48,6 @@ def realism(rgb: np.ndarray, seg: Segmentation) -> float:
     return float(np.clip((0.30 - flat) / 0.15, 0, 1))
 
 
-def separability(seg: Segmentation) -> float:
-    """How well the background was explained: border coverage, minus leftover clutter and
-    the subject falling into many pieces."""
-    frag_penalty = 0.1 * max(0, seg.fragments - 1)
-    if seg.border_explained >= 0.95 and seg.clutter < 0.05:
-        frag_penalty = 0.0  # a clean background: several pieces are the subject's own parts
-    return float(np.clip(seg.border_explained - 2 * seg.clutter - frag_penalty, 0, 1))
-
-
 def _row_widths(mask: np.ndarray) -> np.ndarray:
     any_row = mask.any(1)
     left = np.where(any_row, np.argmax(mask, 1), 0)
@@ -115,7 +106,7 @@ def inspect(rgb: np.ndarray, seg: Segmentation) -> Scores:
     fill, tall = compactness(seg.mask)
     return Scores(
         realism=realism(rgb, seg),
-        separability=separability(seg),
+        separability=seg.separability,
         human=human_likeness(rgb, seg.mask, cut),
         body_cut=cut,
         fill=fill,

@@ -39,7 +39,7 @@ from heroforge.data.inspect import Scores, inspect
 from heroforge.data.segment import Segmentation, on_white, segment
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
-PIPELINE_VERSION = "prepare/5"  # bump when processing changes, so caches are not reused
+PIPELINE_VERSION = "prepare/6"  # bump when processing changes, so caches are not reused
 WORK_SIDE = 768  # pictures are analysed at most this big: the subject ends up <= 512 px
 THUMB = 160
 

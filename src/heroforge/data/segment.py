@@ -7,6 +7,14 @@ pixels between background and subject is decided by un-mixing each pixel's colou
 nearby background and subject colours. That un-mixing also gives a soft alpha, so the subject
 can be put on white without a halo of the old background.
 
+Fine patterns (stripes a few pixels wide, dense dots) leave no smooth regions to work with, and
+a background colour may never reach the top edge (horizontal stripes). When that first method
+leaves much unexplained, a second one tries the background as a small palette: the colours of
+the band that frames the subject (top edge, upper sides), plus the blends between any two of
+them (anti-aliased pattern edges); background is what has those colours and connects to the
+border. It replaces the first result only when it explains the whole border cleanly, which
+a cluttered scene does not.
+
 The result says how well the picture separated (share of the border explained by background,
 clutter left over); the inspector turns that into the `not_separable` decision.
 """
@@ -21,6 +29,11 @@ import numpy as np
 EDGE_STEP = 10  # neighbour difference (max over RGB) above which a pixel sits on an edge
 MATCH_TOL = 22.0  # colour distance at which a region still counts as background-coloured
 ENCLOSED_BG_SHARE = 0.015  # enclosed background-coloured holes bigger than this (of the subject)
+PALETTE_SIZE = 6  # colours sought in the framing band by the palette method
+PALETTE_MIN_SHARE = 0.03  # of the band: smaller clusters are the subject's or noise
+PATTERN_RUNS = 4  # separate stretches of the frame in which a pattern colour shows
+TRY_PALETTE_BELOW = 0.9  # separability under which the palette method gets a try
+FRAME_EXPLAINED = 0.97  # share of the frame a clean background explains
 
 
 @dataclass
@@ -29,10 +42,20 @@ class Segmentation:
     mask: np.ndarray  # H x W bool: alpha >= 0.5, cleaned
     background: np.ndarray | None  # H x W x 3 float32 local background colour (None: alpha input)
     smooth: np.ndarray  # H x W bool: pixels inside flat-coloured regions (not on an edge)
-    method: str  # "alpha", "flat" (plain/gradient), "palette" (patterned) or "none" (failed)
+    method: str  # "alpha", "flat" (plain/gradient), "palette" (patterned), "band" (fine
+    # pattern, by the framing band's palette) or "none" (failed)
     border_explained: float  # share of the border that is background (1 = all of it)
     clutter: float  # subject-coloured specks left outside the subject, as a share of its area
     fragments: int  # significant pieces the foreground fell into
+
+    @property
+    def separability(self) -> float:
+        """How well the background was explained, 1 = cleanly, 0 = hopeless: border coverage,
+        minus leftover clutter and the subject falling into many pieces."""
+        frag_penalty = 0.1 * max(0, self.fragments - 1)
+        if self.border_explained >= 0.95 and self.clutter < 0.05:
+            frag_penalty = 0.0  # a clean background: several pieces are the subject's own parts
+        return float(np.clip(self.border_explained - 2 * self.clutter - frag_penalty, 0, 1))
 
 
 def channel_max(img: np.ndarray) -> np.ndarray:
@@ -261,30 +284,112 @@ def _agree(soft: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return np.where(mask, np.maximum(soft, 0.5), np.where(ring, np.minimum(soft, 0.49), 0.0))
 
 
+def _framing_palette(rgb: np.ndarray) -> np.ndarray:
+    """Main colours of the band that frames the subject: the top rows and the upper 60% of
+    both sides (k-means, clusters of at least PALETTE_MIN_SHARE of the band, recurring)."""
+    h, w = rgb.shape[:2]
+    k = max(3, min(h, w) // 64)
+    band = np.concatenate(
+        [
+            rgb[:k].reshape(-1, 3),
+            rgb[: int(0.6 * h), :k].reshape(-1, 3),
+            rgb[: int(0.6 * h), -k:].reshape(-1, 3),
+        ]
+    ).astype(np.float32)
+    band = band[:: max(1, len(band) // 20000)]
+    criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
+    cv2.setRNGSeed(0)  # the same picture always gets the same palette
+    _, labels, centres = cv2.kmeans(band, PALETTE_SIZE, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    share = np.bincount(labels.ravel(), minlength=PALETTE_SIZE) / len(labels)
+    # A pattern's colours recur along the frame; a subject that reaches it (arms out to the
+    # sides, hair at the top) shows its colours in one stretch per side. Kept: the main
+    # colour and those seen in PATTERN_RUNS separate stretches of the outermost pixels.
+    line = np.concatenate([rgb[0], rgb[: int(0.6 * h), 0], rgb[: int(0.6 * h), -1]])
+    nearest = np.linalg.norm(line[:, None].astype(np.float32) - centres[None], axis=2).argmin(1)
+    starts = np.r_[True, nearest[1:] != nearest[:-1]]
+    runs = np.bincount(nearest[starts], minlength=PALETTE_SIZE)
+    recurring = (runs >= PATTERN_RUNS) | (share == share.max())
+    return centres[(share >= PALETTE_MIN_SHARE) & recurring]
+
+
+def _near_palette(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Which colours (N x 3) lie within MATCH_TOL of a palette colour or of a blend of two of
+    them (the anti-aliased edge between two stripes)."""
+    nearest = np.full(len(colours), np.inf, np.float32)
+    for i, a in enumerate(palette):
+        for b in palette[i:]:  # b == a: the colour itself
+            d = b - a
+            t = np.clip((colours - a) @ d / max(float(d @ d), 1.0), 0, 1)
+            nearest = np.minimum(nearest, np.linalg.norm(colours - a - t[:, None] * d, axis=1))
+    return nearest < MATCH_TOL
+
+
+def _palette_background(rgb: np.ndarray, border: np.ndarray) -> np.ndarray:
+    """Background pixels by the palette method: palette-coloured and connected to the border."""
+    # decided once per colour present, at 6 bits per channel (a 1.5-level error at most)
+    q = (rgb >> 2).astype(np.int32)
+    codes = (q[..., 0] << 12) | (q[..., 1] << 6) | q[..., 2]
+    present = np.flatnonzero(np.bincount(codes.ravel(), minlength=1 << 18))
+    levels = np.stack([present >> 12, (present >> 6) & 63, present & 63], 1)
+    lookup = np.zeros(1 << 18, bool)
+    lookup[present] = _near_palette(levels.astype(np.float32) * 4 + 1.5, _framing_palette(rgb))
+    coloured = lookup[codes]
+    n, labels = cv2.connectedComponents(coloured.astype(np.uint8), connectivity=8)
+    touching = np.zeros(n, bool)
+    touching[labels[border & coloured]] = True
+    touching[0] = False
+    background = touching[labels]
+    # one-pixel lines that survive between stripes (JPEG colour blur) are not the subject
+    subject = cv2.morphologyEx((~background).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3)))
+    return subject == 0
+
+
+def _separate(
+    rgb: np.ndarray, bg_core: np.ndarray, fg_core: np.ndarray, smooth: np.ndarray, method: str
+) -> Segmentation:
+    """Soft alpha from the background and subject cores, cleaned, with its quality figures."""
+    soft, bg_col = _unmix(rgb, bg_core, fg_core)
+    mask, clutter, fragments = _clean(soft >= 0.5)
+    soft = _agree(soft, mask)
+    explained = float(bg_core[_border(*mask.shape)].mean())
+    return Segmentation(soft, mask, bg_col, smooth, method, explained, clutter, fragments)
+
+
 def segment(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Segmentation:
     """Separate the subject of an H x W x 3 uint8 picture from its background."""
     h, w = rgb.shape[:2]
     border = _border(h, w)
+    smooth = _edges(rgb) <= EDGE_STEP
     if alpha is not None:
         soft = alpha.astype(np.float32) / 255.0
         mask, clutter, fragments = _clean(soft >= 0.5)
         soft = _agree(soft, mask)
         explained = float((soft[border] < 0.5).mean())
-        smooth = _edges(rgb) <= EDGE_STEP
         return Segmentation(soft, mask, None, smooth, "alpha", explained, clutter, fragments)
-    smooth = _edges(rgb) <= EDGE_STEP
     _, labels, stats, centroids = cv2.connectedComponentsWithStats(
         smooth.astype(np.uint8), connectivity=4
     )
     is_bg, method = _background_regions(rgb, labels, stats, centroids, border)
     is_bg[0] = False
     bg_core = is_bg[labels]
-    fg_core = (labels > 0) & ~bg_core
-    soft, bg_col = _unmix(rgb, bg_core, fg_core)
-    mask, clutter, fragments = _clean(soft >= 0.5)
-    soft = _agree(soft, mask)
-    explained = float(bg_core[border].mean())
-    return Segmentation(soft, mask, bg_col, smooth, method, explained, clutter, fragments)
+    regions = _separate(rgb, bg_core, (labels > 0) & ~bg_core, smooth, method)
+    # The palette method gets a try when the regions left much of the frame (the border but
+    # the bottom edge, where a bust is cut off) unexplained, and is trusted only when clean:
+    # all of the frame explained, no clutter, the subject in one or two pieces. A cluttered
+    # scene shares colours with its subject and fails this.
+    frame = border.copy()
+    frame[-1] = False
+    if regions.separability >= TRY_PALETTE_BELOW or bg_core[frame].mean() >= FRAME_EXPLAINED:
+        return regions
+    background = _palette_background(rgb, border)
+    if background[frame].mean() < FRAME_EXPLAINED:
+        return regions
+    ring = np.ones((3, 3), np.uint8)  # cores one pixel clear of the boundary: un-mixed there
+    bg_core = cv2.erode(background.astype(np.uint8), ring).astype(bool)
+    fg_core = cv2.erode((~background).astype(np.uint8), ring).astype(bool)
+    band = _separate(rgb, bg_core, fg_core, smooth, "band")
+    clean = band.clutter < 0.02 and band.fragments <= 2
+    return band if clean and band.separability > regions.separability else regions
 
 
 def on_white(rgb: np.ndarray, seg: Segmentation) -> np.ndarray:
@@ -295,4 +400,7 @@ def on_white(rgb: np.ndarray, seg: Segmentation) -> np.ndarray:
         out = rgb.astype(np.float32) * a + 255.0 * (1 - a)
     else:
         out = rgb.astype(np.float32) + (1 - a) * (255.0 - seg.background)
+        # Pure background is white exactly: its pixels need not match the local mean colour
+        # (noise, the cells of a pattern).
+        out[seg.alpha == 0] = 255.0
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)

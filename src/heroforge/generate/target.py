@@ -24,7 +24,6 @@ import numpy as np
 from heroforge.config import PrepareConfig
 from heroforge.data.ingest import DEFAULT_LIMITS, Decoded, IngestLimits, Skip, check_size
 from heroforge.data.ingest import decode_image as decode_bytes
-from heroforge.data.inspect import separability
 from heroforge.data.prepare import WORK_SIDE, frame
 from heroforge.data.segment import on_white, segment
 from heroforge.errors import UserError
@@ -117,7 +116,7 @@ def _framed(decoded: Decoded, resolution: int, margin: float) -> np.ndarray | No
     rgb, alpha = _work_size(decoded, resolution)
     seg = segment(rgb, alpha)
     cfg = PrepareConfig(margin=margin)
-    if seg.mask.sum() < MIN_SUBJECT_PIXELS or separability(seg) < cfg.min_separability:
+    if seg.mask.sum() < MIN_SUBJECT_PIXELS or seg.separability < cfg.min_separability:
         return None
     # PrepareConfig allows sizes from 32 up; a smaller model gets the 32 px frame shrunk.
     cfg = PrepareConfig(size=max(32, resolution), margin=margin)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from heroforge.augment import AdaController, AugmentPipe, distributed_sum
-from heroforge.config import Config
+from heroforge.config import Config, TrainConfig
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
 from heroforge.nets.cpu import release_freed_memory
@@ -44,6 +44,14 @@ from heroforge.train.tensorboard import ScalarBoard
 from heroforge.train.transfer import frozen_parameters
 
 PHASES = ("G", "G_pl", "D", "D_r1")
+
+
+def phases_at(tc: TrainConfig, step: int) -> tuple[str, ...]:
+    """The phases that run at this global step: the main ones always, a lazy regulariser at
+    every multiple of its interval (and never with a zero weight)."""
+    intervals = {"G": 1, "G_pl": tc.pl_interval, "D": 1, "D_r1": tc.r1_interval}
+    weights = {"G_pl": tc.pl_weight, "D_r1": tc.r1_gamma}
+    return tuple(p for p in PHASES if step % intervals[p] == 0 and weights.get(p, 1) != 0)
 
 
 @dataclass
@@ -200,11 +208,10 @@ class Trainer:
         tc = self.cfg.train
         chunks = self._chunks()
         total_chunks = tc.batch // tc.images_per_step
-        intervals = {"G": 1, "G_pl": tc.pl_interval, "D": 1, "D_r1": tc.r1_interval}
-        weights = {"G_pl": tc.pl_weight, "D_r1": tc.r1_gamma}
+        active = phases_at(tc, self.progress.step)
         reals: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}  # decoded once per step
         for phase_idx, phase in enumerate(PHASES):
-            if self.progress.step % intervals[phase] or weights.get(phase, 1) == 0:
+            if phase not in active:
                 continue
             net, opt = (self.G, self.opt_G) if phase.startswith("G") else (self.D, self.opt_D)
             scaler = self.scalers[phase[0]]
