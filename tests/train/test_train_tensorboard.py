@@ -19,8 +19,13 @@ def _scalars(folder) -> dict[str, list[tuple[int, float]]]:
     }
 
 
-def test_a_reopened_board_hides_the_steps_after_the_checkpoint(tmp_path):
+def test_a_reopened_board_hides_the_steps_after_the_checkpoint(tmp_path, monkeypatch):
     pytest.importorskip("tensorboard")
+    from tensorboard.summary.writer import event_file_writer
+
+    # file names end with a per-process counter: 9 then 10, which sort the wrong way round
+    # when both files are made in the same second
+    monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(9))
     board = ScalarBoard.open(tmp_path, 0, print)
     for nimg in (32, 64, 96):
         board.scalars({"tick": 1, "kimg": nimg / 1000, "loss/G": nimg / 1000, "rt": 0.5}, nimg)

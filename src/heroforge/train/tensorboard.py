@@ -8,6 +8,7 @@ hides what the previous session logged after that checkpoint, so every step appe
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,23 @@ def _tag(key: str) -> str:
     return key if "/" in key else f"progress/{key}"
 
 
+def _writer(folder: Path, purge_step: int) -> Any:
+    """A writer whose event file sorts after every earlier one. TensorBoard reads a folder's
+    files in name order; names start with the creation second, then a per-process counter
+    (which sorts "10" before "9"), so a file made in the same second as an earlier one could
+    load first and have its steps dropped as out of order. Waits for the next second instead
+    (rarely, and never more than one second)."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    latest = 0
+    for path in folder.glob("events.out.tfevents.*"):
+        stamp = path.name.split(".")[3]
+        latest = max(latest, int(stamp) if stamp.isdigit() else 0)
+    while time.time() < latest + 1:
+        time.sleep(0.05)
+    return SummaryWriter(str(folder), purge_step=purge_step)
+
+
 class ScalarBoard:
     def __init__(self, folder: Path, writer: Any) -> None:
         self.folder, self.writer = folder, writer
@@ -26,19 +44,17 @@ class ScalarBoard:
     def open(cls, run_dir: Path, nimg: int, log: Any) -> ScalarBoard | None:
         """A board continuing at nimg images, or None (logged) if TensorBoard is missing."""
         try:
-            from torch.utils.tensorboard import SummaryWriter
+            import torch.utils.tensorboard  # noqa: F401  (needs the tensorboard package)
         except ImportError:
             log("TensorBoard scalars are off: `pip install tensorboard` turns them on")
             return None
         folder = run_dir / "tensorboard"
-        return cls(folder, SummaryWriter(str(folder), purge_step=nimg + 1))
+        return cls(folder, _writer(folder, nimg + 1))
 
     def reopen(self, nimg: int) -> None:
         """After a rollback to nimg: later steps of the abandoned branch disappear."""
-        from torch.utils.tensorboard import SummaryWriter
-
         self.writer.close()
-        self.writer = SummaryWriter(str(self.folder), purge_step=nimg + 1)
+        self.writer = _writer(self.folder, nimg + 1)
 
     def scalars(self, record: dict[str, Any], nimg: int, prefix: str = "") -> None:
         walltime = record.get("time")
