@@ -83,12 +83,12 @@ def _border(h: int, w: int) -> np.ndarray:
 
 
 def _field(rgb: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Local mean colour of the weighted pixels within 3 pixels (normalised box filter) and
-    the share of such pixels there."""
-    w = weight.astype(np.float32)
-    wsum = cv2.blur(w, (7, 7))
-    col = cv2.blur(rgb.astype(np.float32) * w[..., None], (7, 7))
-    return col / np.maximum(wsum, 1e-6)[..., None], wsum
+    """Box means within 3 pixels of the weighted pixels' colours (zero elsewhere) and of the
+    weight: their ratio is the local mean colour of those pixels, the second the share of
+    them there. Left undivided: callers need the colour at few pixels."""
+    wsum = cv2.blur(weight.astype(np.float32), (7, 7))
+    masked = cv2.bitwise_and(rgb, rgb, mask=weight.astype(np.uint8))
+    return cv2.boxFilter(masked, cv2.CV_32F, (7, 7)), wsum
 
 
 def _coarse_field(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
@@ -239,18 +239,19 @@ def _unmix(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Alpha of every pixel: 1 in subject regions, 0 in background, and for edge pixels the
     position of their colour between the local background and subject colours."""
-    bg_col, bg_w = _field(rgb, bg_core)
-    fg_col, fg_w = _field(rgb, fg_core)
+    bg_sum, bg_w = _field(rgb, bg_core)
+    fg_sum, fg_w = _field(rgb, fg_core)
     alpha = fg_core.astype(np.float32)
     edge = ~bg_core & ~fg_core
     near_bg, near_fg = edge & (bg_w >= 0.02), edge & (fg_w >= 0.02)
     alpha[edge & ~near_bg] = 1.0  # edges deep inside the subject (between its parts)
     both = near_bg & near_fg  # the band between background and subject: un-mix it
-    b, f = bg_col[both], fg_col[both]
+    b = bg_sum[both] / bg_w[both][:, None]
+    f = fg_sum[both] / fg_w[both][:, None]
     diff = f - b
     t = ((rgb[both].astype(np.float32) - b) * diff).sum(1) / np.maximum((diff**2).sum(1), 1.0)
     alpha[both] = np.clip(t, 0, 1)
-    return alpha, bg_col
+    return alpha, np.divide(bg_sum, np.maximum(bg_w, 1e-6)[..., None], out=bg_sum)
 
 
 def _clean(mask: np.ndarray) -> tuple[np.ndarray, float, int]:
@@ -395,12 +396,16 @@ def segment(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Segmentation:
 def on_white(rgb: np.ndarray, seg: Segmentation) -> np.ndarray:
     """The subject composited on pure white. Edge pixels are un-mixed: the old background's
     share of their colour is replaced by white, so no halo of it survives."""
-    a = seg.alpha[..., None]
+    # Pure background is white exactly: its pixels need not match the local mean colour
+    # (noise, the cells of a pattern). Only the partly covered pixels need arithmetic.
+    opaque = seg.alpha >= 1
+    out = cv2.copyTo(rgb, opaque.astype(np.uint8), np.full(rgb.shape, 255, np.uint8))
+    part = (seg.alpha > 0) & ~opaque
+    a = seg.alpha[part][:, None]
+    px = rgb[part].astype(np.float32)
     if seg.background is None:  # straight alpha from the file
-        out = rgb.astype(np.float32) * a + 255.0 * (1 - a)
+        mixed = px * a + 255.0 * (1 - a)
     else:
-        out = rgb.astype(np.float32) + (1 - a) * (255.0 - seg.background)
-        # Pure background is white exactly: its pixels need not match the local mean colour
-        # (noise, the cells of a pattern).
-        out[seg.alpha == 0] = 255.0
-    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+        mixed = px + (1 - a) * (255.0 - seg.background[part])
+    out[part] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+    return out
