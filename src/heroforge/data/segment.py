@@ -9,11 +9,11 @@ can be put on white without a halo of the old background.
 
 Fine patterns (stripes a few pixels wide, dense dots) leave no smooth regions to work with, and
 a background colour may never reach the top edge (horizontal stripes). When that first method
-leaves much unexplained, a second one tries the background as a small palette: the colours of
-the band that frames the subject (top edge, upper sides), plus the blends between any two of
-them (anti-aliased pattern edges); background is what has those colours and connects to the
-border. It replaces the first result only when it explains the whole border cleanly, which
-a cluttered scene does not.
+leaves much unexplained, a second one (method "band") tries the background as a small palette:
+the recurring colours of the band that frames the subject (top edge, upper sides), plus the
+blends between any two of them (anti-aliased pattern edges); background is what has those
+colours and connects to the border. It replaces the first result only when it explains the
+whole frame cleanly, which a cluttered scene does not.
 
 The result says how well the picture separated (share of the border explained by background,
 clutter left over); the inspector turns that into the `not_separable` decision.
@@ -29,10 +29,10 @@ import numpy as np
 EDGE_STEP = 10  # neighbour difference (max over RGB) above which a pixel sits on an edge
 MATCH_TOL = 22.0  # colour distance at which a region still counts as background-coloured
 ENCLOSED_BG_SHARE = 0.015  # enclosed background-coloured holes bigger than this (of the subject)
-PALETTE_SIZE = 6  # colours sought in the framing band by the palette method
+PALETTE_SIZE = 6  # colours sought in the framing band by the band method
 PALETTE_MIN_SHARE = 0.03  # of the band: smaller clusters are the subject's or noise
 PATTERN_RUNS = 4  # separate stretches of the frame in which a pattern colour shows
-TRY_PALETTE_BELOW = 0.9  # separability under which the palette method gets a try
+TRY_BAND_BELOW = 0.9  # separability under which the band method gets a try
 FRAME_EXPLAINED = 0.97  # share of the frame a clean background explains
 
 
@@ -325,8 +325,9 @@ def _near_palette(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return nearest < MATCH_TOL
 
 
-def _palette_background(rgb: np.ndarray, border: np.ndarray) -> np.ndarray:
-    """Background pixels by the palette method: palette-coloured and connected to the border."""
+def _band_background(rgb: np.ndarray, border: np.ndarray) -> np.ndarray:
+    """Background pixels by the band method: coloured like the framing band's palette (or a
+    blend of two of its colours) and connected to the border."""
     # decided once per colour present, at 6 bits per channel (a 1.5-level error at most)
     q = (rgb >> 2).astype(np.int32)
     codes = (q[..., 0] << 12) | (q[..., 1] << 6) | q[..., 2]
@@ -374,15 +375,15 @@ def segment(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Segmentation:
     is_bg[0] = False
     bg_core = is_bg[labels]
     regions = _separate(rgb, bg_core, (labels > 0) & ~bg_core, smooth, method)
-    # The palette method gets a try when the regions left much of the frame (the border but
+    # The band method gets a try when the regions left much of the frame (the border but
     # the bottom edge, where a bust is cut off) unexplained, and is trusted only when clean:
     # all of the frame explained, no clutter, the subject in one or two pieces. A cluttered
     # scene shares colours with its subject and fails this.
     frame = border.copy()
     frame[-1] = False
-    if regions.separability >= TRY_PALETTE_BELOW or bg_core[frame].mean() >= FRAME_EXPLAINED:
+    if regions.separability >= TRY_BAND_BELOW or bg_core[frame].mean() >= FRAME_EXPLAINED:
         return regions
-    background = _palette_background(rgb, border)
+    background = _band_background(rgb, border)
     if background[frame].mean() < FRAME_EXPLAINED:
         return regions
     ring = np.ones((3, 3), np.uint8)  # cores one pixel clear of the boundary: un-mixed there
