@@ -104,7 +104,7 @@ class FlopCount(TorchDispatchMode):
 def training_flops(run_step, phases_at, window: range, cycle: int) -> tuple[float, float]:
     """FLOPs of the training steps in `window` and the mean per step over `cycle` steps (one
     period of the lazy regularisers). FLOPs depend only on which phases run, so one step of each
-    distinct phase set is counted (torch FlopCounterMode: multiply-add = 2, backward and double
+    distinct phase set is counted (FlopCount: multiply-add = 2, backward and double
     backward included). run_step(step) runs the trainer's step with its counter set to `step`;
     counting slows the ops down, so call this after timing."""
     counted: dict[tuple, float] = {}
