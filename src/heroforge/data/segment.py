@@ -347,13 +347,18 @@ def _band_background(rgb: np.ndarray, border: np.ndarray) -> np.ndarray:
 
 
 def _separate(
-    rgb: np.ndarray, bg_core: np.ndarray, fg_core: np.ndarray, smooth: np.ndarray, method: str
+    rgb: np.ndarray,
+    bg_core: np.ndarray,
+    fg_core: np.ndarray,
+    border: np.ndarray,
+    smooth: np.ndarray,
+    method: str,
 ) -> Segmentation:
     """Soft alpha from the background and subject cores, cleaned, with its quality figures."""
     soft, bg_col = _unmix(rgb, bg_core, fg_core)
     mask, clutter, fragments = _clean(soft >= 0.5)
     soft = _agree(soft, mask)
-    explained = float(bg_core[_border(*mask.shape)].mean())
+    explained = float(bg_core[border].mean())
     return Segmentation(soft, mask, bg_col, smooth, method, explained, clutter, fragments)
 
 
@@ -374,7 +379,7 @@ def segment(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Segmentation:
     is_bg, method = _background_regions(rgb, labels, stats, centroids, border)
     is_bg[0] = False
     bg_core = is_bg[labels]
-    regions = _separate(rgb, bg_core, (labels > 0) & ~bg_core, smooth, method)
+    regions = _separate(rgb, bg_core, (labels > 0) & ~bg_core, border, smooth, method)
     # The band method gets a try when the regions left much of the frame (the border but
     # the bottom edge, where a bust is cut off) unexplained, and is trusted only when clean:
     # all of the frame explained, no clutter, the subject in one or two pieces. A cluttered
@@ -389,7 +394,7 @@ def segment(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Segmentation:
     ring = np.ones((3, 3), np.uint8)  # cores one pixel clear of the boundary: un-mixed there
     bg_core = cv2.erode(background.astype(np.uint8), ring).astype(bool)
     fg_core = cv2.erode((~background).astype(np.uint8), ring).astype(bool)
-    band = _separate(rgb, bg_core, fg_core, smooth, "band")
+    band = _separate(rgb, bg_core, fg_core, border, smooth, "band")
     clean = band.clutter < 0.02 and band.fragments <= 2
     return band if clean and band.separability > regions.separability else regions
 
