@@ -39,7 +39,7 @@ from heroforge.data.inspect import Scores, inspect
 from heroforge.data.segment import Segmentation, on_white, segment
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
-PIPELINE_VERSION = "prepare/6"  # bump when processing changes, so caches are not reused
+PIPELINE_VERSION = "prepare/7"  # bump when processing changes, so caches are not reused
 WORK_SIDE = 768  # pictures are analysed at most this big: the subject ends up <= 512 px
 THUMB = 160
 
@@ -102,8 +102,8 @@ def frame(picture: np.ndarray, mask: np.ndarray, cfg: PrepareConfig) -> tuple[Im
     the source; anything else is centred. Returns the picture and the scale it needed.
     """
     h, w = mask.shape
-    ys, xs = np.nonzero(mask)
-    x0, x1, y0, y1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    x0, y0, bw, bh = cv2.boundingRect(mask.view(np.uint8))
+    x1, y1 = x0 + bw, y0 + bh
     side = round(max(x1 - x0, y1 - y0) / (1 - 2 * cfg.margin))
     top = y1 - side if y1 >= h else round((y0 + y1 - side) / 2)
     left = round((x0 + x1 - side) / 2)
@@ -132,25 +132,39 @@ def _work_size(
     return rgb, alpha, factor
 
 
+# Framed pictures are flat colours on white: run-length zlib after the "up" filter writes them
+# 2x faster than Pillow's level 1 (adaptive filters) and 5% smaller (measured on 40 pictures).
+PNG_OPTIONS = [
+    cv2.IMWRITE_PNG_COMPRESSION,
+    1,
+    cv2.IMWRITE_PNG_STRATEGY,
+    cv2.IMWRITE_PNG_STRATEGY_RLE,
+    cv2.IMWRITE_PNG_FILTER,
+    cv2.IMWRITE_PNG_FILTER_UP,
+]
+
+
 def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, "PNG", compress_level=1)  # 3x faster than 6, ~15% bigger
-    return buf.getvalue()
+    bgr = cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)
+    ok, data = cv2.imencode(".png", bgr, PNG_OPTIONS)
+    if not ok:
+        raise OSError("PNG encoding failed")
+    return data.tobytes()
 
 
 def _thumb(rgb: np.ndarray, seg: Segmentation | None) -> bytes:
-    """Source thumbnail, with the found subject outlined in magenta for the reviewer."""
-    img = rgb.copy()
+    """Source thumbnail, with the found subject outlined in magenta for the reviewer. The
+    outline is drawn after shrinking, so it stays one crisp pixel wide."""
+    h, w = rgb.shape[:2]
+    factor = min(1.0, THUMB / max(h, w))
+    size = (max(1, round(w * factor)), max(1, round(h * factor)))
+    img = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
     if seg is not None:
-        edge = seg.mask & ~cv2.erode(seg.mask.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(
-            bool
-        )
-        edge = cv2.dilate(edge.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
-        img[edge] = (255, 0, 255)
-    pic = Image.fromarray(img)
-    pic.thumbnail((THUMB, THUMB), Image.Resampling.LANCZOS)
+        mask = cv2.resize(seg.mask.view(np.uint8) * 255, size, interpolation=cv2.INTER_AREA) >= 128
+        inner = cv2.erode(mask.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
+        img[mask & ~inner] = (255, 0, 255)
     buf = io.BytesIO()
-    pic.save(buf, "JPEG", quality=85)
+    Image.fromarray(img).save(buf, "JPEG", quality=85)
     return buf.getvalue()
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+REACH = 3  # pixels around an edge pixel whose colours it is un-mixed between
 EDGE_STEP = 10  # neighbour difference (max over RGB) above which a pixel sits on an edge
 MATCH_TOL = 22.0  # colour distance at which a region still counts as background-coloured
 ENCLOSED_BG_SHARE = 0.015  # enclosed background-coloured holes bigger than this (of the subject)
@@ -40,7 +41,9 @@ FRAME_EXPLAINED = 0.97  # share of the frame a clean background explains
 class Segmentation:
     alpha: np.ndarray  # H x W float32 in [0, 1]: how much of each pixel is subject
     mask: np.ndarray  # H x W bool: alpha >= 0.5, cleaned
-    background: np.ndarray | None  # H x W x 3 float32 local background colour (None: alpha input)
+    # H x W x 3 float32: the local background colour at partly covered pixels, 0 elsewhere
+    # (None: alpha from the file)
+    background: np.ndarray | None
     smooth: np.ndarray  # H x W bool: pixels inside flat-coloured regions (not on an edge)
     method: str  # "alpha", "flat" (plain/gradient), "palette" (patterned), "band" (fine
     # pattern, by the framing band's palette) or "none" (failed)
@@ -82,25 +85,53 @@ def _border(h: int, w: int) -> np.ndarray:
     return border
 
 
-def _field(rgb: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Box means within 3 pixels of the weighted pixels' colours (zero elsewhere) and of the
-    weight: their ratio is the local mean colour of those pixels, the second the share of
-    them there. Left undivided: callers need the colour at few pixels."""
-    wsum = cv2.blur(weight.astype(np.float32), (7, 7))
-    masked = cv2.bitwise_and(rgb, rgb, mask=weight.astype(np.uint8))
-    return cv2.boxFilter(masked, cv2.CV_32F, (7, 7)), wsum
+class _LocalMeans:
+    """Mean colour of the masked pixels within REACH pixels of given pixels, from integral
+    images: one pass over the picture, then four lookups per pixel asked for. Only the band
+    between background and subject is ever asked (a few percent of the picture)."""
+
+    def __init__(self, rgb: np.ndarray, mask: np.ndarray) -> None:
+        self.h, self.w = mask.shape
+        keep = mask.view(np.uint8)
+        # int32 sums hold 8.4 M pixels of 255; anything bigger sums in float64
+        depth = cv2.CV_32S if mask.size * 255 < 2**31 else cv2.CV_64F
+        self.colour = cv2.integral(cv2.bitwise_and(rgb, rgb, mask=keep), sdepth=depth)
+        self.colour = self.colour.reshape(-1, 3)
+        self.count = cv2.integral(keep, sdepth=depth).ravel()
+
+    def _sums(self, table: np.ndarray, flat: np.ndarray) -> np.ndarray:
+        y, x = np.divmod(flat, self.w)
+        stride = self.w + 1  # the tables have one more row and column than the picture
+        y0, y1 = np.maximum(y - REACH, 0) * stride, np.minimum(y + REACH + 1, self.h) * stride
+        x0, x1 = np.maximum(x - REACH, 0), np.minimum(x + REACH + 1, self.w)
+        return table[y1 + x1] - table[y0 + x1] - table[y1 + x0] + table[y0 + x0]
+
+    def mean_at(self, flat: np.ndarray) -> np.ndarray:
+        """N x 3 float32 mean colour around each flat pixel index (0 where there is none)."""
+        total = self._sums(self.colour, flat).astype(np.float32)
+        count = np.maximum(self._sums(self.count, flat), 1).astype(np.float32)
+        return total / count[:, None]
 
 
-def _coarse_field(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """Background colour everywhere: averaged on a coarse grid, holes filled by diffusion."""
+def _coarse_field(rgb: np.ndarray, weight: np.ndarray, points: np.ndarray) -> np.ndarray:
+    """Background colour at `points` (y, x): averaged on a coarse grid (cells of about 24
+    pixels, summed from integral images), holes filled by diffusion, read bilinearly."""
     h, w = weight.shape
     gh, gw = max(2, h // 24), max(2, w // 24)
-    wt = cv2.resize(weight.astype(np.float32), (gw, gh), interpolation=cv2.INTER_AREA)
-    col = cv2.resize(
-        rgb.astype(np.float32) * weight[..., None], (gw, gh), interpolation=cv2.INTER_AREA
-    )
-    have = wt > 0.05
-    grid = np.where(have[..., None], col / np.maximum(wt, 1e-6)[..., None], 0)
+    local = _LocalMeans(rgb, weight)
+    ys = np.linspace(0, h, gh + 1).round().astype(np.int64) * (w + 1)
+    xs = np.linspace(0, w, gw + 1).round().astype(np.int64)
+    corner = ys[:, None] + xs[None, :]  # flat index of each cell corner in the tables
+
+    def cells(table: np.ndarray) -> np.ndarray:
+        at = table[corner]
+        return at[1:, 1:] - at[:-1, 1:] - at[1:, :-1] + at[:-1, :-1]
+
+    count = cells(local.count).astype(np.float64)
+    area = np.outer(np.diff(ys) // (w + 1), np.diff(xs))
+    have = count > 0.05 * area
+    grid = np.where(have[..., None], cells(local.colour) / np.maximum(count, 1)[..., None], 0)
+    grid = grid.astype(np.float32)
     for _ in range(max(gh, gw)):  # spread known cells into unknown ones
         if have.all():
             break
@@ -109,7 +140,14 @@ def _coarse_field(rgb: np.ndarray, weight: np.ndarray) -> np.ndarray:
         fill = ~have & (den > 0)
         grid[fill] = num[fill] / den[fill][:, None]
         have = have | fill
-    return cv2.resize(grid, (w, h), interpolation=cv2.INTER_LINEAR)
+    # bilinear between cell centres, clamped at the outer half cells
+    gy = np.clip((points[:, 0] + 0.5) * gh / h - 0.5, 0, gh - 1)
+    gx = np.clip((points[:, 1] + 0.5) * gw / w - 0.5, 0, gw - 1)
+    y0, x0 = np.minimum(gy.astype(np.int64), gh - 2), np.minimum(gx.astype(np.int64), gw - 2)
+    fy, fx = (gy - y0)[:, None], (gx - x0)[:, None]
+    top = grid[y0, x0] * (1 - fx) + grid[y0, x0 + 1] * fx
+    bottom = grid[y0 + 1, x0] * (1 - fx) + grid[y0 + 1, x0 + 1] * fx
+    return top * (1 - fy) + bottom * fy
 
 
 def _region_stats(
@@ -207,11 +245,11 @@ def _background_regions(
     is_bg[0] = False
     if not is_bg.any():
         return is_bg, "none"
-    field = _coarse_field(rgb, is_bg[labels])
     h, w = labels.shape
     centre = np.stack([centroids[:, 1].clip(0, h - 1), centroids[:, 0].clip(0, w - 1)], 1)
     centre = centre.astype(np.int64)
-    near_field = np.linalg.norm(mean - field[centre[:, 0], centre[:, 1]], axis=1) < MATCH_TOL
+    field = _coarse_field(rgb, is_bg[labels], centre)
+    near_field = np.linalg.norm(mean - field, axis=1) < MATCH_TOL
     model = _quadratic_model(rgb, is_bg[labels], centre)
     near_field |= np.linalg.norm(mean - model, axis=1) < MATCH_TOL
     bg_coloured = near_field | near_palette
@@ -236,22 +274,25 @@ def _background_regions(
 
 def _unmix(
     rgb: np.ndarray, bg_core: np.ndarray, fg_core: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, _LocalMeans]:
     """Alpha of every pixel: 1 in subject regions, 0 in background, and for edge pixels the
-    position of their colour between the local background and subject colours."""
-    bg_sum, bg_w = _field(rgb, bg_core)
-    fg_sum, fg_w = _field(rgb, fg_core)
+    position of their colour between the local background and subject colours. Also returns
+    the local background colours, for compositing the partly covered pixels."""
+    reach = np.ones((2 * REACH + 1, 2 * REACH + 1), np.uint8)
+    near_bg = cv2.dilate(bg_core.view(np.uint8), reach).view(bool)
+    near_fg = cv2.dilate(fg_core.view(np.uint8), reach).view(bool)
     alpha = fg_core.astype(np.float32)
-    edge = ~bg_core & ~fg_core
-    near_bg, near_fg = edge & (bg_w >= 0.02), edge & (fg_w >= 0.02)
-    alpha[edge & ~near_bg] = 1.0  # edges deep inside the subject (between its parts)
-    both = near_bg & near_fg  # the band between background and subject: un-mix it
-    b = bg_sum[both] / bg_w[both][:, None]
-    f = fg_sum[both] / fg_w[both][:, None]
+    edge = np.flatnonzero(~(bg_core | fg_core))
+    near_bg, near_fg = near_bg.ravel()[edge], near_fg.ravel()[edge]
+    alpha.flat[edge[~near_bg]] = 1.0  # edges deep inside the subject (between its parts)
+    both = edge[near_bg & near_fg]  # the band between background and subject: un-mix it
+    background = _LocalMeans(rgb, bg_core)
+    b, f = background.mean_at(both), _LocalMeans(rgb, fg_core).mean_at(both)
     diff = f - b
-    t = ((rgb[both].astype(np.float32) - b) * diff).sum(1) / np.maximum((diff**2).sum(1), 1.0)
-    alpha[both] = np.clip(t, 0, 1)
-    return alpha, np.divide(bg_sum, np.maximum(bg_w, 1e-6)[..., None], out=bg_sum)
+    px = rgb.reshape(-1, 3)[both].astype(np.float32)
+    t = ((px - b) * diff).sum(1) / np.maximum((diff**2).sum(1), 1.0)
+    alpha.flat[both] = np.clip(t, 0, 1)
+    return alpha, background
 
 
 def _clean(mask: np.ndarray) -> tuple[np.ndarray, float, int]:
@@ -355,9 +396,12 @@ def _separate(
     method: str,
 ) -> Segmentation:
     """Soft alpha from the background and subject cores, cleaned, with its quality figures."""
-    soft, bg_col = _unmix(rgb, bg_core, fg_core)
+    soft, local = _unmix(rgb, bg_core, fg_core)
     mask, clutter, fragments = _clean(soft >= 0.5)
     soft = _agree(soft, mask)
+    partial = np.flatnonzero((soft > 0) & (soft < 1))
+    bg_col = np.zeros(rgb.shape, np.float32)
+    bg_col.reshape(-1, 3)[partial] = local.mean_at(partial)
     explained = float(bg_core[border].mean())
     return Segmentation(soft, mask, bg_col, smooth, method, explained, clutter, fragments)
 
