@@ -465,6 +465,33 @@ def test_exif_rotated_jpeg_swaps_its_size():
     exif[0x0112] = 6
     decoded = decode_image(_encode(_picture(40, 20), "JPEG", exif=exif), "r.jpg")
     assert decoded.rgb.shape == (40, 20, 3) and decoded.original_size == (40, 20)
+    assert decoded.full_size == (20, 40) and decoded.scale == 1.0
+
+
+def _smooth_picture(w: int, h: int) -> Image.Image:
+    """Gradients: a JPEG of them decoded at a reduced scale matches the shrunk full decode."""
+    y, x = np.mgrid[0:h, 0:w]
+    pixels = np.stack([x * 255 // w, y * 255 // h, (x + y) * 255 // (w + h)], 2)
+    return Image.fromarray(pixels.astype(np.uint8))
+
+
+def test_big_jpeg_decoded_reduced_with_its_full_size_kept():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned by 90 degrees when shown
+    data = _encode(_smooth_picture(1700, 1000), "JPEG", quality=95, exif=exif)
+    full = decode_image(data, "big.jpg")
+    half = decode_image(data, "big.jpg", shrink_to=768)
+    # the longer side 1700 >= 2 x 768: halved (a quarter would be 425 < 768)
+    assert half.rgb.shape == (850, 500, 3) and half.scale == 0.5
+    assert half.full_size == full.full_size == (1000, 1700) and half.original_size == (1700, 1000)
+    shrunk = np.asarray(Image.fromarray(full.rgb).resize((500, 850), Image.Resampling.BOX))
+    assert np.abs(shrunk.astype(int) - half.rgb).mean() < 2.0
+
+
+@pytest.mark.parametrize(("size", "fmt"), [((1400, 900), "JPEG"), ((1700, 1000), "PNG")])
+def test_shrink_to_leaves_small_jpegs_and_other_formats_whole(size, fmt):
+    decoded = decode_image(_encode(_smooth_picture(*size), fmt), "p", shrink_to=768)
+    assert decoded.rgb.shape[1::-1] == size and decoded.scale == 1.0
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])

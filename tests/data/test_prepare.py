@@ -176,3 +176,43 @@ def test_cli_prepare_and_archive(cli, raw_set, tmp_path):
     assert code == 2 and err.startswith("heroforge: error:")
     code, _, err = cli("prepare", str(raw_set), "--out", str(out), "--keep", "half")
     assert code == 2 and "prepare.keep" in err
+
+
+def test_big_jpeg_is_analysed_reduced_and_recorded_at_its_full_size(synth_set, tmp_path):
+    """A 3x enlargement of a plain-background hero, as a big JPEG: decoded at half size (the
+    work size is 768), it gets the same decision and framing as the original, and the record
+    gives the file's size and an upscale measured against it."""
+    from heroforge.data.ingest import DEFAULT_LIMITS, Source, decode_image
+
+    folder, labels = synth_set
+    label = next(
+        lb
+        for lb in labels
+        if lb["kind"] == "hero" and lb["background"] == "plain" and max(lb["size"]) >= 600
+    )
+    picture = Image.open(folder / "raw" / label["file"]).convert("RGB")
+    big = picture.resize((picture.width * 3, picture.height * 3), Image.Resampling.LANCZOS)
+    (tmp_path / "raw").mkdir()
+    big.save(tmp_path / "raw" / "big.jpg", quality=95)
+    picture.save(tmp_path / "raw" / "small.png")
+    data = (tmp_path / "raw" / "big.jpg").read_bytes()
+    assert decode_image(data, "big.jpg", shrink_to=prep.WORK_SIDE).scale == 0.5
+    cache = tmp_path / "cache"
+    for sub in ("records", "thumbs", "framed"):
+        (cache / sub).mkdir(parents=True)
+    cfg = load_config("superheroes-512").prepare
+    records = {}
+    for name in ("big.jpg", "small.png"):
+        source = Source(
+            name, (tmp_path / "raw" / name).stat().st_size, str(tmp_path / "raw"), False
+        )
+        records[name] = prep.process(source, cfg, cache, DEFAULT_LIMITS)
+    big_rec, small_rec = records["big.jpg"], records["small.png"]
+    assert big_rec["size"] == [big.width, big.height]
+    assert big_rec["method"] == small_rec["method"]
+    assert big_rec["upscale"] == pytest.approx(small_rec["upscale"] / 3, rel=0.05)
+    framed = [
+        np.asarray(Image.open(cache / "framed" / f"{rec['sha256']}.png"), np.float32)
+        for rec in (big_rec, small_rec)
+    ]
+    assert np.abs(framed[0] - framed[1]).mean() < 6.0

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import io
+import math
 import os
 import stat
 import warnings
@@ -109,7 +110,15 @@ class Decoded:
     format: str  # "JPEG", "PNG", "WEBP", "GIF", "BMP" or "TIFF"
     original_mode: str  # Pillow mode before conversion, e.g. "CMYK", "I;16", "P", "RGBA"
     original_size: tuple[int, int]  # (w, h) as stored, before EXIF rotation
+    # (w, h) as shown (EXIF orientation applied) at the stored resolution; rgb is smaller when
+    # a JPEG was decoded reduced (decode_image's shrink_to)
+    full_size: tuple[int, int]
     notes: list[str] = field(default_factory=list)  # conversions applied, short
+
+    @property
+    def scale(self) -> float:
+        """rgb's size as a share of full_size (1, or 1/2, 1/4, 1/8 when decoded reduced)."""
+        return self.rgb.shape[1] / self.full_size[0]
 
 
 # ---------------------------------------------------------------------------------- listing
@@ -259,10 +268,15 @@ def _read_file(path: Path, limits: IngestLimits) -> bytes:
 # --------------------------------------------------------------------------------- decoding
 
 
-def decode_image(data: bytes, name: str, limits: IngestLimits = DEFAULT_LIMITS) -> Decoded:
+def decode_image(
+    data: bytes, name: str, limits: IngestLimits = DEFAULT_LIMITS, shrink_to: int | None = None
+) -> Decoded:
     """Decode one file defensively or raise Skip (never any other exception for bad data).
 
-    name is only used to note a file whose extension does not match its content.
+    name is only used to note a file whose extension does not match its content. shrink_to:
+    a JPEG whose longer side is at least twice this is decoded at 1/2, 1/4 or 1/8 of its size
+    (the decoder's own DCT scaling, 3x faster for a 2400 px picture), its longer side staying
+    >= shrink_to; Decoded.scale says by how much.
     """
     check_size(len(data), limits)
     try:
@@ -272,7 +286,7 @@ def decode_image(data: bytes, name: str, limits: IngestLimits = DEFAULT_LIMITS) 
             warnings.simplefilter("ignore")
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data), formats=tuple(EXTENSIONS_BY_FORMAT)) as img:
-                return _decode_opened(img, name, limits)
+                return _decode_opened(img, name, limits, shrink_to)
     except Skip:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
@@ -291,10 +305,17 @@ def decode_image(data: bytes, name: str, limits: IngestLimits = DEFAULT_LIMITS) 
         raise Skip("unreadable", f"{type(exc).__name__}: {exc}") from None
 
 
-def _decode_opened(img: Image.Image, name: str, limits: IngestLimits) -> Decoded:
+def _decode_opened(
+    img: Image.Image, name: str, limits: IngestLimits, shrink_to: int | None
+) -> Decoded:
     _check_header_size(img.size, limits)  # Image.open only read the header: nothing decoded yet
+    size = img.size
+    if shrink_to and img.format in ("JPEG", "MPO") and max(size) >= 2 * shrink_to:
+        # draft keeps both sides >= the asked ones: ask for the picture shrunk to shrink_to
+        ratio = shrink_to / max(size)
+        img.draft(img.mode, (math.ceil(size[0] * ratio), math.ceil(size[1] * ratio)))
     img.load()
-    mode, size = img.mode, img.size  # before counting frames, which seeks through the file
+    mode = img.mode  # before counting frames, which seeks through the file
     rgb, alpha, notes = to_rgb_alpha(img)
     orientation, exif_note = _exif_orientation(img)
     if orientation != 1:
@@ -303,7 +324,8 @@ def _decode_opened(img: Image.Image, name: str, limits: IngestLimits) -> Decoded
         notes.append("exif-rotated")
     fmt = "JPEG" if img.format == "MPO" else img.format  # MPO: a phone's JPEG with extra views
     extra = [exif_note, _frames_note(img), _extension_note(name, fmt)]
-    return Decoded(rgb, alpha, fmt, mode, size, notes + [n for n in extra if n])
+    shown = size[::-1] if orientation in (5, 6, 7, 8) else size  # these turn it by 90 degrees
+    return Decoded(rgb, alpha, fmt, mode, size, shown, notes + [n for n in extra if n])
 
 
 def _check_header_size(size: tuple[int, int], limits: IngestLimits) -> None:

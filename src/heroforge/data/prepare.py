@@ -200,10 +200,11 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
         cached = cache / "records" / f"{sha}-{settings_key(cfg)}.json"
         if cached.exists():
             return {**json.loads(cached.read_text(encoding="utf-8")), "source": source.name}
-        decoded = decode_image(data, source.name, limits)
+        decoded = decode_image(data, source.name, limits, shrink_to=WORK_SIDE)
     except Skip as skip:
         return {**record, "decision": "error", "reason": skip.code, "detail": str(skip)}
     rgb, alpha, factor = _work_size(decoded.rgb, decoded.alpha)
+    factor *= decoded.scale  # of the file's own size
     seg = segment(rgb, alpha)
     white = on_white(rgb, seg)
     scores = inspect(rgb, seg)
@@ -213,7 +214,7 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
         scores = dataclasses.replace(scores, **dataclasses.asdict(found))
     record.update(
         decision="analysed",
-        size=list(decoded.rgb.shape[1::-1]),
+        size=list(decoded.full_size),
         notes=decoded.notes,
         method=seg.method,
         human_cues=cues,

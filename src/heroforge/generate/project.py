@@ -161,13 +161,14 @@ def _as_target(
         target = read_target(target)
     elif isinstance(target, Image.Image):
         rgb, alpha, _ = to_rgb_alpha(target)  # as a decoded file: any mode, alpha kept apart
-        target = Decoded(rgb, alpha, "PNG", target.mode, target.size)
+        target = Decoded(rgb, alpha, "PNG", target.mode, target.size, target.size)
     elif isinstance(target, np.ndarray):
         if target.dtype != np.uint8 or target.ndim != 3 or target.shape[2] not in (1, 3, 4):
             raise UserError(f"a target array must be uint8 [H, W, 1, 3 or 4], got {target.shape}")
         rgb = np.repeat(target, 3, axis=2) if target.shape[2] == 1 else target[..., :3]
         alpha = target[..., 3] if target.shape[2] == 4 else None
-        target = Decoded(np.ascontiguousarray(rgb), alpha, "PNG", "RGB", target.shape[1::-1])
+        size = target.shape[1::-1]
+        target = Decoded(np.ascontiguousarray(rgb), alpha, "PNG", "RGB", size, size)
     res, channels = model.G.img_resolution, model.G.img_channels
     return prepare_target(target, res, channels, raw, log=log).image
 
