@@ -227,3 +227,27 @@ def test_built_from_the_augment_config():
     assert pipe.strength["hue"] == 0 and pipe.strength["xflip"] == 1
     with pytest.raises(ValueError, match="unknown augment pipe"):
         AugmentPipe("bgcfn")
+
+
+def test_few_shapes_mode_gives_the_same_images(monkeypatch):
+    """Where cuDNN autotunes every new shape (CUDA with benchmark on), the geometric transforms
+    pad to multiples of 16 and resample a power of two of images; the result must not change.
+    Forced on here: the mode is CUDA-only but its arithmetic is not."""
+    from heroforge.augment import resample
+
+    x = images(7, size=24)
+    pipe = AugmentPipe("geom", p=0.6)
+    plain = pipe(x, generator=gen(3))
+    shapes = []
+    original = resample._upsample2
+
+    def record(images, taps):
+        shapes.append(tuple(images.shape))
+        return original(images, taps)
+
+    monkeypatch.setattr(resample, "autotuned", lambda images: True)
+    monkeypatch.setattr(resample, "_upsample2", record)
+    few = pipe(x, generator=gen(3))
+    n, _, h, w = shapes[0]
+    assert n in (1, 2, 4, 8) and (h - 24) % 32 == 0 and (w - 24) % 32 == 0
+    assert torch.allclose(few, plain, atol=1e-5)

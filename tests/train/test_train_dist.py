@@ -2,6 +2,7 @@
 
 import os
 import socket
+import time
 
 import pytest
 import torch
@@ -56,3 +57,53 @@ def test_two_processes_equal_one_with_accumulation(tiny_archive, tmp_path):
     assert a.keys() == b.keys()
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     assert worst < 1e-4, worst
+
+
+def _stopping_worker(rank: int, port: int, archive: str, outdir: str, results: dict) -> None:
+    """Rank 1 alone gets the stop signal, after its second step: both must stop together."""
+    import signal
+
+    from heroforge.train.loop import Trainer
+
+    step = Trainer.step
+
+    def step_then_signal(self, stats):
+        step(self, stats)
+        if rank == 1 and self.progress.step == 2:
+            self._on_signal(signal.SIGTERM, None)
+
+    Trainer.step = step_then_signal
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE="2",
+    )
+    torch.set_num_threads(1)
+    cfg = load_config("tiny-cpu", [*STEPS, "train.gpus=2"])
+    _, outcome = start(archive, cfg, outdir, total_kimg=0.1, log=lambda *_: None)
+    results[rank] = outcome
+    shutdown_distributed()
+
+
+def test_a_stop_signal_on_one_process_stops_all_at_the_same_step(tiny_archive, tmp_path):
+    with mp.Manager() as manager:
+        results = manager.dict()
+        context = mp.spawn(
+            _stopping_worker,
+            args=(_free_port(), str(tiny_archive), str(tmp_path), results),
+            nprocs=2,
+            join=False,
+        )
+        deadline = time.monotonic() + 240
+        finished = False  # join returns as each process ends, True once all have
+        while not finished and time.monotonic() < deadline:
+            finished = context.join(timeout=max(1.0, deadline - time.monotonic()))
+        if not finished:  # mismatched collectives hang: fail instead of stalling the suite
+            for process in context.processes:
+                process.kill()
+        assert finished
+        assert dict(results) == {0: "interrupted", 1: "interrupted"}
+    checkpoint, _ = load_latest(next(p for p in tmp_path.iterdir() if p.is_dir()) / "checkpoints")
+    assert checkpoint.meta["progress"]["step"] == 2

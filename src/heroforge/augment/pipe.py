@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
+from heroforge.augment import resample
 from heroforge.augment.resample import affine_resample, blit
 
 if TYPE_CHECKING:
@@ -196,8 +197,11 @@ class AugmentPipe(nn.Module):
         index = changed.nonzero().squeeze(1)
         if index.numel() == 0:
             return images
+        count = index.numel()
+        if resample.autotuned(images):  # a power of two of images (the first as filler)
+            index = torch.cat([index, index[:1].expand(2 ** math.ceil(math.log2(count)) - count)])
         warped = affine_resample(images.index_select(0, index), inverse.index_select(0, index))
-        return images.index_copy(0, index, warped)
+        return images.index_copy(0, index[:count], warped[:count])
 
     def _color(self, images: torch.Tensor, p: float, draws: _Draws) -> torch.Tensor:
         n, c, _, _ = images.shape

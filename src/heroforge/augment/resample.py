@@ -75,6 +75,12 @@ def blit(
     return images.reshape(n, c, h * w).gather(2, index).view(n, c, h, w)
 
 
+def autotuned(images: torch.Tensor) -> bool:
+    """Whether cuDNN autotunes the convolutions on these images: it does so once for every new
+    shape, so the geometric transforms then keep their shapes to a few."""
+    return images.is_cuda and torch.backends.cudnn.benchmark
+
+
 def _upsample2(images: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
     """2x upsampling, separable; the borders see zeros, so callers pad generously first."""
     n, c, h, w = images.shape
@@ -133,6 +139,10 @@ def affine_resample(images: torch.Tensor, sample_matrix: torch.Tensor) -> torch.
     extent = images.new_tensor([w, h]) / 2
     pads = torch.cat([-low - extent, high - extent]).add(half).clamp(min=0).ceil()
     pad_x0, pad_y0, pad_x1, pad_y1 = (int(v) for v in pads.tolist())
+    if autotuned(images):
+        # one padding for all sides, a multiple of 16, keeps the shapes few (more padding
+        # than needed changes nothing but the cost)
+        pad_x0 = pad_y0 = pad_x1 = pad_y1 = -(-max(pad_x0, pad_y0, pad_x1, pad_y1) // 16) * 16
     rows = mirror(torch.arange(-pad_y0, h + pad_y1, device=images.device), h)
     cols = mirror(torch.arange(-pad_x0, w + pad_x1, device=images.device), w)
     padded = images.index_select(2, rows).index_select(3, cols)

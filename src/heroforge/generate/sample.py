@@ -2,9 +2,11 @@
 
 Pixels are converted as the official generate.py converts them (x * 127.5 + 128, clamped,
 truncated to uint8), so together with its seed -> z rule an imported official model draws the
-same hero for the same seed. On CUDA the synthesis runs under fp16 autocast; a batch that
-overflows there (a model trained without conv_clamp) is redone in fp32. The CPU runs fp32:
-fp16 is slower there, and channels-last is already chosen by the networks themselves.
+same hero for the same seed. Precision is the network's own: on CUDA its top resolutions run
+in fp16 (with the conv clamp they were trained with), the rest in fp32, as in training. A
+blanket fp16 autocast would also push the low-resolution blocks and the demodulation into
+fp16, where large styles overflow to all-zero channels with no error to catch. The CPU runs
+fp32, and channels-last is chosen by the networks themselves.
 """
 
 from __future__ import annotations
@@ -43,17 +45,9 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 def _synthesis(
     model: LoadedGenerator, ws: torch.Tensor, noise_mode: NoiseMode, noise_seed: int | None
 ) -> torch.Tensor:
-    def run() -> torch.Tensor:
-        if noise_seed is not None:  # seeded on every try, so a redone batch draws the same noise
-            torch.manual_seed(noise_seed)
-        return model.G.synthesis(ws, noise_mode=noise_mode)
-
-    if ws.is_cuda:
-        with torch.autocast("cuda", dtype=torch.float16):
-            images = run().float()
-        if torch.isfinite(images).all():
-            return images
-    return run()
+    if noise_seed is not None:
+        torch.manual_seed(noise_seed)
+    return model.G.synthesis(ws, noise_mode=noise_mode).float()
 
 
 def synthesize(

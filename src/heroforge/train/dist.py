@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
@@ -35,8 +36,23 @@ def init_distributed(prefer_cuda: bool = True) -> DistInfo:
     if cuda:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if cuda else "gloo")
+        # Rank 0 alone computes metrics (FID of 50k images takes most of an hour at 1024 px on
+        # one GPU) while the others wait in their next collective: NCCL's default 10 minutes
+        # would abort them at the first snapshot.
+        timeout = timedelta(minutes=float(os.environ.get("HEROFORGE_DIST_TIMEOUT_MIN", "180")))
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
     return DistInfo(rank, world, device)
+
+
+def agree_to_stop(stop: bool, info: DistInfo) -> bool:
+    """Whether any process wants to stop. Each process's signal handler sets its own flag,
+    at its own moment: acting on them separately would let one process leave for its final
+    checkpoint while another starts a step, and their collectives would never meet."""
+    if info.world == 1 or not dist.is_initialized():
+        return stop
+    flag = torch.tensor([1.0 if stop else 0.0], device=info.device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item() > 0)
 
 
 def all_reduce_grads(params: list[torch.nn.Parameter], world: int, clean: bool = True) -> None:

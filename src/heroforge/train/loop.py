@@ -33,7 +33,7 @@ from heroforge.nets.generator import build_generator
 from heroforge.nets.layers import set_half_dtype
 from heroforge.train import checkpoint as ckpt
 from heroforge.train import judging, stability
-from heroforge.train.dist import DistInfo, all_reduce_grads, broadcast_module
+from heroforge.train.dist import DistInfo, agree_to_stop, all_reduce_grads, broadcast_module
 from heroforge.train.loss import StyleGAN2Loss
 from heroforge.train.precision import make_scalers, resolve_precision
 from heroforge.train.sampler import EpochOrder
@@ -81,7 +81,7 @@ class Trainer:
     ) -> None:
         self.cfg, self.dataset, self.run_dir, self.dist = cfg, dataset, Path(run_dir), dist
         tc = cfg.train
-        set_deterministic(tc.deterministic)
+        set_deterministic(tc.deterministic, cuda=dist.device.type == "cuda")
         seed_everything(tc.seed)
         device = dist.device
         c_dim = dataset.c_dim
@@ -284,6 +284,7 @@ class Trainer:
         try:
             while self.progress.nimg < target and not self.stop_requested:
                 self.step(tick_stats)
+                self.stop_requested = agree_to_stop(self.stop_requested, self.dist)
                 self.progress.elapsed_s = start_elapsed + time.monotonic() - session_start
                 done = self.progress.nimg >= target
                 if (

@@ -39,7 +39,9 @@ def resolve_precision(setting: str, device: torch.device) -> Precision:
     if setting == "auto":
         if device.type != "cuda":
             return Precision(None, False)
-        setting = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        # bf16 natively (Ampere and later); older GPUs only emulate it, slowly: fp16 there
+        native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        setting = "bf16" if native_bf16 else "fp16"
     if setting == "fp16":
         return Precision(torch.float16, True)
     if setting == "bf16":

@@ -10,6 +10,7 @@ run would have: no generator state has to survive a crash.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 
 import numpy as np
@@ -32,10 +33,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def set_deterministic(enabled: bool) -> None:
-    """Bit-exact runs: deterministic kernels; no TF32 or cuDNN autotuning on GPUs."""
-    torch.use_deterministic_algorithms(enabled, warn_only=False)
+def set_deterministic(enabled: bool, cuda: bool = False) -> None:
+    """Bit-exact runs: deterministic kernels and no cuDNN autotuning on GPUs.
+
+    On CPUs this is exact (the resume tests check it). On GPUs it is best effort: cuBLAS is
+    deterministic only with a fixed workspace (set before the first matmul, which reads it),
+    and some kernels have no deterministic CUDA version at all (grid_sample's backward, used
+    by ADA's geometric transforms): there they warn instead of stopping the run.
+    TF32 stays off either way, as in the official code: its 10-bit mantissa in matmuls and
+    convolutions (fp32 blocks, the FID network) would make metrics incomparable with
+    published ones."""
+    if enabled and cuda:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(enabled, warn_only=cuda)
     torch.backends.cudnn.benchmark = not enabled
     torch.backends.cudnn.deterministic = enabled
-    torch.backends.cuda.matmul.allow_tf32 = not enabled
-    torch.backends.cudnn.allow_tf32 = not enabled
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
