@@ -107,3 +107,26 @@ def test_a_stop_signal_on_one_process_stops_all_at_the_same_step(tiny_archive, t
         assert dict(results) == {0: "interrupted", 1: "interrupted"}
     checkpoint, _ = load_latest(next(p for p in tmp_path.iterdir() if p.is_dir()) / "checkpoints")
     assert checkpoint.meta["progress"]["step"] == 2
+
+
+def _tick_means(rank: int, init_file: str, results: dict) -> None:
+    import torch.distributed as dist
+
+    from heroforge.train.stats import TickStats
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        stats = TickStats()
+        for value in [1.0, 3.0] if rank == 0 else [5.0]:  # rank 1 trained one chunk less
+            stats.add({"loss/D": torch.tensor([value, value])})
+        results[rank] = stats.means()
+    finally:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def test_tick_means_cover_every_process(tmp_path):
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(_tick_means, args=(str(tmp_path / "init"), results), nprocs=2)
+        assert dict(results) == {0: {"loss/D": 3.0}, 1: {"loss/D": 3.0}}

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from heroforge.augment.ada import distributed_sum
 from heroforge.fileio import atomic_write_text
 
 
@@ -28,7 +29,16 @@ class TickStats:
             self.counts[key] = self.counts.get(key, 0) + 1
 
     def means(self) -> dict[str, float]:
-        return {k: round(float(v) / self.counts[k], 6) for k, v in self.sums.items()}
+        """Means over every process's chunks (each process sums its own; the losses that the
+        stability verdict reads would otherwise come from rank 0's share of the data)."""
+        keys = sorted(self.sums)
+        if not keys:
+            return {}
+        sums = torch.stack([self.sums[k] for k in keys]).double()
+        counts = torch.tensor([self.counts[k] for k in keys], dtype=torch.float64)
+        both = distributed_sum(torch.cat([sums, counts.to(sums.device)])).cpu()
+        sums, counts = both[: len(keys)], both[len(keys) :]
+        return {k: round(float(v / n), 6) for k, v, n in zip(keys, sums, counts, strict=True)}
 
 
 class StatsLog:
