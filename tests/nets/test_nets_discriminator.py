@@ -4,8 +4,9 @@ import pytest
 import torch
 
 from heroforge.config import load_config
+from heroforge.nets import layers
 from heroforge.nets.discriminator import build_discriminator
-from heroforge.nets.layers import MinibatchStdLayer
+from heroforge.nets.layers import Conv2dLayer, MinibatchStdLayer
 
 
 def tiny_cfg(resolution=32, *extra):
@@ -97,3 +98,28 @@ def test_wrong_image_shape_is_refused():
     disc = build_discriminator(tiny_cfg(32))
     with pytest.raises(ValueError, match=r"images of shape \[N, 3, 32, 32\]"):
         disc(torch.randn(2, 3, 64, 64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_trained_conv_scales_its_weights_first_in_reduced_precision(dtype, monkeypatch):
+    """fp32: the weight gain moves past the convolution (less memory kept for backward). In
+    fp16/bf16 blocks the weights are scaled first: unscaled ones would make the convolution's
+    output sqrt(fan-in) times bigger. Both give the same layer output."""
+    torch.manual_seed(0)
+    layer = Conv2dLayer(8, 4, 3, activation="lrelu").requires_grad_(True)
+    x = torch.randn(2, 8, 8, 8).to(dtype)
+    gains = []
+    real = layers.conv2d_resample
+
+    def spy(*args, **kwargs):
+        gains.append(kwargs.get("weight_gain", 1.0))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(layers, "conv2d_resample", spy)
+    trained = layer(x)
+    with torch.no_grad():
+        frozen = layer(x)
+    assert gains[1] == layer.weight_gain * 2**0.5  # no gradient: always scaled first
+    assert (gains[0] == 1.0) == (dtype == torch.float32)
+    tolerance = 1e-5 if dtype == torch.float32 else 2e-2
+    assert torch.allclose(trained.float(), frozen.float(), atol=tolerance, rtol=tolerance)

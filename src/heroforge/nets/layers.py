@@ -147,11 +147,13 @@ class Conv2dLayer(nn.Module):
         w, w_gain = self.weight.to(x.dtype), self.weight_gain * act_gain
         b = None if self.bias is None else self.bias.to(x.dtype) * act_gain
         f, up, down = self.resample_filter, self.up, self.down
-        if torch.is_grad_enabled() and self.weight.requires_grad:
+        if torch.is_grad_enabled() and self.weight.requires_grad and x.dtype == torch.float32:
             # Training this layer: autograd would keep the scaled weight w * w_gain for the
             # input's gradient (all of D's weights again, 73 MB at 64 px "auto"). The gain
             # moves past the convolution instead, into bias_act's multiply-add, which makes a
             # new tensor anyway: lrelu(g * conv(x, w) + b) == lrelu(g * (conv(x, w) + b / g)).
+            # Not in fp16/bf16 blocks: there the unscaled weights would make the convolution's
+            # output sqrt(fan-in) times bigger (25-70x), too little headroom for fp16.
             x = conv2d_resample(x, w, f, up=up, down=down)
             b, out_gain = (None if b is None else b / w_gain), w_gain
         else:
