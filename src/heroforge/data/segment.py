@@ -86,9 +86,10 @@ def _border(h: int, w: int) -> np.ndarray:
 
 
 class _LocalMeans:
-    """Mean colour of the masked pixels within REACH pixels of given pixels, from integral
-    images: one pass over the picture, then four lookups per pixel asked for. Only the band
-    between background and subject is ever asked (a few percent of the picture)."""
+    """Sums of the masked pixels' colours, and their counts, over boxes of the picture, from
+    integral images: one pass over the picture, then four lookups per box. The boxes asked
+    for are few: those around the pixels between background and subject (a few percent of
+    the picture), or the cells of a coarse grid."""
 
     def __init__(self, rgb: np.ndarray, mask: np.ndarray) -> None:
         self.h, self.w = mask.shape
@@ -119,16 +120,16 @@ def _coarse_field(rgb: np.ndarray, weight: np.ndarray, points: np.ndarray) -> np
     h, w = weight.shape
     gh, gw = max(2, h // 24), max(2, w // 24)
     local = _LocalMeans(rgb, weight)
-    ys = np.linspace(0, h, gh + 1).round().astype(np.int64) * (w + 1)
-    xs = np.linspace(0, w, gw + 1).round().astype(np.int64)
-    corner = ys[:, None] + xs[None, :]  # flat index of each cell corner in the tables
+    rows = np.linspace(0, h, gh + 1).round().astype(np.int64)
+    cols = np.linspace(0, w, gw + 1).round().astype(np.int64)
+    corner = rows[:, None] * (w + 1) + cols[None, :]  # cell corners' flat index in the tables
 
     def cells(table: np.ndarray) -> np.ndarray:
         at = table[corner]
         return at[1:, 1:] - at[:-1, 1:] - at[1:, :-1] + at[:-1, :-1]
 
     count = cells(local.count).astype(np.float64)
-    area = np.outer(np.diff(ys) // (w + 1), np.diff(xs))
+    area = np.outer(np.diff(rows), np.diff(cols))
     have = count > 0.05 * area
     grid = np.where(have[..., None], cells(local.colour) / np.maximum(count, 1)[..., None], 0)
     grid = grid.astype(np.float32)
