@@ -108,7 +108,8 @@ class Trainer:
         self.progress = Progress()
         self.stats = StatsLog(self.run_dir / "stats.jsonl") if dist.main else None
         self.board: ScalarBoard | None = None  # TensorBoard, opened by run() on rank 0
-        self.stop_requested = False
+        self.signalled = False  # this process received SIGTERM/SIGINT (set by the handler)
+        self.stop_requested = False  # all processes agreed to stop (checked after each step)
         self.grid_z = torch.from_numpy(np.random.RandomState(tc.seed).randn(32, cfg.network.z_dim))
 
     def _set_hyperparameters(self) -> None:
@@ -265,7 +266,9 @@ class Trainer:
 
     # -- the run ------------------------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: object) -> None:
-        self.stop_requested = True
+        # Only noted here: a signal can land at any moment, also between the processes'
+        # agreement and the loop's check, so the loop acts on the agreed flag alone.
+        self.signalled = True
         if self.stats:
             self.stats.note(f"received {signal.Signals(signum).name}: checkpoint after this step")
 
@@ -284,7 +287,7 @@ class Trainer:
         try:
             while self.progress.nimg < target and not self.stop_requested:
                 self.step(tick_stats)
-                self.stop_requested = agree_to_stop(self.stop_requested, self.dist)
+                self.stop_requested = agree_to_stop(self.signalled, self.dist)
                 self.progress.elapsed_s = start_elapsed + time.monotonic() - session_start
                 done = self.progress.nimg >= target
                 if (
