@@ -42,6 +42,13 @@ def test_auto_is_fp32_on_the_cpu_and_each_setting_means_one_thing():
     assert resolve_precision("bf16", CPU).name == "bf16"
 
 
+@pytest.mark.parametrize(("capability", "chosen"), [((7, 0), "fp16"), ((8, 0), "bf16")])
+def test_auto_on_a_gpu_takes_bf16_only_where_it_is_native(monkeypatch, capability, chosen):
+    """V100 (7.0) and T4 (7.5) only emulate bf16: they get fp16 with loss scaling."""
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert resolve_precision("auto", torch.device("cuda", 0)).name == chosen
+
+
 @pytest.mark.parametrize("setting", ["bf16", "fp16"])
 def test_reduced_precision_trains_the_top_blocks_in_that_type(tiny_archive, tmp_path, setting):
     trainer = _trainer(tiny_archive, tmp_path, f"train.precision={setting}")

@@ -39,8 +39,9 @@ def resolve_precision(setting: str, device: torch.device) -> Precision:
     if setting == "auto":
         if device.type != "cuda":
             return Precision(None, False)
-        # bf16 natively (Ampere and later); older GPUs only emulate it, slowly: fp16 there
-        native_bf16 = torch.cuda.is_bf16_supported(including_emulation=False)
+        # bf16 natively from Ampere (compute capability 8) on; older GPUs only emulate it,
+        # slowly (and torch.cuda.is_bf16_supported() says yes to emulation): fp16 there
+        native_bf16 = torch.cuda.get_device_capability(device)[0] >= 8
         setting = "bf16" if native_bf16 else "fp16"
     if setting == "fp16":
         return Precision(torch.float16, True)
