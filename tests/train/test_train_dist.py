@@ -10,8 +10,9 @@ import torch.multiprocessing as mp
 
 from every_phase import EVERY_PHASE
 from heroforge.config import load_config
+from heroforge.errors import UserError
 from heroforge.train.checkpoint import load_latest
-from heroforge.train.dist import shutdown_distributed
+from heroforge.train.dist import collective_timeout, shutdown_distributed
 from heroforge.train.run import start
 
 STEPS = [*EVERY_PHASE, "train.tick_kimg=0.032", "train.checkpoint_kimg=1", "train.r1_interval=2"]
@@ -130,3 +131,17 @@ def test_tick_means_cover_every_process(tmp_path):
         results = manager.dict()
         mp.spawn(_tick_means, args=(str(tmp_path / "init"), results), nprocs=2)
         assert dict(results) == {0: {"loss/D": 3.0}, 1: {"loss/D": 3.0}}
+
+
+@pytest.mark.parametrize("text", ["soon", "0", "-5", "nan", "inf"])
+def test_a_bad_collective_timeout_is_a_user_error(monkeypatch, text):
+    monkeypatch.setenv("HEROFORGE_DIST_TIMEOUT_MIN", text)
+    with pytest.raises(UserError, match="HEROFORGE_DIST_TIMEOUT_MIN"):
+        collective_timeout()
+
+
+def test_collective_timeout_defaults_to_three_hours(monkeypatch):
+    monkeypatch.delenv("HEROFORGE_DIST_TIMEOUT_MIN", raising=False)
+    assert collective_timeout().total_seconds() == 3 * 3600
+    monkeypatch.setenv("HEROFORGE_DIST_TIMEOUT_MIN", "45")
+    assert collective_timeout().total_seconds() == 45 * 60

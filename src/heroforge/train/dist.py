@@ -15,6 +15,8 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from heroforge.errors import UserError
+
 
 @dataclass(frozen=True)
 class DistInfo:
@@ -39,9 +41,20 @@ def init_distributed(prefer_cuda: bool = True) -> DistInfo:
         # Rank 0 alone computes metrics (FID of 50k images takes most of an hour at 1024 px on
         # one GPU) while the others wait in their next collective: NCCL's default 10 minutes
         # would abort them at the first snapshot.
-        timeout = timedelta(minutes=float(os.environ.get("HEROFORGE_DIST_TIMEOUT_MIN", "180")))
-        dist.init_process_group("nccl" if cuda else "gloo", timeout=timeout)
+        dist.init_process_group("nccl" if cuda else "gloo", timeout=collective_timeout())
     return DistInfo(rank, world, device)
+
+
+def collective_timeout() -> timedelta:
+    """How long a process waits in a collective: HEROFORGE_DIST_TIMEOUT_MIN, 180 minutes."""
+    text = os.environ.get("HEROFORGE_DIST_TIMEOUT_MIN", "180")
+    try:
+        minutes = float(text)
+    except ValueError:
+        minutes = -1.0
+    if not 0 < minutes < float("inf"):
+        raise UserError(f"HEROFORGE_DIST_TIMEOUT_MIN must be a number of minutes > 0, got {text!r}")
+    return timedelta(minutes=minutes)
 
 
 def agree_to_stop(stop: bool, info: DistInfo) -> bool:
