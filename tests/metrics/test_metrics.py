@@ -6,7 +6,7 @@ from heroforge.config import load_config
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
 from heroforge.metrics import stats
-from heroforge.metrics.evaluate import evaluate
+from heroforge.metrics.evaluate import _gather_batches, evaluate, fake_features
 from heroforge.metrics.inception import InceptionFeatures
 from heroforge.nets.generator import build_generator
 
@@ -57,3 +57,59 @@ def test_fid_of_a_generator_against_its_dataset(tiny_archive, tmp_path, monkeypa
     assert list((tmp_path / "heroforge" / "metrics").glob("reals-*.npz"))  # reals cached
     again = evaluate(G, dataset, cfg.metrics, torch.device("cpu"), num_images=24)
     assert again["fid"] == result["fid"]  # fixed latents: comparable over time
+
+
+def _evaluate_on_rank(rank: int, init_file: str, archive: str, results: dict) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        torch.set_num_threads(1)
+        cfg = load_config("tiny-cpu")
+        torch.manual_seed(0)
+        G = build_generator(cfg).eval()  # noqa: N806
+        dataset = ImageDataset(archive, resolution=32)
+        cpu = torch.device("cpu")
+        result = evaluate(G, dataset, cfg.metrics, cpu, num_images=80, rank=rank, world=2)
+        # the batches come back in order: features that tell every image apart
+        batches = fake_features(G, _pixels_as_features, 80, cpu, rank=rank, world=2)
+        results[rank] = (result, _gather_batches(batches, 2))
+    finally:
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_processes_share_the_images_and_give_one_process_result(
+    tiny_archive, tmp_path, monkeypatch
+):
+    """80 images = 3 batches: rank 0 makes two, rank 1 one; rank 0 gathers them in order."""
+    import torch.multiprocessing as mp
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    cfg = load_config("tiny-cpu")
+    torch.manual_seed(0)
+    G = build_generator(cfg).eval()  # noqa: N806
+    alone = evaluate(
+        G,
+        ImageDataset(tiny_archive, resolution=32),
+        cfg.metrics,
+        torch.device("cpu"),
+        num_images=80,
+    )
+    with mp.Manager() as manager:
+        results = manager.dict()
+        mp.spawn(
+            _evaluate_on_rank,
+            args=(str(tmp_path / "init"), str(tiny_archive), results),
+            nprocs=2,
+        )
+        results = dict(results)
+    assert results[1] == (None, None)
+    assert results[0][0] == pytest.approx(alone, rel=1e-6)
+    one = np.concatenate(fake_features(G, _pixels_as_features, 80, torch.device("cpu")))
+    np.testing.assert_allclose(results[0][1], one, rtol=1e-5, atol=1e-6)
+
+
+def _pixels_as_features(images: torch.Tensor) -> torch.Tensor:
+    return images.flatten(1)[:, :16]

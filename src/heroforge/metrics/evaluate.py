@@ -64,19 +64,38 @@ def fake_features(
     count: int,
     device: torch.device,
     seed: int = 123,
-) -> np.ndarray:
-    """Features of `count` images of G for latents from a fixed seed (comparable over time)."""
+    rank: int = 0,
+    world: int = 1,
+) -> list[np.ndarray]:
+    """Features of `count` images of G for latents from a fixed seed (comparable over time),
+    one array per batch of BATCH. With several processes, process `rank` computes every
+    world-th batch (the others are empty); every process draws all latents, so each batch
+    gets the same ones however the work is split."""
     gen = torch.Generator().manual_seed(seed)
     feats = []
-    for start in range(0, count, BATCH):
+    for index, start in enumerate(range(0, count, BATCH)):
         n = min(BATCH, count - start)
         z = torch.randn([n, G.z_dim], generator=gen).to(device)
         c = None
         if G.c_dim:
             c = torch.nn.functional.one_hot(torch.randint(G.c_dim, [n], generator=gen), G.c_dim)
             c = c.float().to(device)
-        feats.append(inception(G(z, c, noise_mode="const")).numpy())
-    return np.concatenate(feats)
+        mine = index % world == rank
+        feats.append(inception(G(z, c, noise_mode="const")).numpy() if mine else np.empty(0))
+    return feats
+
+
+def _gather_batches(feats: list[np.ndarray], world: int) -> np.ndarray | None:
+    """The processes' batches in order on rank 0 (None elsewhere); as is in one process."""
+    if world == 1:
+        return np.concatenate(feats)
+    import torch.distributed as dist
+
+    every: list[list[np.ndarray] | None] = [None] * world if dist.get_rank() == 0 else []
+    dist.gather_object(feats, every if dist.get_rank() == 0 else None, dst=0)
+    if dist.get_rank() != 0:
+        return None
+    return np.concatenate([every[i % world][i] for i in range(len(feats))])  # type: ignore[index]
 
 
 def evaluate(
@@ -85,12 +104,20 @@ def evaluate(
     cfg: MetricsConfig,
     device: torch.device,
     num_images: int | None = None,
-) -> dict[str, float | int]:
-    """FID (and KID when cfg.kid) of G's images against the dataset, plus precision/recall."""
+    rank: int = 0,
+    world: int = 1,
+) -> dict[str, float | int] | None:
+    """FID (and KID when cfg.kid) of G's images against the dataset, plus precision/recall.
+
+    With several processes (torch.distributed), every one must call this: each generates
+    its share of the images, and rank 0 gathers the features and returns the result (the
+    others None). The result is the same as one process's."""
     inception = InceptionFeatures(cfg.inception or None, device)
     count = num_images or cfg.fid_images
+    fake = _gather_batches(fake_features(G, inception, count, device, 123, rank, world), world)
+    if fake is None:
+        return None
     mean_r, cov_r, rows_r = real_features(dataset, inception, count)
-    fake = fake_features(G, inception, count, device)
     mean_f, cov_f = stats.mean_cov(fake)
     result: dict[str, float | int] = {
         "fid": round(stats.fid(mean_r, cov_r, mean_f, cov_f), 4),

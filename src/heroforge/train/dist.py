@@ -38,9 +38,9 @@ def init_distributed(prefer_cuda: bool = True) -> DistInfo:
     if cuda:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
-        # Rank 0 alone computes metrics (FID of 50k images takes most of an hour at 1024 px on
-        # one GPU) while the others wait in their next collective: NCCL's default 10 minutes
-        # would abort them at the first snapshot.
+        # Rank 0 alone computes the real images' FID statistics the first time (50k images
+        # at 1024 px: most of an hour on one GPU) while the others wait in a collective:
+        # NCCL's default 10 minutes would abort them at the first snapshot.
         dist.init_process_group("nccl" if cuda else "gloo", timeout=collective_timeout())
     return DistInfo(rank, world, device)
 

@@ -34,17 +34,28 @@ def due(trainer: Trainer, done: bool) -> bool:
     return done or crossed(tc.cycle_kimg) or bool(periodic)
 
 
-def judge(trainer: Trainer, log: Any) -> Verdict:
-    """Metrics (when enabled) and the stability verdict; `best` moves only to a better FID
-    of a stable snapshot. The checkpoint written right after carries both."""
+def measure(trainer: Trainer) -> dict | None:
+    """The metrics (when enabled), computed by every process, each generating its share of
+    the images; the result on rank 0, None elsewhere."""
+    if not trainer.cfg.metrics.enabled:
+        return None
+    from heroforge.metrics.evaluate import evaluate  # Inception only when metrics are due
+
+    info = trainer.dist
+    metrics = trainer.cfg.metrics
+    return evaluate(
+        trainer.G_ema, trainer.dataset, metrics, info.device, rank=info.rank, world=info.world
+    )
+
+
+def judge(trainer: Trainer, result: dict | None, log: Any) -> Verdict:
+    """The stability verdict, with the metrics `measure` gave (None: metrics are off); `best`
+    moves only to a better FID of a stable snapshot. The checkpoint written right after
+    carries both."""
     p = trainer.progress
     kimg = round(p.nimg / 1000, 3)
     history = p.extra.setdefault("stability", {})
-    result = None
-    if trainer.cfg.metrics.enabled:
-        from heroforge.metrics.evaluate import evaluate  # Inception only when metrics are due
-
-        result = evaluate(trainer.G_ema, trainer.dataset, trainer.cfg.metrics, trainer.dist.device)
+    if result is not None:
         result["kimg"] = kimg
         p.extra["metrics"] = result
         stability.remember_fid(history, kimg, result["fid"])

@@ -298,7 +298,8 @@ class Trainer:
                     tick_stats = TickStats()
                     tick_start_time = time.monotonic()
                 judged = judging.due(self, done)
-                verdict = judging.judge(self, log) if judged and self.dist.main else None
+                result = judging.measure(self) if judged else None  # every process
+                verdict = judging.judge(self, result, log) if judged and self.dist.main else None
                 if (
                     judged
                     and self.cfg.stability.rollback
