@@ -91,11 +91,11 @@ def _gather_batches(feats: list[np.ndarray], world: int) -> np.ndarray | None:
         return np.concatenate(feats)
     import torch.distributed as dist
 
-    every: list[list[np.ndarray] | None] = [None] * world if dist.get_rank() == 0 else []
-    dist.gather_object(feats, every if dist.get_rank() == 0 else None, dst=0)
-    if dist.get_rank() != 0:
+    every: list | None = [None] * world if dist.get_rank() == 0 else None
+    dist.gather_object(feats, every, dst=0)
+    if every is None:
         return None
-    return np.concatenate([every[i % world][i] for i in range(len(feats))])  # type: ignore[index]
+    return np.concatenate([every[i % world][i] for i in range(len(feats))])
 
 
 def evaluate(

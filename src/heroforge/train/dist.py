@@ -15,6 +15,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from heroforge.augment.ada import distributed_sum
 from heroforge.errors import UserError
 
 
@@ -61,11 +62,9 @@ def agree_to_stop(stop: bool, info: DistInfo) -> bool:
     """Whether any process wants to stop. Each process's signal handler sets its own flag,
     at its own moment: acting on them separately would let one process leave for its final
     checkpoint while another starts a step, and their collectives would never meet."""
-    if info.world == 1 or not dist.is_initialized():
+    if info.world == 1:
         return stop
-    flag = torch.tensor([1.0 if stop else 0.0], device=info.device)
-    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-    return bool(flag.item() > 0)
+    return bool(distributed_sum(torch.tensor([float(stop)], device=info.device)).item() > 0)
 
 
 def all_reduce_grads(params: list[torch.nn.Parameter], world: int, clean: bool = True) -> None:
