@@ -5,6 +5,7 @@ import torch
 from heroforge.config import load_config
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
+from heroforge.metrics import evaluate as evaluate_module
 from heroforge.metrics import stats
 from heroforge.metrics.evaluate import _gather_batches, evaluate, fake_features
 from heroforge.metrics.inception import InceptionFeatures
@@ -59,21 +60,30 @@ def test_fid_of_a_generator_against_its_dataset(tiny_archive, tmp_path, monkeypa
     assert again["fid"] == result["fid"]  # fixed latents: comparable over time
 
 
+class _RecordingDataset(ImageDataset):
+    """Remembers which images were read."""
+
+    def __getitem__(self, index: int):
+        self.read = [*getattr(self, "read", []), index]
+        return super().__getitem__(index)
+
+
 def _evaluate_on_rank(rank: int, init_file: str, archive: str, results: dict) -> None:
     import torch.distributed as dist
 
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
         torch.set_num_threads(1)
+        evaluate_module.BATCH = 8  # as in the parent
         cfg = load_config("tiny-cpu")
         torch.manual_seed(0)
         G = build_generator(cfg).eval()  # noqa: N806
-        dataset = ImageDataset(archive, resolution=32)
+        dataset = _RecordingDataset(archive, resolution=32)
         cpu = torch.device("cpu")
-        result = evaluate(G, dataset, cfg.metrics, cpu, num_images=80, rank=rank, world=2)
+        result = evaluate(G, dataset, cfg.metrics, cpu, num_images=24, rank=rank, world=2)
         # the batches come back in order: features that tell every image apart
-        batches = fake_features(G, _pixels_as_features, 80, cpu, rank=rank, world=2)
-        results[rank] = (result, _gather_batches(batches, 2))
+        batches = fake_features(G, _pixels_as_features, 24, cpu, rank=rank, world=2)
+        results[rank] = (result, _gather_batches(batches, 2), sorted(set(dataset.read)))
     finally:
         dist.barrier()
         dist.destroy_process_group()
@@ -83,10 +93,12 @@ def _evaluate_on_rank(rank: int, init_file: str, archive: str, results: dict) ->
 def test_two_processes_share_the_images_and_give_one_process_result(
     tiny_archive, tmp_path, monkeypatch
 ):
-    """80 images = 3 batches: rank 0 makes two, rank 1 one; rank 0 gathers them in order."""
+    """24 images = 3 batches of 8: rank 0 makes two, rank 1 one; rank 0 gathers them in order.
+    The real images' features are not cached for the two processes: they share them too."""
     import torch.multiprocessing as mp
 
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "alone"))
+    monkeypatch.setattr(evaluate_module, "BATCH", 8)
     cfg = load_config("tiny-cpu")
     torch.manual_seed(0)
     G = build_generator(cfg).eval()  # noqa: N806
@@ -95,8 +107,9 @@ def test_two_processes_share_the_images_and_give_one_process_result(
         ImageDataset(tiny_archive, resolution=32),
         cfg.metrics,
         torch.device("cpu"),
-        num_images=80,
+        num_images=24,
     )
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "shared"))  # the processes inherit it
     with mp.Manager() as manager:
         results = manager.dict()
         mp.spawn(
@@ -105,10 +118,16 @@ def test_two_processes_share_the_images_and_give_one_process_result(
             nprocs=2,
         )
         results = dict(results)
-    assert results[1] == (None, None)
+    assert results[1][:2] == (None, None)
+    assert results[0][2] == [*range(8), *range(16, 24)] and results[1][2] == list(range(8, 16))
     assert results[0][0] == pytest.approx(alone, rel=1e-6)
-    one = np.concatenate(fake_features(G, _pixels_as_features, 80, torch.device("cpu")))
+    one = np.concatenate(fake_features(G, _pixels_as_features, 24, torch.device("cpu")))
     np.testing.assert_allclose(results[0][1], one, rtol=1e-5, atol=1e-6)
+    [cache_alone] = (tmp_path / "alone").rglob("reals-*.npz")
+    [cache_shared] = (tmp_path / "shared").rglob("reals-*.npz")
+    with np.load(cache_alone) as a, np.load(cache_shared) as b:
+        assert len(a["rows"]) == 24  # three batches of real images, in order
+        np.testing.assert_allclose(b["rows"], a["rows"], rtol=1e-5, atol=1e-6)
 
 
 def _pixels_as_features(images: torch.Tensor) -> torch.Tensor:

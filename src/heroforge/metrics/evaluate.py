@@ -34,22 +34,47 @@ def _real_cache_path(dataset: ImageDataset, inception: InceptionFeatures, count:
     return cache_dir() / f"reals-{hashlib.sha256(key.encode()).hexdigest()[:20]}.npz"
 
 
-def real_features(
-    dataset: ImageDataset, inception: InceptionFeatures, count: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(mean, cov, up to KEEP_ROWS feature rows) of the first `count` dataset images."""
-    count = min(count, dataset.num_images)
-    path = _real_cache_path(dataset, inception, count)
+def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     try:
         with np.load(path) as cached:
             return cached["mean"], cached["cov"], cached["rows"]
     except (OSError, KeyError, ValueError):
-        pass  # not cached yet, or a damaged cache file: recompute
+        return None  # not cached yet, or a damaged cache file: recompute
+
+
+def _rank0_says(value: bool, world: int) -> bool:
+    """Rank 0's value on every process (as is in one process)."""
+    if world == 1:
+        return value
+    import torch.distributed as dist
+
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
+
+
+@torch.no_grad()
+def real_features(
+    dataset: ImageDataset, inception: InceptionFeatures, count: int, rank: int = 0, world: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """(mean, cov, up to KEEP_ROWS feature rows) of the first `count` dataset images, from the
+    cache when rank 0 has them there. Otherwise every process computes every world-th batch
+    and rank 0 gathers, caches and returns them (the others get None)."""
+    count = min(count, dataset.num_images)
+    path = _real_cache_path(dataset, inception, count)
+    cached = _load_cached(path) if rank == 0 else None
+    if _rank0_says(cached is not None, world):
+        return cached
     feats = []
-    for start in range(0, count, BATCH):
+    for index, start in enumerate(range(0, count, BATCH)):
+        if index % world != rank:
+            feats.append(np.empty(0))
+            continue
         batch = torch.stack([dataset[i][0] for i in range(start, min(count, start + BATCH))])
         feats.append(inception(batch).numpy())
-    rows = np.concatenate(feats)
+    rows = _gather_batches(feats, world)
+    if rows is None:
+        return None
     mean, cov = stats.mean_cov(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_file(path, durable=False) as f:
@@ -110,14 +135,16 @@ def evaluate(
     """FID (and KID when cfg.kid) of G's images against the dataset, plus precision/recall.
 
     With several processes (torch.distributed), every one must call this: each generates
-    its share of the images, and rank 0 gathers the features and returns the result (the
-    others None). The result is the same as one process's."""
+    its share of the images (and of the real ones, when they are not cached yet), and rank 0
+    gathers the features and returns the result (the others None). The result is the same
+    as one process's."""
     inception = InceptionFeatures(cfg.inception or None, device)
     count = num_images or cfg.fid_images
+    reals = real_features(dataset, inception, count, rank, world)
     fake = _gather_batches(fake_features(G, inception, count, device, 123, rank, world), world)
-    if fake is None:
+    if reals is None or fake is None:
         return None
-    mean_r, cov_r, rows_r = real_features(dataset, inception, count)
+    mean_r, cov_r, rows_r = reals
     mean_f, cov_f = stats.mean_cov(fake)
     result: dict[str, float | int] = {
         "fid": round(stats.fid(mean_r, cov_r, mean_f, cov_f), 4),

@@ -39,9 +39,10 @@ def init_distributed(prefer_cuda: bool = True) -> DistInfo:
     if cuda:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
-        # Rank 0 alone computes the real images' FID statistics the first time (50k images
-        # at 1024 px: most of an hour on one GPU) while the others wait in a collective:
-        # NCCL's default 10 minutes would abort them at the first snapshot.
+        # The others wait in a collective while rank 0 alone writes a checkpoint (a slow
+        # network disk), computes the metrics from the gathered features or loads a snapshot
+        # to roll back to: NCCL's default 10 minutes is too tight for that, and a real hang
+        # costs little more to notice late.
         dist.init_process_group("nccl" if cuda else "gloo", timeout=collective_timeout())
     return DistInfo(rank, world, device)
 
@@ -58,13 +59,41 @@ def collective_timeout() -> timedelta:
     return timedelta(minutes=minutes)
 
 
-def agree_to_stop(stop: bool, info: DistInfo) -> bool:
-    """Whether any process wants to stop. Each process's signal handler sets its own flag,
-    at its own moment: acting on them separately would let one process leave for its final
-    checkpoint while another starts a step, and their collectives would never meet."""
-    if info.world == 1:
-        return stop
-    return bool(distributed_sum(torch.tensor([float(stop)], device=info.device)).item() > 0)
+class StopAgreement:
+    """Whether any process wants to stop, agreed by all; call it once after every step.
+
+    Each process's signal handler sets its own flag, at its own moment: acting on them
+    separately would let one process leave for its final checkpoint while another starts a
+    step, and their collectives would never meet. On CUDA (lagged) the vote of step k is read
+    after step k+1 has been queued, so the host never waits for the GPU to drain inside the
+    loop; all processes still stop after the same step, one step later than on a CPU."""
+
+    def __init__(self, info: DistInfo, lagged: bool | None = None) -> None:
+        self.info = info
+        self.lagged = info.device.type == "cuda" if lagged is None else lagged
+        self._pending: tuple[torch.Tensor, torch.cuda.Event | None] | None = None
+
+    def __call__(self, stop: bool) -> bool:
+        if self.info.world == 1:
+            return stop
+        # torch.full fills on the device; torch.tensor would copy from the host and wait
+        votes = distributed_sum(torch.full((1,), float(stop), device=self.info.device))
+        if not self.lagged:
+            return bool(votes.item() > 0)
+        arrived = None
+        if votes.is_cuda:
+            host = torch.empty(1, pin_memory=True)
+            host.copy_(votes, non_blocking=True)
+            arrived = torch.cuda.Event()
+            arrived.record()
+            votes = host
+        previous, self._pending = self._pending, (votes, arrived)
+        if previous is None:
+            return False
+        votes, arrived = previous
+        if arrived is not None:
+            arrived.synchronize()  # the copy queued a step ago, not the step since
+        return bool(votes.item() > 0)
 
 
 def all_reduce_grads(params: list[torch.nn.Parameter], world: int, clean: bool = True) -> None:

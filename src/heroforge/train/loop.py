@@ -33,7 +33,7 @@ from heroforge.nets.generator import build_generator
 from heroforge.nets.layers import set_half_dtype
 from heroforge.train import checkpoint as ckpt
 from heroforge.train import judging, stability
-from heroforge.train.dist import DistInfo, agree_to_stop, all_reduce_grads, broadcast_module
+from heroforge.train.dist import DistInfo, StopAgreement, all_reduce_grads, broadcast_module
 from heroforge.train.loss import StyleGAN2Loss
 from heroforge.train.precision import make_scalers, resolve_precision
 from heroforge.train.sampler import EpochOrder
@@ -278,6 +278,7 @@ class Trainer:
         target = round(total_kimg * 1000)
         previous = [signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)]
         tick_stats = TickStats()
+        agree_to_stop = StopAgreement(self.dist)
         session_start = last_ckpt_time = time.monotonic()
         last_ckpt_nimg = self.progress.nimg
         start_elapsed = self.progress.elapsed_s
@@ -287,7 +288,7 @@ class Trainer:
         try:
             while self.progress.nimg < target and not self.stop_requested:
                 self.step(tick_stats)
-                self.stop_requested = agree_to_stop(self.signalled, self.dist)
+                self.stop_requested = agree_to_stop(self.signalled)
                 self.progress.elapsed_s = start_elapsed + time.monotonic() - session_start
                 done = self.progress.nimg >= target
                 if (
