@@ -214,6 +214,11 @@ def test_p_is_a_buffer_saved_with_the_state():
     restored = AugmentPipe("bgc")
     restored.load_state_dict(pipe.state_dict())
     assert float(restored.p) == 0.25
+    x = images(16)
+    assert torch.equal(restored(x, generator=gen(2)), pipe(x, generator=gen(2)))  # p in use
+    holder = torch.nn.Sequential(AugmentPipe("bgc"))
+    holder.load_state_dict({"0.p": torch.tensor(0.5)})  # a pipe inside a loaded network
+    assert "p=0.5000" in repr(holder)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         pipe.set_p(1.5)
 
@@ -251,3 +256,18 @@ def test_few_shapes_mode_gives_the_same_images(monkeypatch):
     n, _, h, w = shapes[0]
     assert n in (1, 2, 4, 8) and (h - 24) % 32 == 0 and (w - 24) % 32 == 0
     assert torch.allclose(few, plain, atol=1e-5)
+
+
+@pytest.mark.parametrize("few_shapes", [False, True])
+def test_random_parameters_never_read_values_from_the_images_device(monkeypatch, few_shapes):
+    """On a GPU, reading a value back from the device (which images changed, how much to pad,
+    p) makes the host wait for all queued work. The pipe works those out on the host: on the
+    meta device, which holds no values, every such read would raise."""
+    from heroforge.augment import resample
+
+    monkeypatch.setattr(resample, "autotuned", lambda images: few_shapes)
+    pipe = AugmentPipe("bgc", p=0.9).to("meta")
+    x = torch.empty(8, 3, 32, 32, device="meta")
+    for generator in (gen(1), None):
+        out = pipe(x, generator=generator)
+        assert out.device.type == "meta" and out.shape == x.shape

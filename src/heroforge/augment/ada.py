@@ -86,7 +86,8 @@ class AdaController:
             self._pending = self._pending.to(logits.device)
             self._totals = self._totals.to(logits.device)
         signs = torch.sign(logits).sum(dtype=torch.float64)
-        self._pending += torch.stack([signs, signs.new_tensor(float(logits.numel()))])
+        # new_full fills on the device; new_tensor would copy from the host and wait
+        self._pending += torch.stack([signs, signs.new_full((), float(logits.numel()))])
 
     def step(self, batch_size: int) -> float:
         """End a minibatch of `batch_size` images (all processes together); returns p.

@@ -8,6 +8,10 @@ paper's appendix B.
 
 The three groups run in order, each in a single step: pixel blits (exact copies), one composed
 geometric warp (resampled once, with a low-pass filter), one 4x4 colour matrix.
+
+The random parameters are drawn and composed on the host and reach the images' device as a few
+small tensors: on a GPU, deciding which images change and how much to pad them never waits for
+the device to finish its queued work.
 """
 
 from __future__ import annotations
@@ -50,26 +54,23 @@ _LUMA_CROSS = torch.tensor([[0.0, -1, 1], [1, 0, -1], [-1, 1, 0]]) / math.sqrt(3
 
 
 class _Draws:
-    """Random numbers for one batch, drawn from `generator` (else the global RNG of the images'
-    device) and moved to the images' device, so a seeded generator replays the same batch."""
+    """Random numbers for one batch on the host, drawn from `generator` (else the global CPU
+    RNG), so a seeded generator replays the same batch on any device."""
 
-    def __init__(self, count: int, generator: torch.Generator | None, device: torch.device):
+    def __init__(self, count: int, generator: torch.Generator | None):
         self.count = count
         self.generator = generator
-        self.source = generator.device if generator is not None else device
-        self.device = device
+        self.source = generator.device if generator is not None else torch.device("cpu")
 
     def uniform(self, *tail: int) -> torch.Tensor:
-        values = torch.rand(self.count, *tail, generator=self.generator, device=self.source)
-        return values.to(self.device)
+        return torch.rand(self.count, *tail, generator=self.generator, device=self.source).cpu()
 
     def normal(self, *tail: int) -> torch.Tensor:
-        values = torch.randn(self.count, *tail, generator=self.generator, device=self.source)
-        return values.to(self.device)
+        return torch.randn(self.count, *tail, generator=self.generator, device=self.source).cpu()
 
     def integers(self, high: int) -> torch.Tensor:
         values = torch.randint(high, (self.count,), generator=self.generator, device=self.source)
-        return values.to(self.device)
+        return values.cpu()
 
 
 class AugmentPipe(nn.Module):
@@ -111,6 +112,9 @@ class AugmentPipe(nn.Module):
         # Transforms outside the pipe get strength 0: they draw no random numbers at all.
         self.strength = {name: v if name in PIPES[pipe] else 0.0 for name, v in given.items()}
         self.register_buffer("p", torch.tensor(0.0))
+        # p as a Python number too: reading the buffer on a GPU would wait for the device
+        self._p = 0.0
+        self.register_load_state_dict_post_hook(type(self)._remember_p)
         self.set_p(p)
 
     @classmethod
@@ -122,19 +126,23 @@ class AugmentPipe(nn.Module):
         if not 0 <= p <= 1:
             raise ValueError(f"augment probability p must be in [0, 1], got {p}")
         self.p.fill_(p)
+        self._p = float(p)
+
+    def _remember_p(self, _incompatible_keys: object = None) -> None:
+        self._p = float(self.p)
 
     def extra_repr(self) -> str:
-        return f"pipe={self.pipe!r}, p={float(self.p):.4f}"
+        return f"pipe={self.pipe!r}, p={self._p:.4f}"
 
     def forward(
         self, images: torch.Tensor, generator: torch.Generator | None = None
     ) -> torch.Tensor:
-        p = float(self.p)
+        p = self._p
         if p == 0:
             return images
         if images.ndim != 4:
             raise ValueError(f"expected NCHW images, got shape {tuple(images.shape)}")
-        draws = _Draws(images.shape[0], generator, images.device)
+        draws = _Draws(images.shape[0], generator)
         if any(self.strength[name] for name in BLIT):
             images = self._blit(images, p, draws)
         if any(self.strength[name] for name in GEOM):
@@ -152,10 +160,11 @@ class AugmentPipe(nn.Module):
         neutral: float,
         tail: tuple[int, ...] = (),
     ) -> torch.Tensor:
-        """[N, *tail] values: `sample()` where transform `name` hits, `neutral` elsewhere."""
+        """[N, *tail] values on the host: `sample()` where transform `name` hits, `neutral`
+        elsewhere."""
         chance = min(p * self.strength[name], 1.0)
         if chance == 0:
-            return torch.full((draws.count, *tail), neutral, device=draws.device)
+            return torch.full((draws.count, *tail), neutral)
         if name == "rotate":
             # Rotation is drawn twice; this chance per draw rotates an image at least once
             # with probability p, as the paper prescribes.
@@ -177,7 +186,7 @@ class AugmentPipe(nn.Module):
     def _geom(self, images: torch.Tensor, p: float, draws: _Draws) -> torch.Tensor:
         """Compose the inverse (output -> input) matrix, then resample the changed images once."""
         n, _, h, w = images.shape
-        inverse = torch.eye(3, device=images.device).repeat(n, 1, 1)
+        inverse = torch.eye(3).repeat(n, 1, 1)
         # The forward warp is: isotropic scale, rotate, anisotropic scale, rotate, translate.
         # Its inverse undoes them in reverse order, so each step multiplies on the right.
         s = self._draw("scale", p, draws, lambda: 2 ** (draws.normal() * SCALE_STD), 1.0)
@@ -193,22 +202,23 @@ class AugmentPipe(nn.Module):
         inverse = inverse.to(images.dtype)
 
         # Untouched images skip resampling, whose filters would blur them slightly.
-        changed = (inverse != torch.eye(3, device=images.device)).flatten(1).any(1)
+        changed = (inverse != torch.eye(3)).flatten(1).any(1)
         index = changed.nonzero().squeeze(1)
         if index.numel() == 0:
             return images
         count = index.numel()
         if resample.autotuned(images):  # a power of two of images (the first as filler)
             index = torch.cat([index, index[:1].expand(2 ** math.ceil(math.log2(count)) - count)])
-        warped = affine_resample(images.index_select(0, index), inverse.index_select(0, index))
-        return images.index_copy(0, index[:count], warped[:count])
+        on_device = index.to(images.device, non_blocking=True)
+        warped = affine_resample(images.index_select(0, on_device), inverse.index_select(0, index))
+        return images.index_copy(0, on_device[:count], warped[:count])
 
     def _color(self, images: torch.Tensor, p: float, draws: _Draws) -> torch.Tensor:
         n, c, _, _ = images.shape
         if c not in (1, 3):
             raise ValueError(f"colour augmentation needs 1 or 3 channels, got {c}")
-        eye = torch.eye(3, device=images.device).expand(n, 3, 3)
-        luma = _LUMA.to(images.device)
+        eye = torch.eye(3).expand(n, 3, 3)
+        luma = _LUMA
         along_luma = torch.outer(luma, luma)  # projection onto the grey axis
         # Each step acts on the colours the previous steps produced: multiply on the left.
         b = self._draw("brightness", p, draws, lambda: draws.normal() * BRIGHTNESS_STD, 0.0)
@@ -220,14 +230,14 @@ class AugmentPipe(nn.Module):
         if c == 1:
             # Every step so far maps grey to grey (luma flip negates it); hue and saturation
             # would leave grey unchanged, so they are not drawn. Gain and offset of grey:
-            matrix = matrix.to(images.dtype)
+            matrix = matrix.to(images.device, images.dtype, non_blocking=True)
             gain = matrix[:, :3, :3].sum(2).mean(1).view(n, 1, 1, 1)
             return images * gain + matrix[:, :3, 3].mean(1).view(n, 1, 1, 1)
         theta = self._draw("hue", p, draws, lambda: (draws.uniform() * 2 - 1) * math.pi, 0.0)
         matrix = _color_matrix(_rotate_around_luma(theta)) @ matrix
         s = self._draw("saturation", p, draws, lambda: 2 ** (draws.normal() * SATURATION_STD), 1.0)
         matrix = _color_matrix(along_luma + (eye - along_luma) * s.view(n, 1, 1)) @ matrix
-        matrix = matrix.to(images.dtype)
+        matrix = matrix.to(images.device, images.dtype, non_blocking=True)
         mixed = torch.einsum("nij,njhw->nihw", matrix[:, :3, :3], images)
         return mixed + matrix[:, :3, 3].view(n, 3, 1, 1)
 

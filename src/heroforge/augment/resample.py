@@ -48,12 +48,16 @@ def blit(
     """Flip, rotate by multiples of 90 degrees and shift by whole pixels, per image, by copying.
 
     flip (bool), quarter_turns (int, counter-clockwise as torch.rot90 on dims (2, 3)) and the
-    integer shifts are [N] tensors applied in that order. One gather moves every pixel, so the
-    result holds only input values (exact, differentiable). Quarter turns need square images.
+    integer shifts are [N] tensors applied in that order, best given on the host (the pipe's
+    are). One gather moves every pixel, so the result holds only input values (exact,
+    differentiable). Quarter turns need square images.
     """
     n, c, h, w = images.shape
     if h != w and bool((quarter_turns % 2 == 1).any()):
         raise ValueError(f"quarter turns need square images, got {h}x{w}")
+    flip, quarter_turns, shift_x, shift_y = (
+        t.to(images.device, non_blocking=True) for t in (flip, quarter_turns, shift_x, shift_y)
+    )
     k = quarter_turns.view(n, 1)
     # Walk back from each output pixel to its source: undo the shift, then the turn, then the
     # flip. Every step is a per-image 1-D index map; only the last one builds the 2-D index.
@@ -121,14 +125,16 @@ def affine_resample(images: torch.Tensor, sample_matrix: torch.Tensor) -> torch.
     Reflect-pad just enough for every image of the batch, upsample 2x with a windowed sinc,
     sample bilinearly, and downsample 2x with the same filter: bilinear sampling at twice the
     resolution acts on a band-limited signal, so neither aliasing nor the padding leaks in.
+    The padding is worked out where sample_matrix is: on the host (as the pipe gives it),
+    that never waits for a GPU.
     """
     n, _, h, w = images.shape
-    taps = _TAPS.to(images)
+    taps = _TAPS.to(images.device, images.dtype, non_blocking=True)
     half = taps.numel() // 2
     # The downsampling filter needs half - 1 extra high-res samples beyond each image border.
     reach_x = w / 2 + (half - 1.5) / 2
     reach_y = h / 2 + (half - 1.5) / 2
-    corners = images.new_tensor(
+    corners = sample_matrix.new_tensor(
         [[sx * reach_x, sy * reach_y, 1.0] for sx in (-1, 1) for sy in (-1, 1)]
     )
     sources = corners @ sample_matrix.transpose(1, 2)  # [n, 4, 3]
@@ -136,9 +142,10 @@ def affine_resample(images: torch.Tensor, sample_matrix: torch.Tensor) -> torch.
     high = sources[..., :2].amax(dim=(0, 1))
     # Beyond the corners, upsampling and bilinear sampling read up to half/2 + 1 more pixels;
     # a margin of `half` keeps the zeros that _upsample2 sees at its borders out of reach.
-    extent = images.new_tensor([w, h]) / 2
+    extent = sample_matrix.new_tensor([w, h]) / 2
     pads = torch.cat([-low - extent, high - extent]).add(half).clamp(min=0).ceil()
     pad_x0, pad_y0, pad_x1, pad_y1 = (int(v) for v in pads.tolist())
+    sample_matrix = sample_matrix.to(images.device, images.dtype, non_blocking=True)
     if autotuned(images):
         # one padding for all sides, a multiple of 16, keeps the shapes few (more padding
         # than needed changes nothing but the cost)

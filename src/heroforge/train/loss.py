@@ -65,7 +65,8 @@ class StyleGAN2Loss(nn.Module):
 
     def _add(self, key: str, rows: torch.Tensor) -> None:
         """Sum rows (and count them, in the last column) towards a per-step running mean."""
-        total = torch.cat([rows.sum(0), rows.new_tensor([rows.shape[0]])])
+        # new_full fills on the device; new_tensor would copy from the host and wait
+        total = torch.cat([rows.sum(0), rows.new_full((1,), rows.shape[0])])
         self.sums[key] = self.sums[key] + total if key in self.sums else total
 
     @torch.no_grad()
