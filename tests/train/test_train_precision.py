@@ -12,7 +12,7 @@ from heroforge.data.dataset import ImageDataset
 from heroforge.nets.synthesis import SynthesisBlock
 from heroforge.train.checkpoint import load_latest
 from heroforge.train.dist import DistInfo
-from heroforge.train.loop import Trainer
+from heroforge.train.loop import Trainer, phases_at
 from heroforge.train.precision import Precision, resolve_precision
 from heroforge.train.stats import TickStats
 
@@ -133,3 +133,19 @@ def test_blocks_compute_in_fp32_on_the_cpu_by_default(tiny_archive, tmp_path):
     trainer = _trainer(tiny_archive, tmp_path)
     top = [b for b in trainer.G.synthesis.blocks() if isinstance(b, SynthesisBlock)][-1]
     assert top.use_fp16 and top.compute_dtype(torch.zeros(1)) == torch.float32
+
+
+def test_a_training_step_never_reads_values_back_from_the_device(tiny_archive, tmp_path):
+    """On a GPU every read of a device value (.item(), a data-dependent shape, a Python bool of
+    a tensor) makes the host wait for all queued work. On the meta device, which holds no
+    values, any such read raises: a whole step with every phase, ADA's augmentation, the EMA
+    and the running means must go through. (ADA's r_t, read every `augment.interval` steps,
+    is the one planned read.)"""
+    cfg = load_config("tiny-cpu", [*EVERY_PHASE, "train.pl_interval=2", "augment.p=0.5"])
+    dataset = ImageDataset(tiny_archive, resolution=cfg.data.resolution)
+    trainer = Trainer(cfg, dataset, tmp_path, DistInfo(0, 1, torch.device("meta")))
+    assert {"G_pl", "D_r1"} <= set(phases_at(cfg.train, 0))
+    assert trainer.augment._p == 0.5 and trainer.ada.interval > 2
+    _steps(trainer, 2)
+    assert trainer.progress.step == 2
+    assert next(trainer.G.parameters()).device.type == "meta"
