@@ -199,10 +199,12 @@ app.command("serve", epilog=SERVE_EPILOG)(serve_command)
 )
 def train(
     data: Annotated[Path | None, typer.Option(help="Training archive (.zip) or folder.")] = None,
-    preset: Annotated[str, typer.Option(help="Config preset or .toml file.")] = "superheroes-512",
-    outdir: Annotated[Path, typer.Option(help="Folder that receives the run folder.")] = Path(
-        "runs"
-    ),
+    preset: Annotated[
+        str | None, typer.Option(help="Config preset or .toml file (default: superheroes-512).")
+    ] = None,
+    outdir: Annotated[
+        Path | None, typer.Option(help="Folder that receives the run folder (default: runs).")
+    ] = None,
     kimg: Annotated[
         float | None,
         typer.Option(help="Train this many kimg in all (default: cycles x cycle_kimg)."),
@@ -245,8 +247,11 @@ def train(
     def log(message: str) -> None:
         console.print(message, markup=False, highlight=False)
 
+    if kimg is not None and not kimg > 0:
+        raise UserError(f"--kimg must be a positive number of kimg, got {kimg}")
     if resume is not None:
-        if overrides or preset != "superheroes-512" or gpus or seed is not None or init_from:
+        given = [overrides, preset, outdir, cycles, cycle_kimg, gpus, seed, init_from]
+        if any(value is not None for value in given):
             raise UserError("--resume takes the run's own config; only --data, --kimg, --force")
         train_once = lambda: runs.resume(resume, data, kimg, force, log)  # noqa: E731
     else:
@@ -261,13 +266,15 @@ def train(
         ):
             if value is not None:
                 assignments.append(f"train.{key}={value}")
-        cfg = load_config(preset, assignments)
-        train_once = lambda: runs.start(data, cfg, outdir, kimg, log, init_from)  # noqa: E731
+        cfg = load_config(preset or "superheroes-512", assignments)
+        where = outdir or Path("runs")
+        train_once = lambda: runs.start(data, cfg, where, kimg, log, init_from)  # noqa: E731
     try:
-        _, status = train_once()
+        run_dir, status = train_once()
     finally:
         shutdown_distributed()
     if status == "interrupted":
+        log(f"stopped; go on with: heroforge train --resume {run_dir}")
         sys.exit(EXIT_RESUMABLE)
 
 

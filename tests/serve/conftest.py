@@ -47,9 +47,10 @@ def root(tmp_path, tiny_archive, trained_run) -> Path:
     submit(queue, spec, allow_duplicate=True)
     run = first.dir / "runs" / trained_run.name
     shutil.copytree(trained_run, run)
-    # Checkpoints every 0.032 kimg all round down to grid-000000kimg.png; a second grid
-    # stands in for the history a longer run has.
-    shutil.copy(run / "samples" / "grid-000000kimg.png", run / "samples" / "grid-000001kimg.png")
+    # a run from before grids were named to the image: whole kimg
+    shutil.copy(
+        run / "samples" / "grid-000000.032kimg.png", run / "samples" / "grid-000000kimg.png"
+    )
     queue.claim("test-supervisor", 600, 1)
     progress = read_progress(find_run_dir(first.dir / "runs"))
     status = {

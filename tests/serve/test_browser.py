@@ -192,12 +192,12 @@ def test_job_page_draws_curves_grids_and_uses_a_snapshot_as_best(serve, tab, roo
     expect(tab.page.locator("#verdicts")).to_contain_text("stable")
     # the latest grid: 32 fixed seeds of 32 px, 8 a row
     grid = tab.page.locator("#grid")
-    expect(grid).to_have_attribute("src", re.compile(r"grid-000001kimg\.png\?token="))
+    expect(grid).to_have_attribute("src", re.compile(r"grid-000000\.064kimg\.png\?token="))
     tab.wait_loaded("#grid")
     assert grid.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [256, 128]
     tab.page.locator("#grid-slider").fill("0")  # back through the history
     expect(grid).to_have_attribute("src", re.compile(r"grid-000000kimg\.png"))
-    expect(tab.page.locator("#grid-label")).to_have_text("0 kimg (1 of 2)")
+    expect(tab.page.locator("#grid-label")).to_have_text("0 kimg (1 of 3)")
     tab.wait_loaded("#grid")
     tab.screenshot("job")
 

@@ -21,7 +21,7 @@ def test_job_detail_has_queue_events_and_snapshots(client):
     job = client.get("/api/jobs/1").json()
     assert [e["kind"] for e in job["events"]] == ["submitted", "claimed"]
     run = job["run"]
-    assert run["name"].endswith("-tiny-cpu") and run["grids"] == 2
+    assert run["name"].endswith("-tiny-cpu") and run["grids"] == 3
     assert [c["kimg"] for c in run["checkpoints"]] == [0.032, 0.064]
     assert run["latest"] == run["checkpoints"][-1]["name"] and run["best"] is None
     assert client.get("/api/jobs/2").json()["run"] is None  # queued: no run folder yet
@@ -62,15 +62,16 @@ def test_stats_follow_a_growing_file_and_survive_nan_and_torn_lines(client, root
 
 def test_grids_are_listed_oldest_first_and_served_as_png(client):
     grids = client.get("/api/jobs/1/grids").json()
-    assert grids == [
+    assert grids == [  # one per checkpoint, every 0.032 kimg; and an older run's name
         {"name": "grid-000000kimg.png", "kimg": 0},
-        {"name": "grid-000001kimg.png", "kimg": 1},
+        {"name": "grid-000000.032kimg.png", "kimg": 0.032},
+        {"name": "grid-000000.064kimg.png", "kimg": 0.064},
     ]
-    response = client.get("/api/jobs/1/grids/grid-000001kimg.png")
+    response = client.get("/api/jobs/1/grids/grid-000000.064kimg.png")
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
     image = Image.open(io.BytesIO(response.content))
     assert image.size == (8 * 32, 4 * 32)  # 32 fixed seeds of 32 px, 8 per row
-    assert client.get("/api/jobs/1/grids/grid-000002kimg.png").status_code == 404
+    assert client.get("/api/jobs/1/grids/grid-000000.096kimg.png").status_code == 404
 
 
 def test_actions_change_the_queue(client, root):

@@ -86,13 +86,23 @@ def test_plot_data_sorts_records_and_keeps_json_safe():
 
 
 @pytest.mark.parametrize(
-    "name", ["..", "../x.png", "/etc/passwd", "grid-1kimg.png", "grid-000001kimg.png/..", ""]
+    "name",
+    [
+        "..",
+        "../x.png",
+        "/etc/passwd",
+        "grid-1kimg.png",
+        "grid-000001kimg.png/..",
+        "grid-000001.5kimg.png",
+        "",
+    ],
 )
 def test_names_must_match_their_pattern(name):
     with pytest.raises(HTTPException) as err:
         checked_name(GRID_NAME, name, "grid")
     assert err.value.status_code == 404
     assert checked_name(GRID_NAME, "grid-000012kimg.png", "grid") == "grid-000012kimg.png"
+    assert checked_name(GRID_NAME, "grid-000012.500kimg.png", "grid") == "grid-000012.500kimg.png"
 
 
 def test_inside_refuses_every_way_out(tmp_path):

@@ -103,6 +103,7 @@ def test_sigterm_checkpoints_and_exits_resumable(tiny_archive, tmp_path):
     assert code == 75, output
     assert time.time() - start_wait < 30
     run_dir = _only_run(tmp_path)
+    assert f"go on with: heroforge train --resume {run_dir}" in output
     checkpoint, problems = load_latest(run_dir / "checkpoints")
     assert not problems
     assert checkpoint.meta["progress"]["nimg"] > 0
@@ -173,6 +174,42 @@ def test_resume_refuses_another_dataset_or_network(tiny_archive, tmp_path, synth
     (run_dir / "config.toml").write_text(text)
     with pytest.raises(UserError, match="another network config"):
         resume(run_dir, log=_quiet)
+
+
+def test_resume_says_when_the_run_is_done_and_refuses_to_go_back(tiny_archive, tmp_path):
+    cfg = load_config("tiny-cpu", QUICK)
+    run_dir, _ = start(tiny_archive, cfg, tmp_path / "runs", total_kimg=0.064, log=_quiet)
+    said: list[str] = []
+    assert resume(run_dir, log=said.append) == (run_dir, "done")
+    assert any("has reached its 0.064 kimg" in line for line in said), said
+    with pytest.raises(UserError, match=r"already at 0\.064 kimg; give a larger --kimg"):
+        resume(run_dir, total_kimg=0.032, log=_quiet)
+    assert json.loads((run_dir / "run.json").read_text())["total_kimg"] == 0.064  # unchanged
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--kimg", "0"], "--kimg must be a positive number"),
+        (["--kimg", "-1"], "--kimg must be a positive number"),
+        (["--resume", "RUN", "--preset", "tiny-cpu"], "--resume takes the run's own config"),
+        (["--resume", "RUN", "--outdir", "elsewhere"], "--resume takes the run's own config"),
+        (["--resume", "RUN", "--cycles", "3"], "--resume takes the run's own config"),
+        (["--resume", "RUN", "--cycle-kimg", "5"], "--resume takes the run's own config"),
+    ],
+)
+def test_train_options_that_cannot_work_are_refused(cli, tmp_path, args, message):
+    code, _, err = cli("train", *[str(tmp_path) if a == "RUN" else a for a in args])
+    assert code == 2 and message in err
+    assert not list(tmp_path.iterdir()) and not Path("runs").exists()
+
+
+def test_an_outdir_that_is_a_file_is_refused(cli, tiny_archive, tmp_path):
+    taken = tmp_path / "runs.zip"
+    taken.write_bytes(b"x")
+    code, _, err = cli("train", "--data", str(tiny_archive), "--preset", "tiny-cpu",
+                       "--outdir", str(taken))  # fmt: skip
+    assert code == 2 and "is a file; give a folder for the runs" in err
 
 
 def test_a_snapshot_chosen_as_best_survives_pruning(tiny_archive, tmp_path):

@@ -37,6 +37,7 @@ from heroforge.data import humancues
 from heroforge.data.ingest import IngestLimits, Skip, Source, decode_image, list_sources
 from heroforge.data.inspect import Scores, inspect
 from heroforge.data.segment import Segmentation, on_white, segment
+from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
 PIPELINE_VERSION = "prepare/7"  # bump when processing changes, so caches are not reused
@@ -328,6 +329,16 @@ def _warn_fallback(cfg: PrepareConfig) -> None:
         )
 
 
+def _check_places(raw: Path, out: Path, workers: int) -> None:
+    if workers < 0:
+        raise UserError(f"--workers must be 0 (one per CPU core) or more, got {workers}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for the prepared set")
+    if raw.is_dir() and (out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents):
+        # the next run would read the kept pictures, manifest and review page as input
+        raise UserError(f"--out {out} lies inside the input folder {raw}; choose one outside it")
+
+
 def prepare(
     raw: str | os.PathLike[str],
     out: str | os.PathLike[str],
@@ -346,12 +357,13 @@ def prepare(
 
     limits = limits or IngestLimits()
     out = Path(out)
-    cache = out / ".cache"
-    for sub in ("records", "thumbs", "framed"):
-        (cache / sub).mkdir(parents=True, exist_ok=True)
+    _check_places(Path(raw), out, workers)
     overrides_path = out / "overrides.csv"
     overrides = read_overrides(overrides_path)  # refuse a broken file before the long work
     sources, skipped = list_sources(raw, limits)
+    cache = out / ".cache"
+    for sub in ("records", "thumbs", "framed"):
+        (cache / sub).mkdir(parents=True, exist_ok=True)
     records = [
         {"source": name, "decision": "error", "reason": skip.code, "detail": str(skip)}
         for name, skip in skipped

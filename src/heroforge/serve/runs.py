@@ -12,7 +12,7 @@ from heroforge.manager.progress import CHECKPOINT, find_run_dir
 from heroforge.manager.queue import Job
 from heroforge.serve.security import GRID_NAME
 
-GRID_KIMG = re.compile(r"grid-([0-9]+)kimg\.png")
+GRID_KIMG = re.compile(r"grid-([0-9]+(?:\.[0-9]{3})?)kimg\.png")  # older runs: whole kimg
 
 
 def job_run_dir(root: Path, job: Job) -> Path | None:
@@ -41,7 +41,7 @@ def list_grids(run_dir: Path) -> list[dict[str, Any]]:
         if not (match and GRID_NAME.fullmatch(path.name) and path.is_file()):
             continue
         if path.resolve().is_relative_to(top):  # a symlink out is not ours to show
-            grids.append({"name": path.name, "kimg": int(match.group(1))})
+            grids.append({"name": path.name, "kimg": float(match.group(1))})
     return sorted(grids, key=lambda g: g["kimg"])
 
 

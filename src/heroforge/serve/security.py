@@ -29,7 +29,7 @@ from heroforge.errors import UserError
 
 TOKEN = re.compile(r"[A-Za-z0-9._~-]{16,256}")  # what secrets.token_urlsafe() writes
 JOB_ID = re.compile(r"[0-9]{1,9}")
-GRID_NAME = re.compile(r"grid-[0-9]{6,9}kimg\.png")
+GRID_NAME = re.compile(r"grid-[0-9]{6,9}(\.[0-9]{3})?kimg\.png")
 THUMB_NAME = re.compile(r"[0-9a-f]{64}\.(jpg|png)")
 
 # The pages' script, style and pictures all come from this server; the token may sit in a

@@ -39,7 +39,7 @@ from heroforge.train.precision import make_scalers, resolve_precision
 from heroforge.train.sampler import EpochOrder
 from heroforge.train.seeding import seed_chunk, seed_everything, set_deterministic
 from heroforge.train.stability import Verdict
-from heroforge.train.stats import StatsLog, TickStats, peak_rss_mb, sample_grid
+from heroforge.train.stats import StatsLog, TickStats, grid_name, peak_rss_mb, sample_grid
 from heroforge.train.tensorboard import ScalarBoard
 from heroforge.train.transfer import frozen_parameters
 
@@ -341,7 +341,7 @@ class Trainer:
             grid = sample_grid(self.G_ema, self.grid_z, self.c_dim, self.dist.device)
             grid_dir = self.run_dir / "samples"
             grid_dir.mkdir(parents=True, exist_ok=True)
-            grid.save(grid_dir / f"grid-{self.progress.nimg // 1000:06d}kimg.png")
+            grid.save(grid_dir / grid_name(self.progress.nimg))
             log(f"checkpoint {path.name}")
             if self.board:
                 self.board.flush()  # what a resume keeps is on disk with the checkpoint

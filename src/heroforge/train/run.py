@@ -40,6 +40,8 @@ def _open_dataset(data: str | Path, cfg: Config) -> ImageDataset:
 
 def _new_run_dir(outdir: Path, name: str) -> Path:
     """outdir/NNNNN-name with the next free number, as the official tools name runs."""
+    if outdir.exists() and not outdir.is_dir():
+        raise UserError(f"--outdir {outdir} is a file; give a folder for the runs")
     outdir.mkdir(parents=True, exist_ok=True)
     numbers = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"^(\d{5})-", p.name))]
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
@@ -72,6 +74,8 @@ def start(
     # every process reads the same file; checked before any folder is made
     init = None if init_from is None else load_init_model(init_from, cfg, dataset.c_dim)
     target = cfg.train.total_kimg if total_kimg is None else total_kimg
+    if not target > 0:
+        raise UserError(f"the training length must be a positive number of kimg, got {target}")
     run_dir = None
     if info.main:
         name = cfg.job.name or Path(data).stem
@@ -138,7 +142,11 @@ def resume(
             raise UserError(f"{checkpoint.path.name} was made with another network config")
         trainer.restore(checkpoint)
         kimg = trainer.progress.nimg / 1000
+        if total_kimg is not None and total_kimg < kimg:
+            raise UserError(f"{run_dir.name} is already at {kimg:.3f} kimg; give a larger --kimg")
         log(f"resumed {run_dir} at {kimg:.3f} kimg from {checkpoint.path.name}")
+        if kimg >= target:
+            log(f"the run has reached its {target} kimg; --kimg N trains it on to N")
     elif "init_from" in run:  # stopped before its first checkpoint: start from the model again
         init = _init_again(run["init_from"], cfg, dataset.c_dim, force)
         init.copy_to(trainer)

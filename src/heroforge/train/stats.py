@@ -81,6 +81,12 @@ class StatsLog:
         return len(moved)
 
 
+def grid_name(nimg: int) -> str:
+    """The sample grid's file name at nimg images: exact, as checkpoints come every fraction of
+    a kimg on small runs."""
+    return f"grid-{nimg // 1000:06d}.{nimg % 1000:03d}kimg.png"
+
+
 @torch.no_grad()
 def sample_grid(
     G: torch.nn.Module,  # noqa: N803
