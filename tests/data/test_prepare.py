@@ -178,6 +178,27 @@ def test_cli_prepare_and_archive(cli, raw_set, tmp_path):
     assert code == 2 and "prepare.keep" in err
 
 
+@pytest.mark.parametrize(
+    ("place", "message"),
+    [
+        ("raw", "lies inside the input folder"),
+        ("raw/prepared", "lies inside the input folder"),
+        ("file.txt", "is a file; give a folder"),
+    ],
+)
+def test_prepare_refuses_an_out_folder_that_cannot_work(cli, tmp_path, place, message):
+    """An --out inside the input would be read as input by the next run."""
+    raw = tmp_path / "raw"
+    raw.mkdir()
+    (raw / "hero.png").write_bytes(b"not analysed")
+    (tmp_path / "file.txt").write_text("x")
+    code, _, err = cli("prepare", str(raw), "--out", str(tmp_path / place))
+    assert code == 2 and message in err
+    assert sorted(p.name for p in raw.iterdir()) == ["hero.png"]  # nothing written there
+    code, _, err = cli("prepare", str(raw), "--out", str(tmp_path / "out"), "--workers", "-1")
+    assert code == 2 and "--workers must be 0" in err
+
+
 def test_big_jpeg_is_analysed_reduced_and_recorded_at_its_full_size(synth_set, tmp_path):
     """A 3x enlargement of a plain-background hero, as a big JPEG: decoded at half size (the
     work size is 768), it gets the same decision and framing as the original, and the record

@@ -182,3 +182,8 @@ def test_cli_synth_and_bad_count(cli, tmp_path):
     assert len(list((tmp_path / "s" / "raw").iterdir())) == 5
     code, _, err = cli("synth", "--out", str(tmp_path / "t"), "--count", "0")
     assert code == 2 and "--count must be at least 1" in err
+    code, _, err = cli("synth", "--out", str(tmp_path / "t"), "--count", "2", "--workers", "-2")
+    assert code == 2 and "--workers must be 0" in err
+    (tmp_path / "taken.zip").write_bytes(b"x")
+    code, _, err = cli("synth", "--out", str(tmp_path / "taken.zip"), "--count", "2")
+    assert code == 2 and "is a file; give a folder" in err
