@@ -82,6 +82,7 @@ REJECTIONS = [
     ("train.g_lr=-1", "train.g_lr = -1.0 is not allowed: > 0"),
     ("train.g_lr=nan", "train.g_lr = nan is not allowed: a finite number"),
     ("train.gpus=3", "train.batch = 4 is not allowed: a multiple of train.gpus = 3"),
+    ("job.priority=2000000000", "job.priority = 2000000000 is not allowed: within +-1,000,000,000"),
     ("train.batch_gpu=3", "train.batch_gpu = 3 is not allowed: a divisor of batch / gpus = 4"),
     ("augment.target=1", "augment.target = 1.0 is not allowed: a number strictly between 0 and 1"),
     ("augment.target=0", "augment.target = 0.0 is not allowed: a number strictly between 0 and 1"),

@@ -274,6 +274,9 @@ class MetricsConfig:
             _fail("metrics.fid_images", self.fid_images, "at least 2 images")
 
 
+MAX_PRIORITY = 10**9  # job priorities live in a 64-bit SQLite column
+
+
 @dataclass(frozen=True)
 class JobConfig:
     SECTION: typing.ClassVar[str] = "job"
@@ -289,6 +292,8 @@ class JobConfig:
         for name in ("max_failures", "poll_seconds", "hang_minutes"):
             _positive(self, name)
         _positive(self, "retry_backoff_seconds", zero_ok=True)
+        if abs(self.priority) > MAX_PRIORITY:
+            _fail("job.priority", self.priority, f"within +-{MAX_PRIORITY:,}")
 
 
 @dataclass(frozen=True)

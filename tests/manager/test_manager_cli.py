@@ -70,8 +70,14 @@ def test_manager_install_writes_a_unit_that_restarts_and_checkpoints(cli, tmp_pa
     unit = tmp_path / "heroforge-manager.service"
     code, _, err = cli("manager", "install", "--root", str(tmp_path / "r"), "--gpus", "4",
                        "--out", str(unit))  # fmt: skip
-    assert code == 0 and "enable --now" in err
+    assert code == 0 and "copy it to ~/.config/systemd/user/" in err and "enable --now" in err
     text = unit.read_text()
     for expected in ("Restart=always", "KillMode=mixed", "KillSignal=SIGTERM", "--gpus 4",
                      f"--root {tmp_path / 'r'}", "TimeoutStopSec=360"):  # fmt: skip
         assert expected in text
+
+
+def test_manager_install_refuses_a_unit_that_could_never_start(cli, tmp_path):
+    unit = tmp_path / "u.service"
+    code, _, err = cli("manager", "install", "--gpus", "0", "--out", str(unit))
+    assert code == 2 and "--gpus must be >= 1" in err and not unit.exists()

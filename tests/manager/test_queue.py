@@ -146,6 +146,19 @@ def test_a_lease_that_is_not_renewed_expires_and_the_job_is_taken_over(queue, ti
     assert queue.get(job.id).state == "running"
 
 
+def test_a_job_too_big_for_the_supervisor_is_named_not_skipped_silently(queue, tiny_archive):
+    from heroforge.manager.supervisor import Supervisor, SupervisorOptions
+
+    big = submit(queue, _spec(tiny_archive, "train.gpus=2"))
+    said: list[str] = []
+    options = SupervisorOptions(gpus=1, exit_when_idle=True)
+    assert Supervisor(queue, options, said.append).run() == 0
+    assert any(f"job {big.id} " in line and "needs 2 GPUs" in line for line in said), said
+    assert "1 left for a bigger one" in said[-1]
+    assert queue.get(big.id).state == "queued"
+    assert [e["kind"] for e in queue.events(big.id)][-1] == "waiting"
+
+
 def test_pause_cancel_resume_and_priority(queue, tiny_archive):
     a = submit(queue, _spec(tiny_archive, kimg=0.1))
     b = submit(queue, _spec(tiny_archive, kimg=0.2))
@@ -155,6 +168,8 @@ def test_pause_cancel_resume_and_priority(queue, tiny_archive):
     assert queue.get(b.id).state == "running"
     assert queue.resume(a.id).state == "queued"
     assert queue.set_priority(a.id, 9).priority == 9
+    with pytest.raises(UserError, match="within"):  # SQLite holds 64 bits: no overflow trace
+        queue.set_priority(a.id, 10**20)
     assert queue.cancel(a.id).state == "cancelled"
     with pytest.raises(UserError, match="already cancelled"):
         queue.pause(a.id)

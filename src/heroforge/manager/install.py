@@ -53,6 +53,8 @@ def install_unit(
     root: Path, gpus: int, system: bool, out: Path | None = None
 ) -> tuple[Path, list[str]]:
     """Write the unit; returns its path and the commands that enable it."""
+    if gpus < 1:
+        raise UserError(f"--gpus must be >= 1, got {gpus}")
     if out is not None:
         path = out
     elif system:
@@ -66,6 +68,9 @@ def install_unit(
         hint = " (a system unit needs root: sudo)" if system else ""
         raise UserError(f"cannot write {path}: {err}{hint}") from None
     ctl = "sudo systemctl" if system else "systemctl --user"
+    if out is not None:
+        folder = "/etc/systemd/system" if system else "~/.config/systemd/user"
+        return path, [f"copy it to {folder}/{UNIT_NAME}, then: {ctl} enable --now {UNIT_NAME}"]
     hints = [
         f"{ctl} daemon-reload",
         f"{ctl} enable --now {UNIT_NAME}",

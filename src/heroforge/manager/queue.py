@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from heroforge.config import MAX_PRIORITY
 from heroforge.errors import UserError
 
 SCHEMA_VERSION = 1
@@ -223,6 +224,7 @@ class Queue:
             return _job(db, job_id)
 
     def set_priority(self, job_id: int, priority: int) -> Job:
+        check_priority(priority)
         with self._tx() as db:
             _job(db, job_id)
             db.execute("UPDATE jobs SET priority = ? WHERE id = ?", (priority, job_id))
@@ -293,6 +295,11 @@ class Queue:
     def record(self, job_id: int, kind: str, **detail: Any) -> None:
         with self._tx() as db:
             _event(db, job_id, kind, detail)
+
+
+def check_priority(priority: int) -> None:
+    if abs(priority) > MAX_PRIORITY:
+        raise UserError(f"a priority must lie within +-{MAX_PRIORITY:,}, got {priority}")
 
 
 def _marks(values: tuple) -> str:

@@ -72,6 +72,7 @@ class Supervisor:
         self.queue, self.options, self._log = queue, options, log
         self.owner = owner_id()
         self.stopping = threading.Event()  # set by SIGTERM/SIGINT
+        self._told: set[int] = set()  # jobs too big for this supervisor, already logged
 
     def log(self, message: str) -> None:
         self._log(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {message}")
@@ -86,8 +87,10 @@ class Supervisor:
                 self._expire_dead_owners()
                 job = self.queue.claim(self.owner, self.options.lease_seconds, self.options.gpus)
                 if job is None:
+                    too_big = self._note_jobs_too_big()
                     if self.options.exit_when_idle:
-                        self.log("queue idle: nothing left to run")
+                        left = f"; {too_big} left for a bigger one" if too_big else ""
+                        self.log(f"queue idle: nothing left that this supervisor can run{left}")
                         return 0
                     self.stopping.wait(self.options.idle_poll_seconds)
                     continue
@@ -96,6 +99,25 @@ class Supervisor:
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
+
+    def _note_jobs_too_big(self) -> int:
+        """How many waiting jobs need more GPUs than this supervisor has; each is named once
+        in its log and in the job's events, so that the wait is not a silent one."""
+        waiting = [
+            job
+            for job in self.queue.jobs(include_final=False)
+            if job.state in ("queued", "interrupted") and job.gpus > self.options.gpus
+        ]
+        for job in waiting:
+            if job.id not in self._told:
+                self._told.add(job.id)
+                why = (
+                    f"needs {job.gpus} GPUs; this supervisor runs at most {self.options.gpus} "
+                    "(manager run --gpus)"
+                )
+                self.log(f"job {job.id} ({job.name}) {why}: it waits for a bigger supervisor")
+                self.queue.record(job.id, "waiting", reason=why)
+        return len(waiting)
 
     def _on_signal(self, signum: int, _frame: object) -> None:
         self.log(f"received {signal.Signals(signum).name}: checkpointing and stopping")
