@@ -134,13 +134,16 @@ def synth(
 def prepare(
     raw: Annotated[Path, typer.Argument(help="Folder or .zip of raw pictures (never modified).")],
     out: Annotated[Path, typer.Option("--out", help="Folder for images/, manifest, review.")],
-    size: Annotated[int | None, typer.Option(help="Output side in pixels (default: 512).")] = None,
-    keep: Annotated[
-        str | None, typer.Option(help="Body extent to keep: upper, full or both (default: upper).")
+    size: Annotated[
+        int | None, typer.Option(help="Output side in pixels (default: the preset's, 512).")
     ] = None,
-    preset: Annotated[str, typer.Option(help="Config preset whose [prepare] is used.")] = (
-        "superheroes-512"
-    ),
+    keep: Annotated[
+        str | None,
+        typer.Option(help="Body extent to keep: upper, full or both (default: the preset's)."),
+    ] = None,
+    preset: Annotated[
+        str, typer.Option(help="Config preset whose prepare settings are used.")
+    ] = "superheroes-512",
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Override: prepare.KEY=VALUE (repeatable).")
     ] = None,
@@ -157,6 +160,9 @@ def prepare(
     from heroforge.data.prepare import prepare as run_prepare
 
     assignments = list(overrides or [])
+    for assignment in assignments:
+        if not assignment.startswith("prepare."):
+            raise UserError(f"prepare takes only prepare.KEY=VALUE settings, got {assignment!r}")
     if size is not None:
         assignments.append(f"prepare.size={size}")
     if keep is not None:
@@ -173,6 +179,13 @@ def prepare(
     errors = ", ".join(f"{k} {v}" for k, v in sorted(summary["errors"].items())) or "none"
     console.print(f"{summary['inputs']} inputs: kept {summary['kept']}; excluded: {reasons}")
     console.print(f"skipped files: {errors}")
+    if unknown := summary["unknown_overrides"]:
+        more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+        console.print(
+            f"overrides.csv names {len(unknown)} pictures that are not in the input: "
+            f"{', '.join(unknown[:5])}{more}",
+            markup=False,
+        )
     console.print(f"review: {out / 'review.html'}  corrections: {out / 'overrides.csv'}")
 
 

@@ -132,7 +132,10 @@ def test_overrides_are_honoured(raw_set, prepared):
         if r["decision"] == "keep" and r["body"] == "full" and not r["override"]
     )
     set_override(overrides, full, "upper")
-    prep.prepare(raw_set, prepared, upper_only, workers=1)
+    set_override(overrides, "no-such-hero.png", "include")  # a typo is reported, not lost
+    summary = prep.prepare(raw_set, prepared, upper_only, workers=1)
+    assert summary["unknown_overrides"] == ["no-such-hero.png"]
+    set_override(overrides, "no-such-hero.png", None)
     rows = {r["source"]: r for r in _rows(prepared)}
     assert rows[full]["body"] == "upper" and rows[full]["decision"] == "keep"
     unforced = [r for r in rows.values() if r["decision"] == "keep" and r["override"] != "include"]
@@ -146,6 +149,9 @@ def test_malformed_overrides_are_refused_with_the_line(tmp_path):
     path = tmp_path / "overrides.csv"
     path.write_text("# comment\na.png,include\nb.png,maybe\n")
     with pytest.raises(UserError, match=r"overrides.csv:3: expected 'source,action'"):
+        read_overrides(path)
+    path.write_text("a.png,include\nb.png,full\na.png,include\na.png,exclude\n")
+    with pytest.raises(UserError, match=r"overrides.csv:4: a.png has two actions"):
         read_overrides(path)
 
 
@@ -176,6 +182,8 @@ def test_cli_prepare_and_archive(cli, raw_set, tmp_path):
     assert code == 2 and err.startswith("heroforge: error:")
     code, _, err = cli("prepare", str(raw_set), "--out", str(out), "--keep", "half")
     assert code == 2 and "prepare.keep" in err
+    code, _, err = cli("prepare", str(raw_set), "--out", str(out), "--set", "train.batch=8")
+    assert code == 2 and "prepare takes only prepare.KEY=VALUE settings" in err
 
 
 @pytest.mark.parametrize(

@@ -397,6 +397,8 @@ def prepare(
     write_review(out, rows)
     summary: dict = {"inputs": len(rows), "kept": 0, "excluded": {}, "errors": {}}
     summary["human_cues"] = cues
+    # a typo in overrides.csv would otherwise change nothing, silently
+    summary["unknown_overrides"] = sorted(set(overrides) - {r["source"] for r in rows})
     for r in rows:
         if r["decision"] == "keep":
             summary["kept"] += 1
