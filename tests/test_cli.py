@@ -62,3 +62,15 @@ def test_console_script_runs_without_a_traceback_on_user_errors():
 def test_unknown_command_is_a_usage_error(cli):
     code, _, err = cli("trian")
     assert code == 2 and "No such command" in err
+
+
+def test_ctrl_c_says_so_and_exits_130(cli, monkeypatch, tmp_path):
+    """click turns KeyboardInterrupt into a silent exit 130; the user is told."""
+    from heroforge.data import prepare
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(prepare, "prepare", interrupted)
+    code, _, err = cli("prepare", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 130 and err.startswith("heroforge: interrupted")

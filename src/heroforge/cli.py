@@ -322,9 +322,20 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as err:
         print(f"heroforge: error: {err}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
-    except KeyboardInterrupt:
-        print("heroforge: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:  # before or after click's own handling
+        sys.exit(_interrupted())
+    except SystemExit as done:
+        # click turns Ctrl-C into exit code 130 without a word
+        sys.exit(_interrupted() if done.code == EXIT_INTERRUPTED else done.code)
+
+
+def _interrupted() -> int:
+    print(
+        "heroforge: interrupted (prepare keeps every picture it finished: run the same "
+        "command again to go on)",
+        file=sys.stderr,
+    )
+    return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":
