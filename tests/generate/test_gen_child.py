@@ -73,6 +73,7 @@ def test_write_child_and_its_latent_as_a_parent(model, tmp_path):
         ([1, 2], {"mode": "twins"}, "--mode"),
         ([1, 2], {"mode": "coarse-from-a", "coarse_res": 32}, "--coarse-res"),
         ([1, 2], {"mode": "coarse-from-a", "coarse_res": 12}, "--coarse-res"),
+        ([1, 2], {"coarse_res": 8}, "--coarse-res is for the coarse-from-a and fine-from-a"),
     ],
 )
 def test_bad_children_are_refused(model, tmp_path, parents, kwargs, says):

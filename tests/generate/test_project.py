@@ -131,6 +131,7 @@ def user_error(result) -> str:
         ("hero.png", ["--steps", "0"], "--steps 0"),
         ("hero.png", ["--lr", "nan"], "--lr"),
         ("hero.png", ["--video", "--format", "avi"], "--format 'avi'"),
+        ("hero.png", ["--format", "avi"], "--format 'avi'"),
     ],
 )
 def test_cli_refuses_bad_targets_and_arguments(target_png, target, args, says):

@@ -1,7 +1,7 @@
 """Generation from a trained (or imported) model: heroes from seeds, morphs, children, mixing.
 
     from heroforge.generate import generate_images, load_generator
-    G = load_generator("runs/00000-heroes")          # run folder, checkpoints/ or .safetensors
+    G = load_generator("runs/00000-superheroes-512")  # run folder, checkpoints/ or .safetensors
     images = generate_images(G, seeds=[1, 2, 3], truncation_psi=0.7)   # PIL images
 
     model.py    load_generator: --model -> LoadedGenerator (G_ema preferred), one-line errors

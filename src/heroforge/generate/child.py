@@ -88,12 +88,16 @@ def make_child(
     return Child(ws=ws, image=trio[1], panel=make_grid(list(trio), cols=3))
 
 
-def check_child(num_parents: int, weight: float | None, mode: str) -> float:
+def check_child(
+    num_parents: int, weight: float | None, mode: str, coarse_res: int | None = None
+) -> float:
     """Refuse impossible arguments before any work; returns the weight to use."""
     if num_parents != 2:
         raise UserError(f"--parents takes exactly two heroes, like 12,40 (got {num_parents})")
     if weight is not None and mode != "blend":
         raise UserError(f"--weight is for --mode blend; {mode} takes whole layers from each")
+    if coarse_res is not None and mode == "blend":
+        raise UserError("--coarse-res is for the coarse-from-a and fine-from-a modes, not blend")
     weight = 0.5 if weight is None else weight
     parent_b_share(mode, 1, 0, weight)  # checks the mode and the weight's range
     return weight
@@ -105,7 +109,7 @@ def write_child(
     outdir: str | Path,
     weight: float | None = None,
     mode: str = "blend",
-    coarse_res: int = COARSE_RES,
+    coarse_res: int | None = None,
     truncation_psi: float = 1.0,
     noise_mode: str = "const",
     class_idx: int | None = None,
@@ -113,11 +117,13 @@ def write_child(
     """Write the child of two parents (seeds or latent files) into outdir.
 
     weight: parent b's share in "blend" mode (None = 0.5); the mixing modes take whole layers
-    and refuse it. coarse_res: the resolution up to which layers count as coarse.
+    and refuse it. coarse_res: the resolution up to which layers count as coarse (mixing
+    modes only; None = COARSE_RES).
     Writes NAME.png, NAME-panel.png (a | child | b) and NAME.latent.safetensors (the child as a
     parent for later commands); returns them as {"child", "panel", "latent"}.
     """
-    weight = check_child(len(parents), weight, mode)
+    weight = check_child(len(parents), weight, mode, coarse_res)
+    coarse_res = COARSE_RES if coarse_res is None else coarse_res
     check_settings(truncation_psi, noise_mode, 1)
     if mode != "blend":
         coarse_layer_count(model.G, coarse_res)

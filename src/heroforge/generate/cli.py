@@ -18,44 +18,45 @@ if TYPE_CHECKING:
 
 GENERATE_EPILOG = (
     "Examples:\n\n"
-    "  heroforge generate --model runs/00000-heroes --seeds 0-99 --outdir out\n\n"
-    "  heroforge generate --model runs/00000-heroes --seeds 12,40,77 --trunc 0.7 --grid "
+    "  heroforge generate --model runs/00000-superheroes-512 --seeds 0-99 --outdir out\n\n"
+    "  heroforge generate --model runs/00000-superheroes-512 --seeds 12,40,77 --trunc 0.7 --grid "
     "--outdir out\n\n"
     "  heroforge generate --model model/network.safetensors --seeds 0-7 --class 2 --outdir out"
 )
 MORPH_EPILOG = (
     "Examples:\n\n"
-    "  heroforge morph --model runs/00000-heroes --seeds 12,40,77 --loop --outdir out\n\n"
-    "  heroforge morph --model runs/00000-heroes --seeds 12,40,77 --frames-per-step 60 "
+    "  heroforge morph --model runs/00000-superheroes-512 --seeds 12,40,77 --loop --outdir out\n\n"
+    "  heroforge morph --model runs/00000-superheroes-512 --seeds 12,40,77 --frames-per-step 60 "
     "--format mp4 --outdir out\n\n"
-    "  heroforge morph --model runs/00000-heroes --seeds 0-11 --grid 2x3 --interp lerp-w "
+    "  heroforge morph --model runs/00000-superheroes-512 --seeds 0-11 --grid 2x3 --interp lerp-w "
     "--outdir out\n\n"
-    "  heroforge morph --model runs/00000-heroes --seeds 12,out/child.latent.safetensors "
+    "  heroforge morph --model runs/00000-superheroes-512 --seeds 12,out/child.latent.safetensors "
     "--outdir out"
 )
 CHILD_EPILOG = (
     "Examples:\n\n"
-    "  heroforge child --model runs/00000-heroes --parents 12,40 --outdir out\n\n"
-    "  heroforge child --model runs/00000-heroes --parents 12,40 --weight 0.3 --outdir out\n\n"
-    "  heroforge child --model runs/00000-heroes --parents 12,40 --mode coarse-from-a "
+    "  heroforge child --model runs/00000-superheroes-512 --parents 12,40 --outdir out\n\n"
+    "  heroforge child --model runs/00000-superheroes-512 --parents 12,40 --weight 0.3 "
     "--outdir out\n\n"
-    "  heroforge child --model runs/00000-heroes "
+    "  heroforge child --model runs/00000-superheroes-512 --parents 12,40 --mode coarse-from-a "
+    "--outdir out\n\n"
+    "  heroforge child --model runs/00000-superheroes-512 "
     "--parents out/child-seed12-seed40-blend50.latent.safetensors,7 --outdir out"
 )
 MIX_EPILOG = (
     "Examples:\n\n"
-    "  heroforge mix --model runs/00000-heroes --rows 1,2,3 --cols 4,5,6 --outdir out\n\n"
-    "  heroforge mix --model runs/00000-heroes --rows 1-4 --cols 10-14 --layers 8-13 "
+    "  heroforge mix --model runs/00000-superheroes-512 --rows 1,2,3 --cols 4,5,6 --outdir out\n\n"
+    "  heroforge mix --model runs/00000-superheroes-512 --rows 1-4 --cols 10-14 --layers 8-13 "
     "--outdir out"
 )
 PROJECT_EPILOG = (
     "Examples:\n\n"
-    "  heroforge project --model runs/00000-heroes --target batman.png --outdir out\n\n"
-    "  heroforge project --model runs/00000-heroes --target superwoman.jpg --w-plus "
+    "  heroforge project --model runs/00000-superheroes-512 --target batman.png --outdir out\n\n"
+    "  heroforge project --model runs/00000-superheroes-512 --target superwoman.jpg --w-plus "
     "--steps 500 --video --outdir out\n\n"
-    "  heroforge project --model runs/00000-heroes --target prepared/images/hero.png --raw "
-    "--video --format gif --outdir out\n\n"
-    "  heroforge child --model runs/00000-heroes "
+    "  heroforge project --model runs/00000-superheroes-512 --target prepared/images/hero.png "
+    "--raw --video --format gif --outdir out\n\n"
+    "  heroforge child --model runs/00000-superheroes-512 "
     "--parents out/batman.latent.safetensors,out/superwoman.latent.safetensors --outdir out"
 )
 
@@ -222,8 +223,12 @@ def child_command(
         str, typer.Option("--mode", help="blend, coarse-from-a or fine-from-a.")
     ] = "blend",
     coarse_res: Annotated[
-        int, typer.Option("--coarse-res", help="Layers up to this resolution count as coarse.")
-    ] = 16,
+        int | None,
+        typer.Option(
+            "--coarse-res",
+            help="Mixing modes: layers up to this resolution count as coarse (default 16).",
+        ),
+    ] = None,
     trunc: Trunc = 1.0,
     noise: Noise = "const",
     class_idx: ClassIdx = None,
@@ -242,7 +247,7 @@ def child_command(
     from heroforge.generate.seeds import parse_keys
 
     keys = parse_keys(parents)
-    check_child(len(keys), weight, mode)
+    check_child(len(keys), weight, mode, coarse_res)
     check_settings(trunc, noise, 1)
     prepare_outdir(outdir)
     loaded = _load(model, device)

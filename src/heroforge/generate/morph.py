@@ -174,10 +174,12 @@ def check_grid(num_keys: int, rows: int, cols: int) -> None:
     walks = rows * cols
     if rows < 1 or cols < 1:
         raise UserError(f"--grid {rows}x{cols}: rows and columns start at 1")
+    if walks == 1 and num_keys < 2:
+        raise UserError(f"a walk needs at least 2 seeds, got {num_keys}")
     if num_keys % walks or num_keys // walks < 2:
         raise UserError(
-            f"--grid {rows}x{cols} makes {walks} walks, so give a multiple of {walks} seeds, "
-            f"at least 2 per walk (got {num_keys})"
+            f"--grid {rows}x{cols} makes {walks} walks of at least 2 seeds each: give "
+            f"{2 * walks}, {3 * walks}, ... seeds (a multiple of {walks}), got {num_keys}"
         )
 
 

@@ -1,7 +1,7 @@
 """Projection: find the latent that makes the model draw a given picture.
 
     from heroforge.generate import ProjectSettings, load_generator, write_projection
-    G = load_generator("runs/00000-heroes")
+    G = load_generator("runs/00000-superheroes-512")
     result = write_projection(G, "batman.png", "out", ProjectSettings(steps=500))
     result.paths["latent"]   # out/batman.latent.safetensors: a hero for child, morph and mix
 
@@ -295,8 +295,8 @@ def project_image(
 
 def check_project(video: bool, fmt: str, fps: float) -> None:
     """What write_projection can refuse before reading a picture or loading a model."""
+    check_format(fmt, writing=video)  # a typo is named even when no video is asked for
     if video:
-        check_format(fmt)
         check_fps(fps)
 
 

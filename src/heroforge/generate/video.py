@@ -21,11 +21,12 @@ FORMATS = ("gif", "mp4")
 MP4_INSTALL = "pip install 'heroforge[video]' (imageio and imageio-ffmpeg)"
 
 
-def check_format(fmt: str) -> None:
-    """Refuse an unknown format, or mp4 without its packages, before any frame is made."""
+def check_format(fmt: str, writing: bool = True) -> None:
+    """Refuse an unknown format, or (writing) mp4 without its packages, before any frame is
+    made."""
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not one of {', '.join(FORMATS)}")
-    if fmt == "mp4":
+    if writing and fmt == "mp4":
         try:
             import imageio.v2  # noqa: F401
             import imageio_ffmpeg  # noqa: F401
