@@ -8,12 +8,16 @@ from heroforge.manager import open_queue
 
 def test_submit_list_show_and_steer_from_the_cli(cli, tiny_archive, tmp_path):
     root = str(tmp_path / "root")
-    code, _, err = cli("queue", "list", "--root", root)
-    assert code == 0 and "the queue is empty" in err
+    for reading in (["queue", "list"], ["status"], ["queue", "show", "1"]):
+        code, _, err = cli(*reading, "--root", root)  # a mistyped root is not made a queue
+        assert code == 2 and "no queue at" in err and "check --root" in err
+    assert not (tmp_path / "root").exists()
     submit = ["queue", "submit", "--root", root, "--data", str(tiny_archive), "--preset",
               "tiny-cpu", "--kimg", "0.5", "--set", "job.priority=2"]  # fmt: skip
     code, _, err = cli(*submit)
     assert code == 0 and "queued job 1" in err, err
+    code, _, err = cli("queue", "list", "--active", "--root", root)
+    assert code == 0 and "tiny" in err
     code, _, err = cli(*submit)
     assert code == 2 and err.startswith("heroforge: error: job 1 (queued) already trains")
     assert err.count("\n") == 1

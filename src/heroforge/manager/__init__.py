@@ -26,8 +26,13 @@ def default_root() -> Path:
     return Path(os.environ.get("HEROFORGE_ROOT") or Path.home() / ".heroforge")
 
 
-def open_queue(root: Path | None = None) -> Queue:
+def open_queue(root: Path | None = None, create: bool = True) -> Queue:
+    """The queue of a manager root; with create=False a root without one is a UserError
+    (commands that only read or steer jobs must not leave an empty queue at a mistyped
+    --root)."""
     root = Path(root or default_root()).expanduser().resolve()
+    if not create and not (root / QUEUE_FILE).is_file():
+        raise UserError(f"no queue at {root}: nothing was submitted there (check --root)")
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:

@@ -61,10 +61,11 @@ def _console() -> Console:
     return console
 
 
-def _queue(root: Path | None) -> Queue:
+def _queue(root: Path | None, create: bool = False) -> Queue:
+    """The queue; only submitting and supervising create one."""
     from heroforge.manager import open_queue
 
-    return open_queue(root)
+    return open_queue(root, create)
 
 
 # -- queue ----------------------------------------------------------------------------------
@@ -94,7 +95,7 @@ def submit_command(
         raise UserError("give a job spec file or --data (see heroforge queue submit --help)")
     else:
         spec = spec_from_options(data, preset, kimg, list(overrides or []))
-    job = submit(_queue(root), spec, allow_duplicate)
+    job = submit(_queue(root, create=True), spec, allow_duplicate)
     _console().print(
         f"queued job {job.id} ({job.name}): {job.target_kimg:g} kimg on {job.gpus} "
         f"{'GPU' if job.gpus == 1 else 'GPUs'}, folder {job.job_dir}",
@@ -229,7 +230,7 @@ def run_command(
     def log(message: str) -> None:
         print(message, flush=True)
 
-    code = Supervisor(_queue(root), options, log).run()
+    code = Supervisor(_queue(root, create=True), options, log).run()
     if code:
         sys.exit(code)
 

@@ -53,6 +53,7 @@ def create_app(
     """
     if token is not None:
         check_token(token)
+    review = ReviewSets([Path(p) for p in prepared_dirs])  # checked before any file is made
     queue = open_queue(root)
     models = models or ModelCache()
     ctx = ServeContext(
@@ -62,7 +63,7 @@ def create_app(
         stats=StatsCache(),
         models=models,
         painter=Painter(),
-        review=ReviewSets([Path(p) for p in prepared_dirs]),
+        review=review,
     )
 
     @asynccontextmanager
