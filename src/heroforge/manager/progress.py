@@ -19,7 +19,7 @@ CHECKPOINT = re.compile(r"^ckpt-(\d{12})\.safetensors$")
 
 @dataclass(frozen=True)
 class RunProgress:
-    kimg: float = 0.0  # at the last tick
+    kimg: float = 0.0  # at the last tick, or the newest checkpoint where that is further
     checkpoint_kimg: float = 0.0  # at the newest checkpoint (what a resume starts from)
     checkpoint_age_s: float | None = None
     sec_per_kimg: float | None = None
@@ -67,6 +67,8 @@ def read_progress(run_dir: Path | None) -> RunProgress:
     nimg, age = latest_checkpoint(run_dir / "checkpoints")
     if nimg is not None:
         values.update(checkpoint_kimg=nimg / 1000, checkpoint_age_s=age)
+        # a stop checkpoints past the last tick: the progress is whichever lies further
+        values["kimg"] = max(values.get("kimg", 0.0), nimg / 1000)
     return RunProgress(ticks=ticks, **values)
 
 

@@ -53,7 +53,7 @@ def jobs_table(jobs: list[Job]) -> Table:
         table.add_column(title, justify="right" if title in ("id", "prio", "gpus") else "left")
     for job in jobs:
         note = job.reason or ""
-        if job.request:
+        if job.request and job.state == "running":  # carried out by its supervisor soon
             note = f"{job.request} requested"
         table.add_row(
             str(job.id),
@@ -86,10 +86,12 @@ def render_status(console: Console, jobs: list[Job]) -> None:
         lines = [
             f"kimg {job.kimg:.3f} / {job.target_kimg:g}   s/kimg {spk if spk else '-'}   "
             f"ETA {_duration(s.get('eta_s'))}",
-            f"restarts {job.restarts}   time lost to interruptions {_duration(s.get('lost_s'))}"
+            f"restarts {job.restarts}   time not training (start-up, interruptions, redone "
+            f"work) {_duration(s.get('lost_s'))}"
             f"   last checkpoint {_duration(s.get('checkpoint_age_s'))} ago "
             f"({s.get('checkpoint_kimg', 0):.3f} kimg)",
-            f"augment p {s.get('augment_p', '-')}   latest FID "
+            f"augment p {s.get('augment_p') if s.get('augment_p') is not None else '-'}   "
+            "latest FID "
             + (f"{fid:.2f} at {s.get('fid_kimg')} kimg" if fid is not None else "-")
             + (f"   verdict {s['verdict']}" if s.get("verdict") else ""),
             f"run folder {s.get('run_dir', '-')}   supervisor {job.lease_owner}",
