@@ -177,3 +177,15 @@ def test_pause_cancel_resume_and_priority(queue, tiny_archive):
         queue.resume(a.id)
     with pytest.raises(UserError, match="no job 99"):
         queue.get(99)
+
+
+def test_progress_is_the_further_of_the_last_tick_and_the_newest_checkpoint(tmp_path):
+    """A stop checkpoints between ticks: that is how far a resume starts, not the tick."""
+    from heroforge.manager.progress import read_progress
+
+    (tmp_path / "stats.jsonl").write_text('{"tick": 3, "kimg": 0.5, "elapsed_s": 9.0}\n')
+    assert read_progress(tmp_path).kimg == 0.5
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "ckpt-000000000688.safetensors").write_bytes(b"")
+    progress = read_progress(tmp_path)
+    assert (progress.kimg, progress.checkpoint_kimg) == (0.688, 0.688)
