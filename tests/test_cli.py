@@ -74,3 +74,12 @@ def test_ctrl_c_says_so_and_exits_130(cli, monkeypatch, tmp_path):
     monkeypatch.setattr(prepare, "prepare", interrupted)
     code, _, err = cli("prepare", str(tmp_path), "--out", str(tmp_path / "out"))
     assert code == 130 and err.startswith("heroforge: interrupted")
+
+
+def test_ctrl_c_is_quiet_where_it_is_the_usual_way_to_stop(capsys):
+    from heroforge.cli import _interrupted
+
+    for argv, says in ((["serve", "--port", "0"], ""), (["queue", "logs", "1", "-f"], ""),
+                       (["synth", "--out", "x"], "heroforge: interrupted\n")):  # fmt: skip
+        assert _interrupted(argv) == 130
+        assert capsys.readouterr().err == says

@@ -6,6 +6,9 @@ Heavy modules are imported inside the commands so that `heroforge --help` stays 
 
 from __future__ import annotations
 
+import math
+import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -260,7 +263,7 @@ def train(
     def log(message: str) -> None:
         console.print(message, markup=False, highlight=False)
 
-    if kimg is not None and not kimg > 0:
+    if kimg is not None and not (math.isfinite(kimg) and kimg > 0):
         raise UserError(f"--kimg must be a positive number of kimg, got {kimg}")
     if resume is not None:
         given = [overrides, preset, outdir, cycles, cycle_kimg, gpus, seed, init_from]
@@ -287,7 +290,13 @@ def train(
     finally:
         shutdown_distributed()
     if status == "interrupted":
-        log(f"stopped; go on with: heroforge train --resume {run_dir}")
+        if os.environ.get("RANK", "0") == "0":
+            how = (
+                " (with the same torchrun options)"
+                if os.environ.get("WORLD_SIZE", "1") != "1"
+                else ""
+            )
+            log(f"stopped; go on with: heroforge train --resume {shlex.quote(str(run_dir))}{how}")
         sys.exit(EXIT_RESUMABLE)
 
 
@@ -323,18 +332,23 @@ def main(argv: list[str] | None = None) -> None:
         print(f"heroforge: error: {err}", file=sys.stderr)
         sys.exit(EXIT_USER_ERROR)
     except KeyboardInterrupt:  # before or after click's own handling
-        sys.exit(_interrupted())
+        sys.exit(_interrupted(argv))
     except SystemExit as done:
         # click turns Ctrl-C into exit code 130 without a word
-        sys.exit(_interrupted() if done.code == EXIT_INTERRUPTED else done.code)
+        sys.exit(_interrupted(argv) if done.code == EXIT_INTERRUPTED else done.code)
 
 
-def _interrupted() -> int:
-    print(
-        "heroforge: interrupted (prepare keeps every picture it finished: run the same "
-        "command again to go on)",
-        file=sys.stderr,
-    )
+def _interrupted(argv: list[str] | None) -> int:
+    """Say that Ctrl-C stopped the command, except where that is the usual way to end it."""
+    words = [a for a in (sys.argv[1:] if argv is None else argv) if not a.startswith("-")][:2]
+    if words[:1] == ["prepare"]:
+        print(
+            "heroforge: interrupted (every picture already analysed is kept: run the same "
+            "command again to go on)",
+            file=sys.stderr,
+        )
+    elif words[:1] != ["serve"] and words != ["queue", "logs"]:
+        print("heroforge: interrupted", file=sys.stderr)
     return EXIT_INTERRUPTED
 
 

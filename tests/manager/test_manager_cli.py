@@ -8,9 +8,13 @@ from heroforge.manager import open_queue
 
 def test_submit_list_show_and_steer_from_the_cli(cli, tiny_archive, tmp_path):
     root = str(tmp_path / "root")
-    for reading in (["queue", "list"], ["status"], ["queue", "show", "1"]):
-        code, _, err = cli(*reading, "--root", root)  # a mistyped root is not made a queue
-        assert code == 2 and "no queue at" in err and "check --root" in err
+    for listing in (["queue", "list"], ["status"]):  # a mistyped root is named, not made
+        code, _, err = cli(*listing, "--root", root)
+        assert code == 0 and f"no queue at {tmp_path / 'root'} yet" in err
+        code, out, _ = cli(*listing, "--root", root, "--json")
+        assert code == 0 and json.loads(out) == []
+    code, _, err = cli("queue", "show", "1", "--root", root)
+    assert code == 2 and "no queue at" in err and "check --root" in err
     assert not (tmp_path / "root").exists()
     submit = ["queue", "submit", "--root", root, "--data", str(tiny_archive), "--preset",
               "tiny-cpu", "--kimg", "0.5", "--set", "job.priority=2"]  # fmt: skip

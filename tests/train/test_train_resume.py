@@ -176,15 +176,14 @@ def test_resume_refuses_another_dataset_or_network(tiny_archive, tmp_path, synth
         resume(run_dir, log=_quiet)
 
 
-def test_resume_says_when_the_run_is_done_and_refuses_to_go_back(tiny_archive, tmp_path):
+def test_resume_of_a_finished_run_says_so_and_keeps_its_target(tiny_archive, tmp_path):
     cfg = load_config("tiny-cpu", QUICK)
-    run_dir, _ = start(tiny_archive, cfg, tmp_path / "runs", total_kimg=0.064, log=_quiet)
-    said: list[str] = []
-    assert resume(run_dir, log=said.append) == (run_dir, "done")
-    assert any("has reached its 0.064 kimg" in line for line in said), said
-    with pytest.raises(UserError, match=r"already at 0\.064 kimg; give a larger --kimg"):
-        resume(run_dir, total_kimg=0.032, log=_quiet)
-    assert json.loads((run_dir / "run.json").read_text())["total_kimg"] == 0.064  # unchanged
+    run_dir, _ = start(tiny_archive, cfg, tmp_path / "runs", total_kimg=0.06, log=_quiet)
+    for kimg in (None, 0.06, 0.032):  # it ended at 0.064, the first whole batch past 0.06
+        said: list[str] = []
+        assert resume(run_dir, total_kimg=kimg, log=said.append) == (run_dir, "done")
+        assert any("0.064 kimg reaches the target" in line for line in said), said
+        assert json.loads((run_dir / "run.json").read_text())["total_kimg"] == 0.06
 
 
 @pytest.mark.parametrize(
@@ -192,6 +191,7 @@ def test_resume_says_when_the_run_is_done_and_refuses_to_go_back(tiny_archive, t
     [
         (["--kimg", "0"], "--kimg must be a positive number"),
         (["--kimg", "-1"], "--kimg must be a positive number"),
+        (["--kimg", "inf"], "--kimg must be a positive number"),
         (["--resume", "RUN", "--preset", "tiny-cpu"], "--resume takes the run's own config"),
         (["--resume", "RUN", "--outdir", "elsewhere"], "--resume takes the run's own config"),
         (["--resume", "RUN", "--cycles", "3"], "--resume takes the run's own config"),

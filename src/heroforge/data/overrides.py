@@ -22,8 +22,8 @@ HEADER = "# source,action   (action: include | exclude | upper | full); one line
 
 
 def read_overrides(path: Path) -> dict[str, str]:
-    """source name -> action; a malformed line, or a second line for one picture with another
-    action, is refused with its line number."""
+    """source name -> action; a malformed line is refused with its line number. A later line
+    for the same picture wins (so a line appended by hand corrects the review page's)."""
     if not path.exists():
         return {}
     try:
@@ -39,13 +39,7 @@ def read_overrides(path: Path) -> dict[str, str]:
                 f"{path}:{number}: expected 'source,action' with action one of "
                 f"{', '.join(ACTIONS)}, got {','.join(row)!r}"
             )
-        source, action = row[0].strip(), row[1].strip().lower()
-        if result.get(source, action) != action:
-            raise UserError(
-                f"{path}:{number}: {source} has two actions, {result[source]} and {action}; "
-                "keep one line"
-            )
-        result[source] = action
+        result[row[0].strip()] = row[1].strip().lower()
     return result
 
 

@@ -61,6 +61,21 @@ def _console() -> Console:
     return console
 
 
+def _jobs(root: Path | None, include_final: bool, as_json: bool) -> list | None:
+    """The jobs, for the listing commands; None (said, or [] in JSON) where no queue is yet:
+    an empty listing, but with the folder named, so that a mistyped --root shows."""
+    from heroforge.manager import QUEUE_FILE, default_root
+
+    folder = Path(root or default_root()).expanduser().resolve()
+    if (folder / QUEUE_FILE).is_file():
+        return _queue(root).jobs(include_final=include_final)
+    if as_json:
+        print("[]")
+    else:
+        _console().print(f"no queue at {folder} yet: nothing was submitted there", markup=False)
+    return None
+
+
 def _queue(root: Path | None, create: bool = False) -> Queue:
     """The queue; only submitting and supervising create one."""
     from heroforge.manager import open_queue
@@ -115,7 +130,9 @@ def list_command(
     """The jobs, one line each."""
     from heroforge.manager.status import jobs_table, summary
 
-    jobs = _queue(root).jobs(include_final=all_jobs)
+    jobs = _jobs(root, all_jobs, as_json)
+    if jobs is None:
+        return
     if as_json:
         print(json.dumps([summary(j) for j in jobs], indent=1))
     elif not jobs:
@@ -264,7 +281,9 @@ def status_command(
     """The queue, and for each running job its progress, speed, ETA and interruptions."""
     from heroforge.manager.status import render_status, summary
 
-    jobs = _queue(root).jobs()
+    jobs = _jobs(root, True, as_json)
+    if jobs is None:
+        return
     if as_json:
         print(json.dumps([summary(j) for j in jobs], indent=1))
     else:

@@ -200,10 +200,17 @@ class Trainer:
         per = self.cfg.train.images_per_step
         start = self.progress.nimg + chunk * per
         items = [self.dataset[i] for i in self.order.indices(start, per)]
-        img = torch.stack([x for x, _ in items]).to(self.dist.device, torch.float32)
+        img = self._to_device(torch.stack([x for x, _ in items])).to(torch.float32)
         img = img / 127.5 - 1
-        labels = torch.stack([c for _, c in items]).to(self.dist.device) if self.c_dim else None
+        labels = self._to_device(torch.stack([c for _, c in items])) if self.c_dim else None
         return img, labels
+
+    def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
+        """A plain copy to a GPU waits for everything queued before it (the previous phase);
+        from pinned memory it is queued like a kernel."""
+        if self.dist.device.type != "cuda":
+            return batch.to(self.dist.device)
+        return batch.pin_memory().to(self.dist.device, non_blocking=True)
 
     def step(self, tick_stats: TickStats) -> None:
         tc = self.cfg.train

@@ -9,6 +9,7 @@ refused unless forced. `init_from` starts from a trained model's weights (transf
 from __future__ import annotations
 
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -74,7 +75,7 @@ def start(
     # every process reads the same file; checked before any folder is made
     init = None if init_from is None else load_init_model(init_from, cfg, dataset.c_dim)
     target = cfg.train.total_kimg if total_kimg is None else total_kimg
-    if not target > 0:
+    if not (math.isfinite(target) and target > 0):
         raise UserError(f"the training length must be a positive number of kimg, got {target}")
     run_dir = None
     if info.main:
@@ -142,11 +143,11 @@ def resume(
             raise UserError(f"{checkpoint.path.name} was made with another network config")
         trainer.restore(checkpoint)
         kimg = trainer.progress.nimg / 1000
-        if total_kimg is not None and total_kimg < kimg:
-            raise UserError(f"{run_dir.name} is already at {kimg:.3f} kimg; give a larger --kimg")
         log(f"resumed {run_dir} at {kimg:.3f} kimg from {checkpoint.path.name}")
         if kimg >= target:
-            log(f"the run has reached its {target} kimg; --kimg N trains it on to N")
+            log(f"{kimg:.3f} kimg reaches the target of {target} kimg: nothing to train "
+                "(--kimg N trains on to N)")  # fmt: skip
+            total_kimg = None  # a target already passed is not written as the run's
     elif "init_from" in run:  # stopped before its first checkpoint: start from the model again
         init = _init_again(run["init_from"], cfg, dataset.c_dim, force)
         init.copy_to(trainer)
