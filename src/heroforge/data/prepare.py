@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from heroforge.checks import require_folder, worker_count
 from heroforge.config import PrepareConfig
 from heroforge.data import humancues
 from heroforge.data.ingest import IngestLimits, Skip, Source, decode_image, list_sources
@@ -329,11 +330,8 @@ def _warn_fallback(cfg: PrepareConfig) -> None:
         )
 
 
-def _check_places(raw: Path, out: Path, workers: int) -> None:
-    if workers < 0:
-        raise UserError(f"--workers must be 0 (one per CPU core) or more, got {workers}")
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the prepared set")
+def _check_places(raw: Path, out: Path) -> None:
+    require_folder(out, "--out", "the prepared set")
     if raw.is_dir() and (out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents):
         # the next run would read the kept pictures, manifest and review page as input
         raise UserError(f"--out {out} lies inside the input folder {raw}; choose one outside it")
@@ -357,7 +355,8 @@ def prepare(
 
     limits = limits or IngestLimits()
     out = Path(out)
-    _check_places(Path(raw), out, workers)
+    workers = worker_count(workers)
+    _check_places(Path(raw), out)
     overrides_path = out / "overrides.csv"
     overrides = read_overrides(overrides_path)  # refuse a broken file before the long work
     sources, skipped = list_sources(raw, limits)
@@ -371,7 +370,6 @@ def prepare(
     total = len(sources)
     cues = humancues.method(cfg)
     _warn_fallback(cfg)
-    workers = workers or os.cpu_count() or 1
     if workers == 1 or total < 8:
         for i, source in enumerate(sources):
             records.append(process(source, cfg, cache, limits))

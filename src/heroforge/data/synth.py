@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from heroforge.checks import require_folder, worker_count
 from heroforge.data import synth_figures as figures
 from heroforge.data import synth_scene as scene
 from heroforge.data.sheet import contact_sheet
@@ -227,8 +228,7 @@ def write_sample(out: Path, seed: int, index: int) -> dict:
 
 def _prepare_out_dir(out: Path) -> None:
     """Create out/, or clear a previous synth output there; never touch a folder of other files."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out} is a file; give a folder for the synthetic set")
+    require_folder(out, "--out", "the synthetic set")
     if out.exists() and any(out.iterdir()):
         labels = out / "labels.json"
         try:
@@ -260,10 +260,8 @@ def synthesize(
     if count < 1:
         raise UserError(f"--count must be at least 1, not {count}")
     out = Path(out)
-    if workers < 0:
-        raise UserError(f"--workers must be 0 (one per CPU core) or more, got {workers}")
+    workers = worker_count(workers)
     _prepare_out_dir(out)
-    workers = workers or os.cpu_count() or 1
     labels: list[dict] = []
     if workers == 1:
         for i in range(count):

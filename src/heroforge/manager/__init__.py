@@ -26,12 +26,21 @@ def default_root() -> Path:
     return Path(os.environ.get("HEROFORGE_ROOT") or Path.home() / ".heroforge")
 
 
+def root_folder(root: Path | None = None) -> Path:
+    """The manager root: the given one, else $HEROFORGE_ROOT, else ~/.heroforge."""
+    return Path(root or default_root()).expanduser().resolve()
+
+
+def has_queue(root: Path | None = None) -> bool:
+    return (root_folder(root) / QUEUE_FILE).is_file()
+
+
 def open_queue(root: Path | None = None, create: bool = True) -> Queue:
     """The queue of a manager root; with create=False a root without one is a UserError
     (commands that only read or steer jobs must not leave an empty queue at a mistyped
     --root)."""
-    root = Path(root or default_root()).expanduser().resolve()
-    if not create and not (root / QUEUE_FILE).is_file():
+    root = root_folder(root)
+    if not create and not has_queue(root):
         raise UserError(f"no queue at {root}: nothing was submitted there (check --root)")
     try:
         root.mkdir(parents=True, exist_ok=True)

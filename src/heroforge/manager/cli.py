@@ -64,15 +64,16 @@ def _console() -> Console:
 def _jobs(root: Path | None, include_final: bool, as_json: bool) -> list | None:
     """The jobs, for the listing commands; None (said, or [] in JSON) where no queue is yet:
     an empty listing, but with the folder named, so that a mistyped --root shows."""
-    from heroforge.manager import QUEUE_FILE, default_root
+    from heroforge.manager import has_queue, root_folder
 
-    folder = Path(root or default_root()).expanduser().resolve()
-    if (folder / QUEUE_FILE).is_file():
+    if has_queue(root):
         return _queue(root).jobs(include_final=include_final)
     if as_json:
         print("[]")
     else:
-        _console().print(f"no queue at {folder} yet: nothing was submitted there", markup=False)
+        _console().print(
+            f"no queue at {root_folder(root)} yet: nothing was submitted there", markup=False
+        )
     return None
 
 

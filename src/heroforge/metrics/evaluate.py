@@ -19,6 +19,7 @@ from heroforge.data.dataset import ImageDataset
 from heroforge.fileio import atomic_file
 from heroforge.metrics import stats
 from heroforge.metrics.inception import InceptionFeatures
+from heroforge.train.dist import from_rank0
 
 KEEP_ROWS = 10_000  # feature rows kept for KID and precision/recall (mean/cov use all)
 BATCH = 32
@@ -42,17 +43,6 @@ def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None
         return None  # not cached yet, or a damaged cache file: recompute
 
 
-def _rank0_says(value: bool, world: int) -> bool:
-    """Rank 0's value on every process (as is in one process)."""
-    if world == 1:
-        return value
-    import torch.distributed as dist
-
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return bool(box[0])
-
-
 @torch.no_grad()
 def real_features(
     dataset: ImageDataset, inception: InceptionFeatures, count: int, rank: int = 0, world: int = 1
@@ -63,7 +53,7 @@ def real_features(
     count = min(count, dataset.num_images)
     path = _real_cache_path(dataset, inception, count)
     cached = _load_cached(path) if rank == 0 else None
-    if _rank0_says(cached is not None, world):
+    if from_rank0(cached is not None, world):
         return cached
     feats = []
     for index, start in enumerate(range(0, count, BATCH)):

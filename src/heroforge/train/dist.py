@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -57,6 +58,15 @@ def collective_timeout() -> timedelta:
     if not 0 < minutes < float("inf"):
         raise UserError(f"HEROFORGE_DIST_TIMEOUT_MIN must be a number of minutes > 0, got {text!r}")
     return timedelta(minutes=minutes)
+
+
+def from_rank0(value: Any, world: int) -> Any:
+    """Rank 0's value on every process (as is in one process)."""
+    if world == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 class StopAgreement:

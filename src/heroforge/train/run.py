@@ -16,14 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from heroforge import __version__
+from heroforge.checks import require_folder
 from heroforge.config import Config, config_from_toml
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
 from heroforge.train.checkpoint import list_checkpoints, load_latest
-from heroforge.train.dist import DistInfo, barrier, init_distributed
+from heroforge.train.dist import DistInfo, barrier, from_rank0, init_distributed
 from heroforge.train.loop import Trainer
 from heroforge.train.runfiles import CONFIG_TOML, RUN_JSON, write_config, write_run_json
 from heroforge.train.transfer import InitModel, load_init_model
@@ -41,21 +41,11 @@ def _open_dataset(data: str | Path, cfg: Config) -> ImageDataset:
 
 def _new_run_dir(outdir: Path, name: str) -> Path:
     """outdir/NNNNN-name with the next free number, as the official tools name runs."""
-    if outdir.exists() and not outdir.is_dir():
-        raise UserError(f"--outdir {outdir} is a file; give a folder for the runs")
+    require_folder(outdir, "--outdir", "the runs")
     outdir.mkdir(parents=True, exist_ok=True)
     numbers = [int(m.group(1)) for p in outdir.iterdir() if (m := re.match(r"^(\d{5})-", p.name))]
     safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "run"
     return outdir / f"{max(numbers, default=-1) + 1:05d}-{safe}"
-
-
-def _share(value: Any, info: DistInfo) -> Any:
-    """Rank 0's value on every rank."""
-    if info.world == 1:
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
 
 
 def start(
@@ -93,7 +83,7 @@ def start(
         if init is not None:
             run["init_from"] = init.record()
         write_run_json(run_dir, run)
-    run_dir = Path(_share(str(run_dir) if run_dir else None, info))
+    run_dir = Path(from_rank0(str(run_dir) if run_dir else None, info.world))
     trainer = Trainer(cfg, dataset, run_dir, info)
     if init is not None:
         init.copy_to(trainer)
