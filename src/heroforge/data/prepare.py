@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
+from threadpoolctl import threadpool_limits
 
 from heroforge.checks import require_folder, worker_count
 from heroforge.config import PrepareConfig
@@ -38,6 +39,7 @@ from heroforge.data import humancues
 from heroforge.data.ingest import IngestLimits, Skip, Source, decode_image, list_sources
 from heroforge.data.inspect import Scores, inspect
 from heroforge.data.segment import Segmentation, on_white, segment
+from heroforge.data.workers import one_core_each
 from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
@@ -371,16 +373,18 @@ def prepare(
     cues = humancues.method(cfg)
     _warn_fallback(cfg)
     if workers == 1 or total < 8:
-        for i, source in enumerate(sources):
-            records.append(process(source, cfg, cache, limits))
-            if progress:
-                progress(i + 1, total)
+        # idle OpenBLAS threads spin after each call: one thread halves the CPU time used
+        with threadpool_limits(1, user_api="blas"):
+            for i, source in enumerate(sources):
+                records.append(process(source, cfg, cache, limits))
+                if progress:
+                    progress(i + 1, total)
     else:
         # Forked workers are quick to start, but not after this process built MediaPipe graphs
         # (an earlier small run here analysed pictures itself): then they start fresh
         context = multiprocessing.get_context("spawn") if humancues.made_here() else None
         humancues.release()  # no detector threads running while the pool starts
-        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=one_core_each) as pool:
             args = [cfg] * total, [cache] * total, [limits] * total
             for i, rec in enumerate(pool.map(process, sources, *args, chunksize=4)):
                 records.append(rec)
