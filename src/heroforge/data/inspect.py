@@ -42,9 +42,14 @@ def realism(rgb: np.ndarray, seg: Segmentation) -> float:
     """
     if seg.mask.sum() < 64:
         return 0.0
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    gradient = np.hypot(cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1))
-    flat = float((gradient[seg.mask] < 4).mean())
+    # the subject's box and one pixel around it, as far as the Sobel kernels reach
+    x, y, w, h = cv2.boundingRect(seg.mask.view(np.uint8))
+    y0, x0 = max(0, y - 1), max(0, x - 1)
+    box = np.s_[y0 : y + h + 1, x0 : x + w + 1]
+    grey = cv2.cvtColor(np.ascontiguousarray(rgb[box]), cv2.COLOR_RGB2GRAY)
+    gx, gy = cv2.Sobel(grey, cv2.CV_32F, 1, 0), cv2.Sobel(grey, cv2.CV_32F, 0, 1)
+    # whole numbers, so comparing squares is exact: the gradient's length below 4
+    flat = float((gx * gx + gy * gy < 16)[seg.mask[box]].mean())
     return float(np.clip((0.30 - flat) / 0.15, 0, 1))
 
 
@@ -94,9 +99,9 @@ def human_likeness(rgb: np.ndarray, mask: np.ndarray, body_cut: float) -> float:
     below = widths[int(0.25 * height) : max(int(0.25 * height) + 1, int(0.6 * height))]
     shoulders = float(np.median(below)) / max(1.0, float(np.median(head)))
     shaped = 1.0 if 0.3 <= shoulders <= 8.0 else 0.0
-    zone = mask.copy()
-    zone[top + int(0.45 * height) :] = False
-    skin = np.clip(float(_skin(rgb)[zone].mean()) / 0.05, 0, 1) if zone.any() else 0.0
+    upper = np.s_[top : top + int(0.45 * height), cols[0] : cols[-1] + 1]
+    zone = mask[upper]
+    skin = np.clip(float(_skin(rgb[upper])[zone].mean()) / 0.05, 0, 1) if zone.any() else 0.0
     return float((upright + shaped + skin) / 3)
 
 

@@ -192,7 +192,9 @@ def _top_palette(labels: np.ndarray, mean: np.ndarray, n: int) -> np.ndarray:
 def _adjacency(labels: np.ndarray, n: int, reach: int = 3) -> dict[int, list[int]]:
     """Regions that face each other across an edge band at most `reach` pixels wide."""
     keys = []
-    for d in range(1, reach + 1):
+    # from 2: regions of smooth pixels are 4-connected components, so two different ones
+    # never touch directly; an edge band at least one pixel wide lies between them
+    for d in range(2, reach + 1):
         for a, b in ((labels[:, :-d], labels[:, d:]), (labels[:-d, :], labels[d:, :])):
             pair = (a != b) & (a > 0) & (b > 0)
             lo, hi = np.minimum(a[pair], b[pair]), np.maximum(a[pair], b[pair])
@@ -358,13 +360,15 @@ def _framing_palette(rgb: np.ndarray) -> np.ndarray:
 def _near_palette(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Which colours (N x 3) lie within MATCH_TOL of a palette colour or of a blend of two of
     them (the anti-aliased edge between two stripes)."""
-    nearest = np.full(len(colours), np.inf, np.float32)
+    near = np.zeros(len(colours), bool)
     for i, a in enumerate(palette):
+        offset = colours - a
         for b in palette[i:]:  # b == a: the colour itself
             d = b - a
-            t = np.clip((colours - a) @ d / max(float(d @ d), 1.0), 0, 1)
-            nearest = np.minimum(nearest, np.linalg.norm(colours - a - t[:, None] * d, axis=1))
-    return nearest < MATCH_TOL
+            t = np.clip(offset @ d / max(float(d @ d), 1.0), 0, 1)
+            miss = offset - t[:, None] * d
+            near |= np.einsum("ij,ij->i", miss, miss) < MATCH_TOL**2
+    return near
 
 
 def _band_background(rgb: np.ndarray, border: np.ndarray) -> np.ndarray:
