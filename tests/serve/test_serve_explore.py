@@ -45,7 +45,10 @@ def test_the_child_changes_with_the_weight(client):
         _image(client.get(f"/api/jobs/1/generate?seeds={s}&trunc=0.7").content) for s in (12, 40)
     )
     assert child(0.5).shape == (32, 32, 3)
-    assert np.array_equal(child(0.0), a) and np.array_equal(child(1.0), b)
+    # The child's parents are mapped together in one batch, `generate` maps each seed alone:
+    # as above, the CPU's kernels may round differently by batch size (seen on AVX-512)
+    for weight, parent in ((0.0, a), (1.0, b)):
+        assert np.abs(child(weight).astype(int) - parent.astype(int)).max() <= 2
     middle, near_a = child(0.5), child(0.25)
     assert not np.array_equal(middle, a) and not np.array_equal(middle, b)
     assert not np.array_equal(middle, near_a)

@@ -265,10 +265,10 @@ def install_command(
     ] = None,
 ) -> None:
     """Write a systemd unit that starts the supervisor at boot and restarts it always."""
-    from heroforge.manager import default_root
+    from heroforge.manager import root_folder
     from heroforge.manager.install import install_unit
 
-    path, hints = install_unit(Path(root or default_root()).expanduser(), gpus, system, out)
+    path, hints = install_unit(root_folder(root), gpus, system, out)
     _console().print(f"wrote {path}", markup=False, highlight=False)
     for line in hints:
         _console().print(f"  {line}", markup=False, highlight=False)

@@ -49,7 +49,7 @@ def serve_command(
 ) -> None:
     """The queue, live training curves, sample grids, a seed explorer and dataset review in a
     browser."""
-    from heroforge.manager import default_root
+    from heroforge.manager import root_folder
     from heroforge.serve.security import check_bind
 
     check_bind(host, token)  # before anything listens
@@ -59,7 +59,7 @@ def serve_command(
 
     from heroforge.serve.app import create_app
 
-    app = create_app(Path(root or default_root()).expanduser(), token, list(prepared or []))
+    app = create_app(root_folder(root), token, list(prepared or []))
     sock = _listen(host, port)
     port = sock.getsockname()[1]  # the one chosen for --port 0
     shown = f"[{host}]" if ":" in host else host
