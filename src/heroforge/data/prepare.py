@@ -373,7 +373,7 @@ def prepare(
     cues = humancues.method(cfg)
     _warn_fallback(cfg)
     if workers == 1 or total < 8:
-        # idle OpenBLAS threads spin after each call: one thread halves the CPU time used
+        # idle OpenBLAS threads spin after each call (see workers.one_core_each)
         with threadpool_limits(1, user_api="blas"):
             for i, source in enumerate(sources):
                 records.append(process(source, cfg, cache, limits))

@@ -190,10 +190,12 @@ def _top_palette(labels: np.ndarray, mean: np.ndarray, n: int) -> np.ndarray:
 
 
 def _adjacency(labels: np.ndarray, n: int, reach: int = 3) -> dict[int, list[int]]:
-    """Regions that face each other across an edge band at most `reach` pixels wide."""
+    """Regions that face each other across an edge band at most `reach` (>= 2) pixels wide.
+
+    The labels must be 4-connected components (as segment() makes them): two different ones
+    then never touch directly, so distance 1 is not looked at.
+    """
     keys = []
-    # from 2: regions of smooth pixels are 4-connected components, so two different ones
-    # never touch directly; an edge band at least one pixel wide lies between them
     for d in range(2, reach + 1):
         for a, b in ((labels[:, :-d], labels[:, d:]), (labels[:-d, :], labels[d:, :])):
             pair = (a != b) & (a > 0) & (b > 0)
@@ -367,7 +369,7 @@ def _near_palette(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
             d = b - a
             t = np.clip(offset @ d / max(float(d @ d), 1.0), 0, 1)
             miss = offset - t[:, None] * d
-            near |= np.einsum("ij,ij->i", miss, miss) < MATCH_TOL**2
+            near |= np.sqrt(np.einsum("ij,ij->i", miss, miss)) < MATCH_TOL
     return near
 
 
