@@ -83,3 +83,25 @@ def test_ctrl_c_is_quiet_where_it_is_the_usual_way_to_stop(capsys):
                        (["synth", "--out", "x"], "heroforge: interrupted\n")):  # fmt: skip
         assert _interrupted(argv) == 130
         assert capsys.readouterr().err == says
+
+
+def test_long_steps_leave_a_progress_line_in_logs_now_and_then(cli, monkeypatch, tmp_path):
+    """No bar outside a terminal (it cannot redraw there): plain lines, LOG_EVERY apart."""
+    from heroforge import cli as cli_module
+
+    with cli_module.progress_bar() as bar:  # a fresh bar: nothing is due before LOG_EVERY
+        task = bar.add_task("quiet", total=3)
+        bar.update(task, completed=1)
+    monkeypatch.setattr(cli_module, "LOG_EVERY", 0.0)
+    with cli_module.progress_bar() as bar:
+        task = bar.add_task("project", total=4)
+        for done in range(1, 5):
+            bar.update(task, completed=done)
+        unknown = bar.add_task("morph", total=None)
+        bar.update(unknown, completed=7)
+    code, _, err = cli("synth", "--out", str(tmp_path / "s"), "--count", "3", "--workers", "1")
+    lines = err.splitlines()
+    assert code == 0
+    assert lines[0] == "project: 1/4 (25%), about 0:00 left"
+    assert lines[3].startswith("project: 4/4 (100%)") and lines[4] == "morph: 7"
+    assert "synth: 3/3 (100%), about 0:00 left" in lines

@@ -10,12 +10,21 @@ import math
 import os
 import shlex
 import sys
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from heroforge.data.archive_cli import ARCHIVE_EPILOG, archive_command
 from heroforge.errors import EXIT_RESUMABLE, UserError
@@ -57,15 +66,49 @@ app.command("status")(status_command)
 console = Console(stderr=True, soft_wrap=True)  # log files keep whole lines
 
 
+LOG_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
+
+
+class _Progress(Progress):
+    """rich's bar on a terminal. In logs and pipes (nohup, SLURM, a supervisor) a bar cannot
+    redraw itself, so there is none; instead a plain line every LOG_EVERY seconds says how far
+    a long step has come, and the log shows the command is alive."""
+
+    def __init__(self, *columns: ProgressColumn, **kwargs: Any) -> None:
+        super().__init__(*columns, **kwargs)
+        self._logged_at = time.monotonic()
+
+    def update(self, task_id: TaskID, **kwargs: Any) -> None:
+        super().update(task_id, **kwargs)
+        self._log_now_and_then(task_id)
+
+    def advance(self, task_id: TaskID, advance: float = 1) -> None:
+        super().advance(task_id, advance)
+        self._log_now_and_then(task_id)
+
+    def _log_now_and_then(self, task_id: TaskID) -> None:
+        now = time.monotonic()
+        if not self.disable or now - self._logged_at < LOG_EVERY:
+            return
+        self._logged_at = now
+        task = next(t for t in self.tasks if t.id == task_id)
+        line = f"{task.description}: {task.completed:g}"
+        if task.total and task.completed:
+            left = (task.elapsed or 0.0) * (task.total - task.completed) / task.completed
+            minutes, seconds = divmod(round(left), 60)
+            line += f"/{task.total:g} ({task.percentage:.0f}%), about {minutes}:{seconds:02d} left"
+        console.print(line, markup=False, highlight=False)
+
+
 def progress_bar() -> Progress:
-    return Progress(
+    return _Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=not console.is_terminal,  # no bar in logs and pipes, only the summary lines
+        disable=not console.is_terminal,  # logs and pipes get a line now and then
     )
 
 
