@@ -92,12 +92,19 @@ class _Progress(Progress):
             return
         self._logged_at = now
         task = next(t for t in self.tasks if t.id == task_id)
-        line = f"{task.description}: {task.completed:g}"
+        line = f"{task.description}: {_count(task.completed)}"
+        if task.total:
+            line += f"/{_count(task.total)} ({math.floor(task.percentage)}%)"
         if task.total and task.completed:
-            left = (task.elapsed or 0.0) * (task.total - task.completed) / task.completed
-            minutes, seconds = divmod(round(left), 60)
-            line += f"/{task.total:g} ({task.percentage:.0f}%), about {minutes}:{seconds:02d} left"
+            rest = max(0.0, task.total - task.completed)
+            minutes, seconds = divmod(round((task.elapsed or 0.0) * rest / task.completed), 60)
+            line += f", about {minutes}:{seconds:02d} left"
         console.print(line, markup=False, highlight=False)
+
+
+def _count(value: float) -> str:
+    """1234567 as it is, not 1.23457e+06."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def progress_bar() -> Progress:
@@ -108,7 +115,8 @@ def progress_bar() -> Progress:
         TimeRemainingColumn(),
         console=console,
         transient=True,
-        disable=not console.is_terminal,  # logs and pipes get a line now and then
+        # logs and pipes (also a forced-colour one, or TERM=dumb) get a line now and then
+        disable=not console.is_interactive,
     )
 
 
