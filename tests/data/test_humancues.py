@@ -55,6 +55,65 @@ def test_drawn_heroes_show_a_face_or_pose_and_outliers_do_not(synth_set):
     assert fooled_colour >= 1  # an orange object the colour/shape score alone calls human
 
 
+class _FakeDetectors:
+    """Face scores and a face-mesh answer chosen by the test; records what was run."""
+
+    def __init__(self, face: float, mesh: bool) -> None:
+        self.face, self.mesh, self.ran = face, mesh, []
+
+    def faces(self, view, subject_width):
+        self.ran.append("faces")
+        return self.face, 0.0
+
+    def landmarks(self, view):
+        self.ran.append("mesh")
+        return self.mesh
+
+    def body(self, view):
+        self.ran.append("pose")
+        return 0.0, 0.0
+
+
+@pytest.mark.parametrize(
+    ("face", "mesh", "ran", "measured"),
+    [
+        (0.7, True, ["faces"], -1.0),  # over min_face: no mesh, no pose
+        (0.55, True, ["faces", "mesh"], 1.0),  # a weaker face the mesh confirms: no pose
+        (0.55, False, ["faces", "mesh"] * 3 + ["pose"], 0.0),  # every view, then pose
+        (0.3, True, ["faces"] * 3 + ["pose"], -1.0),  # too weak to ask the mesh
+    ],
+)
+def test_the_face_mesh_is_asked_only_about_weaker_faces(monkeypatch, face, mesh, ran, measured):
+    import numpy as np
+
+    fake = _FakeDetectors(face, mesh)
+    monkeypatch.setattr(humancues, "_detectors", lambda: fake)
+    rgb = np.full((64, 64, 3), 255, np.uint8)
+    subject = np.zeros((64, 64), bool)
+    subject[10:50, 20:44] = True
+    cues = humancues.measure(rgb, rgb, subject, human=0.2, body_cut=0.0, cfg=CFG)
+    assert fake.ran == ran and cues.mesh == measured
+
+
+@needs_mediapipe
+def test_the_face_mesh_confirms_drawn_faces_and_not_objects(synth_set):
+    folder, labels = synth_set
+    detectors = humancues._detectors()
+
+    def confirmed(label: dict) -> bool:
+        decoded = decode_image((folder / "raw" / label["file"]).read_bytes(), label["file"])
+        rgb, alpha, _ = prep._work_size(decoded.rgb, decoded.alpha)
+        seg = segment(rgb, alpha)
+        views = humancues._views(rgb, on_white(rgb, seg), seg.mask)
+        return any(detectors.landmarks(view) for view, _ in views)
+
+    drawn = [lb for lb in labels[:60] if lb["kind"] == "hero" and lb["background"] != "cluttered"]
+    things = [lb for lb in labels[:60] if lb["kind"] in ("object", "robot")]
+    assert len(drawn) >= 10 and len(things) >= 3
+    assert sum(map(confirmed, drawn)) >= len(drawn) // 4
+    assert not any(map(confirmed, things))
+
+
 def test_the_not_human_rule_with_and_without_mediapipe():
     base = {"realism": 0.1, "separability": 0.9, "human": 1.0, "body_cut": 0.0}
     floating = Scores(**base, fill=0.4, tall=2.0, face=0.0, face_short=0.0, pose=0.0, knee=0.0)
@@ -64,8 +123,10 @@ def test_the_not_human_rule_with_and_without_mediapipe():
     bust = dataclasses.replace(floating, body_cut=0.5)
     assert prep.decide(bust, CFG, 1.0, mp)[0] is None  # a bust: colour alone may vouch
     assert prep.decide(dataclasses.replace(bust, human=0.8), CFG, 1.0, mp)[0] == "not_human"
-    for cue in ({"face": 0.7}, {"face_short": 0.8}, {"pose": 0.9}):
+    for cue in ({"face": 0.7}, {"face_short": 0.8}, {"pose": 0.9}, {"face": 0.5, "mesh": 1.0}):
         assert prep.decide(dataclasses.replace(floating, human=0.2, **cue), CFG, 1.0, mp)[0] is None
+    weak_face = dataclasses.replace(floating, face_short=0.65, mesh=0.0)  # the mesh saw no face
+    assert prep.decide(weak_face, CFG, 1.0, mp)[0] == "not_human"
     # feet on the bottom edge: visible knees make it a standing figure, not a bust
     standing = dataclasses.replace(bust, body_cut=0.15, face=0.8)
     assert prep.decide(standing, CFG, 1.0, mp)[1] == "upper"

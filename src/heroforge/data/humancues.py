@@ -26,7 +26,7 @@ from heroforge.config import PrepareConfig
 
 MEDIAPIPE = "mediapipe"
 COLOUR = "colour"
-CUES_VERSION = "mediapipe-0.10/3"  # bump when views, models or gating change: part of the cache key
+CUES_VERSION = "mediapipe-0.10/4"  # bump when views, models or gating change: part of the cache key
 VIEW_SIDE = 256  # the detectors' own inputs are 128-256 px: bigger only costs time
 # A face narrower than this share of the subject's width is not the subject's own face: a face
 # in a background the mask failed to remove, or a pattern. Faces of drawn people measured 8%
@@ -48,6 +48,7 @@ class Cues:
     face_short: float = -1.0  # best short-range (close-up) face detector score
     pose: float = -1.0  # mean visibility of nose and shoulders; 0 = no pose found
     knee: float = -1.0  # best visibility of a knee that lies inside the picture
+    mesh: float = -1.0  # 1: the face mesh placed landmarks on a weaker face, 0: it did not
 
 
 @contextlib.contextmanager
@@ -102,7 +103,7 @@ def fallback_reason(cfg: PrepareConfig) -> str | None:
 
 class _Detectors:
     def __init__(self) -> None:
-        from mediapipe.python.solutions import face_detection, pose
+        from mediapipe.python.solutions import face_detection, face_mesh, pose
 
         with _quiet():
             # a low floor so that the manifest shows weak detections too; the thresholds in
@@ -112,15 +113,21 @@ class _Detectors:
             self.face_short = face_detection.FaceDetection(model_selection=0, **floor)
             # model_complexity 1 is the pose model inside the wheel; 0 and 2 are downloaded
             self.pose = pose.Pose(static_image_mode=True, model_complexity=1)
+            self.mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, **floor)
             # Graph threads open their models (and log about it) after construction returns;
             # one run each waits for that, while fd 2 is still silenced
             blank = np.full((64, 64, 3), 255, np.uint8)
-            for detector in (self.face, self.face_short, self.pose):
+            for detector in (self.face, self.face_short, self.pose, self.mesh):
                 detector.process(blank)
 
     def close(self) -> None:
-        for detector in (self.face, self.face_short, self.pose):
+        for detector in (self.face, self.face_short, self.pose, self.mesh):
             detector.close()
+
+    def landmarks(self, view: np.ndarray) -> bool:
+        """Whether the face mesh places its landmarks on a face in the view."""
+        with _quiet():
+            return bool(self.mesh.process(view).multi_face_landmarks)
 
     def faces(self, view: np.ndarray, subject_width: float) -> tuple[float, float]:
         """Best (full-range, short-range) scores of faces at least MIN_FACE_WIDTH of the
@@ -229,7 +236,9 @@ def measure(
     """Run the detectors this picture needs (see PrepareConfig for the thresholds).
 
     Faces, view after view, unless the colour/shape cues are decisive alone, stopping at the
-    first face; pose when no face was found, or when the subject touches the bottom edge a
+    first face: one over the detectors' thresholds, or a weaker one (min_face_mesh) on which the
+    face mesh places its landmarks, as it does on drawn people and rarely on animals; pose when
+    no face was found, or when the subject touches the bottom edge a
     little (0 < body_cut < pose_max_cut: a standing figure or a bust, which visible knees tell).
     """
     cues = Cues()
@@ -244,6 +253,9 @@ def measure(
             full, short = detectors.faces(view, subject_width)
             cues.face, cues.face_short = max(cues.face, full), max(cues.face_short, short)
             face_found = cues.face >= cfg.min_face or cues.face_short >= cfg.min_face_short
+            if not face_found and max(full, short) >= cfg.min_face_mesh:
+                cues.mesh = float(detectors.landmarks(view))  # a weaker face: is it a person's?
+                face_found = cues.mesh == 1
             if face_found:
                 break
     extent_open = 0 < body_cut < cfg.pose_max_cut
@@ -258,5 +270,6 @@ def settings(cfg: PrepareConfig) -> list:
     if method(cfg) != MEDIAPIPE:
         return [COLOUR]
     gates = [cfg.human_alone, cfg.alone_min_cut, cfg.min_face, cfg.min_face_short]
+    gates.append(cfg.min_face_mesh)
     gates.append(cfg.pose_max_cut)
     return [MEDIAPIPE, CUES_VERSION, *gates]

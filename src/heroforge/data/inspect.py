@@ -27,6 +27,7 @@ class Scores:
     face_short: float = -1.0  # best short-range face detector score
     pose: float = -1.0  # pose landmarks: mean visibility of nose and shoulders, 0 = no pose
     knee: float = -1.0  # best visibility of a knee inside the picture
+    mesh: float = -1.0  # 1: the face mesh confirmed a weaker face, 0: it did not
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in self.__dict__.items()}

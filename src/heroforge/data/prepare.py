@@ -58,14 +58,16 @@ def settings_key(cfg: PrepareConfig) -> str:
 
 
 def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
-    """With MediaPipe: a face (either detector), a pose, or a colour/shape score high enough
-    alone for a bust. Colour cues only: the colour/shape score against min_human."""
+    """With MediaPipe: a face (either detector, or a weaker one the face mesh confirms), a pose,
+    or a colour/shape score high enough alone for a bust. Colour cues only: the colour/shape
+    score against min_human."""
     if cues != humancues.MEDIAPIPE:
         return scores.human >= cfg.min_human
     return (
         humancues.colour_alone(scores.human, scores.body_cut, cfg)
         or scores.face >= cfg.min_face
         or scores.face_short >= cfg.min_face_short
+        or scores.mesh >= 1  # measured only on faces of at least min_face_mesh
         or scores.pose >= cfg.min_pose
     )
 
