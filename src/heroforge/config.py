@@ -119,7 +119,7 @@ class PrepareConfig:
             _unit_interval(self, name)
         for name in ("human_alone", "alone_min_cut", "min_face", "min_face_short", "min_pose"):
             _unit_interval(self, name)
-        _unit_interval(self, "min_face_mesh")
+        _unit_interval(self, "min_face_mesh", open_interval=True)  # 0 would run it on no face
         _unit_interval(self, "pose_max_cut")
         _unit_interval(self, "min_knee")
         _unit_interval(self, "upper_min_fill")

@@ -177,7 +177,8 @@ def test_the_cache_key_follows_the_method(synth_set, tmp_path, monkeypatch):
     assert prep.settings_key(dataclasses.replace(CFG, min_human=0.5)) == with_mp  # decision only
     assert prep.settings_key(dataclasses.replace(CFG, min_pose=0.9)) == with_mp
     if humancues.method(CFG) == humancues.MEDIAPIPE:  # a threshold that gates the detectors
-        assert prep.settings_key(dataclasses.replace(CFG, human_alone=0.8)) != with_mp
+        for gate in ("human_alone", "alone_min_cut", "min_face", "min_face_short", "min_face_mesh"):
+            assert prep.settings_key(dataclasses.replace(CFG, **{gate: 0.42})) != with_mp, gate
     # a cache made with colour cues only is not reused once MediaPipe is asked for
     raw = _few(synth_set, tmp_path, count=3)
     prep.prepare(raw, tmp_path / "out", COLOUR_ONLY, workers=1)

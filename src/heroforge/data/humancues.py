@@ -82,7 +82,7 @@ def _import_error() -> str | None:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         try:
             with _quiet():
-                from mediapipe.python.solutions import face_detection, pose  # noqa: F401
+                from mediapipe.python.solutions import face_detection, face_mesh, pose  # noqa: F401
             _state["importable"], _state["error"] = True, None
         except Exception as exc:  # any failure (missing, broken protobuf...) means: fall back
             _state["importable"], _state["error"] = False, f"{type(exc).__name__}: {exc}"
