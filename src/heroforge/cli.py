@@ -66,13 +66,13 @@ app.command("status")(status_command)
 console = Console(stderr=True, soft_wrap=True)  # log files keep whole lines
 
 
-LOG_EVERY = 30.0  # seconds between progress lines when stderr is not a terminal
+LOG_EVERY = 30.0  # seconds between progress lines when stderr is not an interactive terminal
 
 
 class _Progress(Progress):
-    """rich's bar on a terminal. In logs and pipes (nohup, SLURM, a supervisor) a bar cannot
-    redraw itself, so there is none; instead a plain line every LOG_EVERY seconds says how far
-    a long step has come, and the log shows the command is alive."""
+    """rich's bar on an interactive terminal. In logs and pipes (nohup, SLURM, systemd) a bar
+    cannot redraw itself, so there is none; instead a plain line, at most every LOG_EVERY
+    seconds, says how far a long step has come, and the log shows the command is alive."""
 
     def __init__(self, *columns: ProgressColumn, **kwargs: Any) -> None:
         super().__init__(*columns, **kwargs)

@@ -31,7 +31,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
-from threadpoolctl import threadpool_limits
 
 from heroforge.checks import require_folder, worker_count
 from heroforge.config import PrepareConfig
@@ -39,7 +38,7 @@ from heroforge.data import humancues
 from heroforge.data.ingest import IngestLimits, Skip, Source, decode_image, list_sources
 from heroforge.data.inspect import Scores, inspect
 from heroforge.data.segment import Segmentation, on_white, segment
-from heroforge.data.workers import one_core_each
+from heroforge.data.workers import one_blas_thread, one_core_each
 from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
@@ -375,8 +374,7 @@ def prepare(
     cues = humancues.method(cfg)
     _warn_fallback(cfg)
     if workers == 1 or total < 8:
-        # idle OpenBLAS threads spin after each call (see workers.one_core_each)
-        with threadpool_limits(1, user_api="blas"):
+        with one_blas_thread():  # and the caller's own setting back afterwards
             for i, source in enumerate(sources):
                 records.append(process(source, cfg, cache, limits))
                 if progress:

@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
+from threadpoolctl import threadpool_limits
 
-def one_core_each() -> None:
-    """Process-pool initializer: linear algebra runs on one thread in this worker.
+
+def one_blas_thread() -> threadpool_limits:
+    """Linear algebra on one thread in this process, from now until the returned context
+    exits (used without `with`: for good).
 
     Otherwise OpenBLAS keeps its idle threads spinning for a while after each call (a
     least-squares fit and a few matrix products per picture are enough); with one worker per
     core, each worker then eats into the others' cores. Measured on
     `benchmarks/prepare_speed.py`, 2 cores: 117 ms of CPU per picture before, 72 after.
     numpy and OpenCV (which ships its own OpenBLAS) are imported first: only loaded libraries
-    can be limited, and a spawned worker has not loaded them yet when this runs.
+    can be limited, and a spawned worker has not loaded them yet.
     (OpenCV's own thread pool is left alone: limiting it gained nothing, and
     `cv2.setNumThreads` hangs in a child forked from a process that used that pool.)
     """
     import cv2  # noqa: F401
     import numpy  # noqa: F401
-    from threadpoolctl import threadpool_limits
 
-    threadpool_limits(1, user_api="blas")
+    return threadpool_limits(1, user_api="blas")
+
+
+def one_core_each() -> None:
+    """Process-pool initializer: one BLAS thread for the worker's whole life."""
+    one_blas_thread()
