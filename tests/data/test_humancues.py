@@ -25,11 +25,16 @@ needs_mediapipe = pytest.mark.skipif(
 )
 
 
-def _scores(folder, name: str) -> Scores:
-    """All scores of one picture as prepare computes them, with MediaPipe."""
+def _segmented(folder, name: str):
+    """One picture at prepare's work size, and its segmentation."""
     decoded = decode_image((folder / "raw" / name).read_bytes(), name)
     rgb, alpha, _ = prep._work_size(decoded.rgb, decoded.alpha)
-    seg = segment(rgb, alpha)
+    return rgb, segment(rgb, alpha)
+
+
+def _scores(folder, name: str) -> Scores:
+    """All scores of one picture as prepare computes them, with MediaPipe."""
+    rgb, seg = _segmented(folder, name)
     scores = inspect(rgb, seg)
     cues = humancues.measure(rgb, on_white(rgb, seg), seg.mask, scores.human, scores.body_cut, CFG)
     return dataclasses.replace(scores, **dataclasses.asdict(cues))
@@ -101,9 +106,7 @@ def test_the_face_mesh_confirms_drawn_faces_and_not_objects(synth_set):
     detectors = humancues._detectors()
 
     def confirmed(label: dict) -> bool:
-        decoded = decode_image((folder / "raw" / label["file"]).read_bytes(), label["file"])
-        rgb, alpha, _ = prep._work_size(decoded.rgb, decoded.alpha)
-        seg = segment(rgb, alpha)
+        rgb, seg = _segmented(folder, label["file"])
         views = humancues._views(rgb, on_white(rgb, seg), seg.mask)
         return any(detectors.landmarks(view) for view, _ in views)
 
