@@ -37,7 +37,7 @@ def conv_peak(seconds: float = 3.0) -> float:
 def environment(return_memory: bool) -> dict:
     """Fields every speed line carries; applies heroforge's CPU allocator setting unless
     return_memory asks for glibc's default (for comparison)."""
-    from heroforge.nets.cpu import keep_freed_memory
+    from heroforge.runtime.allocator import keep_freed_memory
 
     return {
         "cpus": os.cpu_count(),

@@ -49,7 +49,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from heroforge.nets.cpu import training_allocator_env
+from heroforge.runtime.allocator import training_allocator_env
 
 # the "bgc" pipe: every blit, geometric and colour transform at full strength (times p)
 BGC_TRANSFORMS = ["xflip", "rotate90", "xint", "scale", "rotate", "aniso", "xfrac"]
@@ -391,7 +391,7 @@ def main() -> None:
         "heroforge": [str(here / "train_speed.py"), "--child", args.config],
     }
     # Each as its users run it: heroforge with the allocator settings `heroforge train` starts
-    # itself with (nets/cpu.py), the official code with the environment as it is.
+    # itself with (runtime/allocator.py), the official code with the environment as it is.
     envs = {"official": dict(os.environ), "heroforge": training_allocator_env(os.environ)}
     best: dict[str, dict] = {}
     for _ in range(args.rounds):

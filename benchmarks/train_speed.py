@@ -33,7 +33,7 @@ def measure(name: str, steps: int) -> dict:
     from cpu_reference import peak_fields, speed_config, training_flops
     from heroforge.data.dataset import ImageDataset
     from heroforge.nets.summary import summarize
-    from heroforge.train.dist import DistInfo
+    from heroforge.runtime.dist import DistInfo
     from heroforge.train.loop import Trainer, phases_at
     from heroforge.train.stats import TickStats
 
@@ -103,8 +103,8 @@ def main() -> None:
 
 def run_child(name: str, steps: int) -> str:
     """One configuration in a fresh process, with the allocator settings `heroforge train`
-    starts itself with (nets/cpu.py), so that the figures are what users get."""
-    from heroforge.nets.cpu import training_allocator_env
+    starts itself with (runtime/allocator.py), so that the figures are what users get."""
+    from heroforge.runtime.allocator import training_allocator_env
 
     cmd = [sys.executable, __file__, "--child", name, "--steps", str(steps)]
     env = training_allocator_env(os.environ) or dict(os.environ)

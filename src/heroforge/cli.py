@@ -308,8 +308,8 @@ def train(
     train.freeze_d=N keeps the first N discriminator blocks fixed.
     """
     from heroforge.config import load_config
+    from heroforge.runtime.dist import shutdown_distributed
     from heroforge.train import run as runs
-    from heroforge.train.dist import shutdown_distributed
 
     def log(message: str) -> None:
         console.print(message, markup=False, highlight=False)
@@ -374,7 +374,7 @@ def version() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script; argv defaults to sys.argv[1:]."""
     if argv is None and sys.argv[1:2] == ["train"]:
-        from heroforge.nets.cpu import restart_with_training_allocator
+        from heroforge.runtime.allocator import restart_with_training_allocator
 
         restart_with_training_allocator()  # returns only when nothing needed to change
     try:

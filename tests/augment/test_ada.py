@@ -7,8 +7,9 @@ import json
 import pytest
 import torch
 
-from heroforge.augment import AdaController, distributed_sum
+from heroforge.augment import AdaController
 from heroforge.config import AugmentConfig
+from heroforge.runtime.dist import distributed_sum
 
 BATCH = 8
 STEP = BATCH * 4 / (500 * 1000)  # batch * interval / (speed_kimg * 1000)
@@ -104,11 +105,6 @@ def test_reduce_hook_sees_each_minibatch_and_sums_across_processes():
     assert seen == [[BATCH, BATCH], [BATCH, BATCH]]
     assert ctrl.rt == 0.0  # (8 - 8) / 16 over both ranks: below the target
     assert p == pytest.approx(0.5 - BATCH * 2 / (500 * 1000))
-
-
-def test_distributed_sum_is_a_no_op_without_a_process_group():
-    stats = torch.tensor([3.0, 4.0], dtype=torch.float64)
-    assert distributed_sum(stats) is stats and stats.tolist() == [3.0, 4.0]
 
 
 def test_built_from_the_augment_config_and_validated():

@@ -10,9 +10,8 @@ import torch.multiprocessing as mp
 
 from every_phase import EVERY_PHASE
 from heroforge.config import load_config
-from heroforge.errors import UserError
+from heroforge.runtime.dist import shutdown_distributed
 from heroforge.train.checkpoint import load_latest
-from heroforge.train.dist import DistInfo, StopAgreement, collective_timeout, shutdown_distributed
 from heroforge.train.run import start
 
 STEPS = [*EVERY_PHASE, "train.tick_kimg=0.032", "train.checkpoint_kimg=1", "train.r1_interval=2"]
@@ -131,47 +130,3 @@ def test_tick_means_cover_every_process(tmp_path):
         results = manager.dict()
         mp.spawn(_tick_means, args=(str(tmp_path / "init"), results), nprocs=2)
         assert dict(results) == {0: {"loss/D": 3.0}, 1: {"loss/D": 3.0}}
-
-
-def _votes(rank: int, init_file: str, lagged: bool, results: dict) -> None:
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    try:
-        agree = StopAgreement(DistInfo(rank, 2, torch.device("cpu")), lagged=lagged)
-        # rank 1 wants to stop from the third step on, rank 0 never
-        results[rank] = [agree(rank == 1 and step >= 2) for step in range(5)]
-    finally:
-        dist.barrier()
-        dist.destroy_process_group()
-
-
-@pytest.mark.parametrize(
-    ("lagged", "agreed"),
-    [(False, [False, False, True, True, True]), (True, [False, False, False, True, True])],
-)
-def test_stop_votes_are_agreed_at_once_or_one_step_later(tmp_path, lagged, agreed):
-    """Lagged is the CUDA mode: a step's vote is read after the next step, without a sync."""
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(_votes, args=(str(tmp_path / "init"), lagged, results), nprocs=2)
-        assert dict(results) == {0: agreed, 1: agreed}
-
-
-def test_one_process_stops_at_once_even_where_votes_lag():
-    agree = StopAgreement(DistInfo(0, 1, torch.device("cpu")), lagged=True)
-    assert [agree(False), agree(True)] == [False, True]
-
-
-@pytest.mark.parametrize("text", ["soon", "0", "-5", "nan", "inf"])
-def test_a_bad_collective_timeout_is_a_user_error(monkeypatch, text):
-    monkeypatch.setenv("HEROFORGE_DIST_TIMEOUT_MIN", text)
-    with pytest.raises(UserError, match="HEROFORGE_DIST_TIMEOUT_MIN"):
-        collective_timeout()
-
-
-def test_collective_timeout_defaults_to_three_hours(monkeypatch):
-    monkeypatch.delenv("HEROFORGE_DIST_TIMEOUT_MIN", raising=False)
-    assert collective_timeout().total_seconds() == 3 * 3600
-    monkeypatch.setenv("HEROFORGE_DIST_TIMEOUT_MIN", "45")
-    assert collective_timeout().total_seconds() == 45 * 60

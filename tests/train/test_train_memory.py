@@ -5,7 +5,7 @@ import torch
 from every_phase import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.data.dataset import ImageDataset
-from heroforge.train.dist import DistInfo
+from heroforge.runtime.dist import DistInfo
 from heroforge.train.loop import Trainer
 from heroforge.train.stats import TickStats
 

@@ -7,8 +7,9 @@ from 0 to 1 in `speed_kimg` thousand real images.
 
 Multi-GPU (torch.distributed): every process calls `accumulate` with its own logits and `step`
 once per minibatch; `step` hands this minibatch's local [sum of signs, count] to the `reduce`
-hook (e.g. `distributed_sum`, an all-reduce of two numbers), so every process holds the same
-global sums and takes the same decision, and any rank's `state_dict()` resumes all of them.
+hook (the trainer passes runtime.dist.distributed_sum, an all-reduce of two numbers), so every
+process holds the same global sums and takes the same decision, and any rank's `state_dict()`
+resumes all of them.
 """
 
 from __future__ import annotations
@@ -17,23 +18,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
-import torch.distributed as dist
 
 if TYPE_CHECKING:
     from heroforge.config import AugmentConfig
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 MODES = ("ada", "fixed", "none")
-
-
-def distributed_sum(stats: torch.Tensor) -> torch.Tensor:
-    """Sum a tensor over the processes of torch.distributed (in place); as is when not running.
-
-    With the NCCL backend the tensor must be on this process's GPU: `accumulate` keeps the
-    statistics on the device of the logits, so this holds when D runs on the GPU."""
-    if dist.is_available() and dist.is_initialized():
-        dist.all_reduce(stats, op=dist.ReduceOp.SUM)
-    return stats
 
 
 class AdaController:

@@ -89,7 +89,7 @@ Device = Annotated[
 def _load(model: str, device: str | None) -> LoadedGenerator:
     from heroforge.cli import console
     from heroforge.generate.model import load_generator, parse_device
-    from heroforge.nets.cpu import keep_freed_memory
+    from heroforge.runtime.allocator import keep_freed_memory
 
     if parse_device(device).type == "cpu":
         # Measured at 256 px, batch 8: a quarter of the CPU time went to the kernel mapping

@@ -19,7 +19,7 @@ from heroforge.data.dataset import ImageDataset
 from heroforge.fileio import atomic_file
 from heroforge.metrics import stats
 from heroforge.metrics.inception import InceptionFeatures
-from heroforge.train.dist import from_rank0
+from heroforge.runtime.dist import from_rank0
 
 KEEP_ROWS = 10_000  # feature rows kept for KID and precision/recall (mean/cov use all)
 BATCH = 32

@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from heroforge.nets.weights import load_networks
+from heroforge.runtime.dist import broadcast_object
 from heroforge.train import checkpoint as ckpt
 from heroforge.train import rollback, stability
-from heroforge.train.dist import broadcast_object
 from heroforge.train.stability import Verdict
 
 if TYPE_CHECKING:

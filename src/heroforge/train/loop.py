@@ -23,17 +23,23 @@ from typing import Any
 import numpy as np
 import torch
 
-from heroforge.augment import AdaController, AugmentPipe, distributed_sum
+from heroforge.augment import AdaController, AugmentPipe
 from heroforge.config import Config, TrainConfig
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
-from heroforge.nets.cpu import release_freed_memory
 from heroforge.nets.discriminator import build_discriminator
 from heroforge.nets.generator import build_generator
 from heroforge.nets.layers import set_half_dtype
+from heroforge.runtime.allocator import release_freed_memory
+from heroforge.runtime.dist import (
+    DistInfo,
+    StopAgreement,
+    all_reduce_grads,
+    broadcast_module,
+    distributed_sum,
+)
 from heroforge.train import checkpoint as ckpt
 from heroforge.train import judging, stability
-from heroforge.train.dist import DistInfo, StopAgreement, all_reduce_grads, broadcast_module
 from heroforge.train.loss import StyleGAN2Loss
 from heroforge.train.precision import make_scalers, resolve_precision
 from heroforge.train.sampler import EpochOrder

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 from heroforge.config import Config
 from heroforge.errors import UserError
 from heroforge.nets.weights import load_networks, sidecar_path
+from heroforge.runtime.dist import barrier
 from heroforge.train import checkpoint as ckpt
-from heroforge.train.dist import barrier
 from heroforge.train.runfiles import append_run_event, read_run_json, write_config
 from heroforge.train.stability import Verdict
 

@@ -22,8 +22,8 @@ from heroforge.checks import require_folder
 from heroforge.config import Config, config_from_toml
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
+from heroforge.runtime.dist import DistInfo, barrier, from_rank0, init_distributed
 from heroforge.train.checkpoint import list_checkpoints, load_latest
-from heroforge.train.dist import DistInfo, barrier, from_rank0, init_distributed
 from heroforge.train.loop import Trainer
 from heroforge.train.runfiles import CONFIG_TOML, RUN_JSON, write_config, write_run_json
 from heroforge.train.transfer import InitModel, load_init_model

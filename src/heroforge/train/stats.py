@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from heroforge.augment.ada import distributed_sum
 from heroforge.fileio import atomic_write_text
+from heroforge.runtime.dist import distributed_sum
 
 
 class TickStats:

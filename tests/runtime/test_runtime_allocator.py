@@ -5,7 +5,7 @@ import sys
 import pytest
 import torch
 
-from heroforge.nets.cpu import (
+from heroforge.runtime.allocator import (
     TRAINING_TUNABLES,
     keep_freed_memory,
     release_freed_memory,
@@ -77,7 +77,7 @@ def test_a_training_command_restarts_once_with_the_allocator_settings():
         pytest.skip("no glibc >= 2.35 here")
     code = (
         "import os, sys\n"
-        "from heroforge.nets.cpu import restart_with_training_allocator\n"
+        "from heroforge.runtime.allocator import restart_with_training_allocator\n"
         "print('run', os.getpid(), flush=True)\n"
         "restart_with_training_allocator()\n"
         "print('tunables', os.environ['GLIBC_TUNABLES'])\n"

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from heroforge.augment.ada import distributed_sum
 from heroforge.errors import UserError
 
 
@@ -67,6 +66,16 @@ def from_rank0(value: Any, world: int) -> Any:
     box = [value]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def distributed_sum(stats: torch.Tensor) -> torch.Tensor:
+    """Sum a tensor over the processes of torch.distributed (in place); as is when not running.
+
+    With the NCCL backend the tensor must be on this process's GPU: `accumulate` keeps the
+    statistics on the device of the logits, so this holds when D runs on the GPU."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(stats, op=dist.ReduceOp.SUM)
+    return stats
 
 
 class StopAgreement:
