@@ -43,7 +43,7 @@ def load_latest(folder: Path, device: str | torch.device = "cpu") -> tuple[Check
     candidates = rundir.list_checkpoints(folder)
     marked = rundir.read_marker(folder, rundir.LATEST)
     candidates.sort(key=lambda p: p.name != marked)  # stable: newest first after the marked one
-    problems = []
+    problems: list[str] = []
     for path in candidates:
         try:
             return Checkpoint(path, load_networks(path, device)), problems

@@ -320,8 +320,8 @@ class Trainer:
         path = broadcast_object(None if checkpoint is None else str(checkpoint.path))
         if path is None:
             return False
-        if checkpoint is None:
-            checkpoint = Checkpoint(Path(path), load_networks(path, "cpu"))
+        if checkpoint is None:  # the other ranks load the file rank 0 checked
+            checkpoint = Checkpoint(Path(str(path)), load_networks(str(path), "cpu"))
         from_nimg = self.progress.nimg
         elapsed = self.progress.elapsed_s  # time spent stays spent, discarded or not
         new_cfg, changes = rollback.adjusted_config(self.cfg)

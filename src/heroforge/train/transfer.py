@@ -32,7 +32,7 @@ from heroforge.nets.weights import LoadedNetworks, sidecar_path
 RUNTIME_ONLY = ("num_fp16_res", "conv_clamp", "mbstd_group")
 
 
-def frozen_parameters(D: nn.Module, blocks: int) -> list[nn.Parameter]:  # noqa: N803
+def frozen_parameters(D: Discriminator, blocks: int) -> list[nn.Parameter]:  # noqa: N803
     """The parameters of D's first `blocks` blocks counted from the image (b512, b256, ...)."""
     names = [f"b{res}" for res in D.block_resolutions[:blocks]]
     return [p for name in names for p in getattr(D, name).parameters()]
