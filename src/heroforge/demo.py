@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 
+from heroforge import rundir
 from heroforge.config import Config
 
 if TYPE_CHECKING:
@@ -50,13 +51,13 @@ def learning_check(archive: Path, cfg: Config, run_dir: Path, images: int) -> di
     images it shows learning that FID's small-sample bias can hide."""
     from heroforge.data.dataset import ImageDataset
     from heroforge.nets.generator import build_generator
-    from heroforge.train.checkpoint import load_latest
+    from heroforge.nets.loading import load_latest
     from heroforge.train.seeding import seed_everything
 
     dataset = ImageDataset(archive, resolution=cfg.data.resolution)
     seed_everything(cfg.train.seed)
     untrained = build_generator(cfg, dataset.c_dim)
-    trained = load_latest(run_dir / "checkpoints")[0].loaded.networks["G_ema"]
+    trained = load_latest(run_dir / rundir.CHECKPOINTS)[0].loaded.networks["G_ema"]
     result = {}
     for when, g in (("start", untrained), ("end", trained)):
         result[f"fid_{when}"], result[f"kid_{when}"] = fid_kid(g, dataset, cfg, images)
@@ -108,7 +109,7 @@ def run_demo(out: Path, console: Console) -> dict[str, Path]:
     runs = out / "runs"
     shutil.rmtree(runs, ignore_errors=True)  # a rerun of the demo starts training afresh
     run_dir, _ = training.start(out / "heroes.zip", cfg, runs, DEMO_KIMG, log=console.print)
-    grids = sorted((run_dir / "samples").glob("grid-*.png"))
+    grids = sorted((run_dir / rundir.SAMPLES).glob("grid-*.png"))
     outputs["training run"] = run_dir
     outputs["sample grid"] = grids[-1]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from heroforge.manager.progress import find_run_dir
-from heroforge.train.checkpoint import load_latest
+from heroforge.nets.loading import load_latest
+from heroforge.rundir import find_run_dir
 
 TARGET = 0.256  # 32 steps of 8 images; a checkpoint every 0.032 kimg
 INTERVAL = 0.032

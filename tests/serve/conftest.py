@@ -14,8 +14,9 @@ from fastapi.testclient import TestClient
 from every_phase import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.manager import open_queue, submit
-from heroforge.manager.progress import find_run_dir, read_progress
+from heroforge.manager.progress import read_progress
 from heroforge.manager.spec import spec_from_options
+from heroforge.rundir import find_run_dir
 from heroforge.serve.app import create_app
 
 # 2 ticks, 2 checkpoints; every phase, so that the page has path-length and ADA curves

@@ -102,7 +102,7 @@ def _checkpoints(root):
 
 
 def test_use_as_best_writes_best_json_that_generate_loads(client, root):
-    from heroforge.generate.model import load_model
+    from heroforge.nets.loading import load_model
 
     folder = _checkpoints(root)
     older, newer = (c["name"] for c in client.get("/api/jobs/1").json()["run"]["checkpoints"])

@@ -10,8 +10,8 @@ import torch.multiprocessing as mp
 
 from every_phase import EVERY_PHASE
 from heroforge.config import load_config
+from heroforge.nets.loading import load_latest
 from heroforge.runtime.dist import shutdown_distributed
-from heroforge.train.checkpoint import load_latest
 from heroforge.train.run import start
 
 STEPS = [*EVERY_PHASE, "train.tick_kimg=0.032", "train.checkpoint_kimg=1", "train.r1_interval=2"]

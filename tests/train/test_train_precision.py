@@ -9,9 +9,9 @@ import torch
 from every_phase import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.data.dataset import ImageDataset
+from heroforge.nets.loading import load_latest
 from heroforge.nets.synthesis import SynthesisBlock
 from heroforge.runtime.dist import DistInfo
-from heroforge.train.checkpoint import load_latest
 from heroforge.train.loop import Trainer, phases_at
 from heroforge.train.precision import Precision, resolve_precision
 from heroforge.train.stats import TickStats

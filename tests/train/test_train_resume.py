@@ -15,8 +15,9 @@ import torch
 from every_phase import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.errors import UserError
+from heroforge.nets.loading import load_latest
+from heroforge.rundir import list_checkpoints
 from heroforge.train import checkpoint as ckpt
-from heroforge.train.checkpoint import list_checkpoints, load_latest
 from heroforge.train.run import resume, start
 
 QUICK = [*EVERY_PHASE, "train.tick_kimg=0.032", "train.checkpoint_kimg=0.032"]

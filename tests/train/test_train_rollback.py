@@ -9,11 +9,11 @@ import torch
 
 from heroforge.config import load_config
 from heroforge.metrics import evaluate as evaluate_module
+from heroforge.nets.loading import load_latest
 from heroforge.nets.weights import load_networks
-from heroforge.train.checkpoint import list_checkpoints, load_latest
-from heroforge.train.rollback import DISCARDED_STATS, adjusted_config
-from heroforge.train.run import read_run, resume, start
-from heroforge.train.runfiles import write_config
+from heroforge.rundir import DISCARDED_STATS, list_checkpoints, read_run, write_config
+from heroforge.train.rollback import adjusted_config
+from heroforge.train.run import resume, start
 
 STEPS = [
     "train.tick_kimg=0.032",

@@ -6,13 +6,7 @@ import pytest
 
 from heroforge.config import ConfigError, StabilityConfig, load_config
 from heroforge.train.rollback import adjusted_config
-from heroforge.train.stability import (
-    close_window,
-    judge,
-    judge_history,
-    remember_fid,
-    remember_tick,
-)
+from heroforge.train.stability import StabilityHistory, judge
 
 CFG = StabilityConfig(patience_ticks=4, fid_patience=3, fid_margin=0.1)
 
@@ -78,22 +72,38 @@ def test_several_signals_give_several_reasons():
 
 
 def test_history_carries_patience_minus_one_ticks_over_a_verdict():
-    history: dict = {}
+    history = StabilityHistory()
     for i in range(3):
-        remember_tick(history, {**_tick(i), "img_per_s": 5.0, "loss/D_fake": 0.0})
-    remember_fid(history, 1.0, 30.0)
-    assert "img_per_s" not in history["ticks"][0]
-    assert judge_history(history, CFG).stable  # 3 bad ticks of 4
-    close_window(history, CFG)
-    assert [t["kimg"] for t in history["ticks"]] == [0, 1, 2]
-    remember_tick(history, {**_tick(3), "loss/D_fake": 0.0})  # the stretch spans the verdict
-    assert not judge_history(history, CFG).stable
-    close_window(history, CFG)
+        history.remember_tick({**_tick(i), "img_per_s": 5.0, "loss/D_fake": 0.0})
+    history.remember_fid(1.0, 30.0)
+    assert "img_per_s" not in history.ticks[0]
+    verdict = history.judge(CFG)
+    assert verdict.stable  # 3 bad ticks of 4
+    history.give(3, verdict, CFG)
+    assert [t["kimg"] for t in history.ticks] == [0, 1, 2]
+    history.remember_tick({**_tick(3), "loss/D_fake": 0.0})  # the stretch spans the verdict
+    verdict = history.judge(CFG)
+    assert not verdict.stable
+    history.give(4, verdict, CFG)
     for i in range(4, 7):
-        remember_tick(history, _tick(i))
-    assert judge_history(history, CFG).stable  # only 2 bad ticks carried over, then healthy
-    assert history["fids"] == [[1.0, 30.0]]
-    assert judge_history({}, CFG).stable
+        history.remember_tick(_tick(i))
+    assert history.judge(CFG).stable  # only 2 bad ticks carried over, then healthy
+    assert history.fids == [(1.0, 30.0)]
+    assert StabilityHistory().judge(CFG).stable
+
+
+def test_the_verdict_given_at_a_point_stands_there():
+    """A checkpoint written right after a verdict carries that verdict, although the window
+    closed since (its ticks are gone from the history)."""
+    history = StabilityHistory()
+    for i in range(4):
+        history.remember_tick({**_tick(i), "loss/D_fake": 0.0})
+    unstable = history.judge(CFG)
+    history.give(4000, unstable, CFG)
+    assert history.judge(CFG).stable  # 3 bad ticks are left, one short of patience
+    assert history.verdict_at(4000, CFG) == unstable
+    assert history.verdict_at(5000, CFG).stable
+    assert StabilityHistory.from_json(history.to_json()) == history
 
 
 def test_rollback_settings_and_their_validation():

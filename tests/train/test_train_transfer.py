@@ -9,10 +9,11 @@ import torch
 from every_phase import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.errors import UserError
+from heroforge.nets.loading import load_latest
 from heroforge.nets.weights import load_networks, save_networks
-from heroforge.train.checkpoint import load_latest
+from heroforge.rundir import read_run
 from heroforge.train.loop import Trainer
-from heroforge.train.run import read_run, resume, start
+from heroforge.train.run import resume, start
 from heroforge.train.transfer import load_init_model
 
 STEPS = [*EVERY_PHASE, "train.tick_kimg=0.032", "train.checkpoint_kimg=0.032"]

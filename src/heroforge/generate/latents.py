@@ -22,7 +22,8 @@ from safetensors.torch import save as safetensors_save
 
 from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes
-from heroforge.generate.model import LoadedGenerator, one_line
+from heroforge.generate.model import LoadedGenerator
+from heroforge.nets.loading import one_line
 
 LATENT_FORMAT = "heroforge-latent/1"
 

@@ -1,20 +1,19 @@
 """Read a training run's progress from the files the trainer writes, without importing torch.
 
 The sources are the run folder's stats.jsonl (one JSON line per tick, plus metric and verdict
-events) and checkpoints/latest.json. Both may be mid-write while we read: a torn last line is
-ignored, and a missing file means "nothing yet".
+events) and checkpoints/latest.json (their names: heroforge.rundir). Both may be mid-write
+while we read: a torn last line is ignored, and a missing file means "nothing yet".
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-CHECKPOINT = re.compile(r"^ckpt-(\d{12})\.safetensors$")
+from heroforge import rundir
 
 
 @dataclass(frozen=True)
@@ -35,21 +34,12 @@ class RunProgress:
         return asdict(self)
 
 
-def find_run_dir(job_outdir: Path) -> Path | None:
-    """The run folder `heroforge train --outdir job_outdir` created (the one with run.json).
-    A folder without run.json is a start killed before it wrote anything; it is ignored."""
-    if not job_outdir.is_dir():
-        return None
-    runs = sorted(p for p in job_outdir.iterdir() if (p / "run.json").is_file())
-    return runs[-1] if runs else None
-
-
 def read_progress(run_dir: Path | None) -> RunProgress:
     if run_dir is None:
         return RunProgress()
     values: dict[str, Any] = {}
     ticks = 0
-    for record in _records(run_dir / "stats.jsonl"):
+    for record in _records(run_dir / rundir.STATS):
         event = record.get("event")
         if event == "metrics" and "fid" in record:
             values.update(fid=record["fid"], fid_kimg=record.get("kimg"))
@@ -64,7 +54,7 @@ def read_progress(run_dir: Path | None) -> RunProgress:
                 augment_p=record.get("augment_p"),
                 rt=record.get("rt"),
             )
-    nimg, age = latest_checkpoint(run_dir / "checkpoints")
+    nimg, age = latest_checkpoint(run_dir / rundir.CHECKPOINTS)
     if nimg is not None:
         values.update(checkpoint_kimg=nimg / 1000, checkpoint_age_s=age)
         # a stop checkpoints past the last tick: the progress is whichever lies further
@@ -74,19 +64,18 @@ def read_progress(run_dir: Path | None) -> RunProgress:
 
 def latest_checkpoint(folder: Path) -> tuple[int | None, float | None]:
     """(images at the newest checkpoint, its age in seconds), from latest.json or the files."""
-    try:
-        name = json.loads((folder / "latest.json").read_text(encoding="utf-8"))["file"]
-    except (OSError, ValueError, KeyError, TypeError):
-        names = sorted(p.name for p in folder.glob("ckpt-*.safetensors")) if folder.is_dir() else []
-        name = names[-1] if names else None
-    match = CHECKPOINT.match(name or "")
-    if not match:
+    name = rundir.read_marker(folder, rundir.LATEST)
+    if name is None:
+        newest = rundir.list_checkpoints(folder)[:1]
+        name = newest[0].name if newest else None
+    nimg = None if name is None else rundir.checkpoint_nimg(name)
+    if name is None or nimg is None:
         return None, None
     try:
         age = time.time() - (folder / name).stat().st_mtime
     except OSError:
         age = None
-    return int(match.group(1)), age
+    return nimg, age
 
 
 def _records(path: Path) -> list[dict[str, Any]]:

@@ -23,10 +23,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from heroforge import rundir
 from heroforge.config import Config, config_from_toml
 from heroforge.errors import EXIT_RESUMABLE, UserError
 from heroforge.manager import child as proc
-from heroforge.manager.progress import RunProgress, find_run_dir, read_progress
+from heroforge.manager.progress import RunProgress, read_progress
 from heroforge.manager.queue import Job, Queue
 
 KIMG_EPS = 1e-6
@@ -213,7 +214,7 @@ class _JobRun:
     def run_dir(self) -> Path | None:
         """The job's run folder; it never changes once `heroforge train` has made it."""
         if self._run_dir is None:
-            self._run_dir = find_run_dir(self.outdir)
+            self._run_dir = rundir.find_run_dir(self.outdir)
         return self._run_dir
 
     # -- children ---------------------------------------------------------------------------
@@ -282,7 +283,7 @@ class _JobRun:
         run_dir = self.run_dir()
         paths = [self.log_path]
         if run_dir is not None:
-            paths += [run_dir / "stats.jsonl", run_dir / "checkpoints" / "latest.json"]
+            paths += [run_dir / rundir.STATS, run_dir / rundir.CHECKPOINTS / rundir.LATEST]
         marks = []
         for path in paths:
             try:

@@ -12,8 +12,8 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
+from heroforge import rundir
 from heroforge.errors import UserError
-from heroforge.manager.progress import CHECKPOINT
 from heroforge.manager.queue import Job
 from heroforge.manager.status import summary
 from heroforge.serve.context import ServeContext
@@ -54,7 +54,7 @@ def jobs_router(ctx: ServeContext) -> APIRouter:
         """Ticks (at most max_points of them, evenly spaced; 0 = all), metrics, verdicts."""
         folder = ctx.run_dir(ctx.job(job_id))
         # JSON bytes from the cache: FastAPI's encoder would walk thousands of ticks each time
-        body = ctx.stats.plot_json(folder / "stats.jsonl", max_points, run=folder.name)
+        body = ctx.stats.plot_json(folder / rundir.STATS, max_points, run=folder.name)
         return Response(body, media_type="application/json")
 
     @router.get("/{job_id}/grids")
@@ -64,7 +64,7 @@ def jobs_router(ctx: ServeContext) -> APIRouter:
     @router.get("/{job_id}/grids/{name}")
     def grid_file(job_id: str, name: str) -> FileResponse:
         checked_name(GRID_NAME, name, "grid")
-        path = inside(ctx.run_dir(ctx.job(job_id)) / "samples", name)
+        path = inside(ctx.run_dir(ctx.job(job_id)) / rundir.SAMPLES, name)
         # a grid is rewritten when a run resumes from before it: cache briefly only
         return FileResponse(path, media_type="image/png", headers={"cache-control": "max-age=60"})
 
@@ -100,10 +100,10 @@ def jobs_router(ctx: ServeContext) -> APIRouter:
         from heroforge.train.checkpoint import mark_best  # torch: only when a click needs it
 
         folder = ctx.run_dir(ctx.job(job_id))  # resolved
-        checked_name(CHECKPOINT, body.name, "snapshot")
+        checked_name(rundir.CHECKPOINT_NAME, body.name, "snapshot")
         # the checkpoint file itself, not a symlink: best.json must name a file of this run
-        path = inside(folder, "checkpoints", body.name)
-        if path != folder / "checkpoints" / body.name:
+        path = inside(folder, rundir.CHECKPOINTS, body.name)
+        if path != folder / rundir.CHECKPOINTS / body.name:
             raise HTTPException(404, "no such snapshot")
         try:
             mark_best(path.parent, body.name)

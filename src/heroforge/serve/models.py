@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from PIL import Image
 
+from heroforge import rundir
+
 if TYPE_CHECKING:
     from heroforge.generate.model import LoadedGenerator
 
@@ -51,8 +53,8 @@ class ModelCache:
     def get(self, run_dir: Path) -> LoadedGenerator:
         from heroforge.generate.model import load_generator
 
-        folder = run_dir / "checkpoints"
-        key = (run_dir, _stamp(folder / "latest.json"), _stamp(folder / "best.json"))
+        folder = run_dir / rundir.CHECKPOINTS
+        key = (run_dir, _stamp(folder / rundir.LATEST), _stamp(folder / rundir.BEST))
         with self._lock:  # held while loading: two requests must not load the same model twice
             model = self._loaded.pop(key, None)
             if model is None:

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
 
-from heroforge.manager.progress import CHECKPOINT, find_run_dir
+from heroforge import rundir
 from heroforge.manager.queue import Job
 from heroforge.serve.security import GRID_NAME
 
@@ -22,7 +21,7 @@ def job_run_dir(root: Path, job: Job) -> Path | None:
     job_dir = Path(job.job_dir).resolve()
     if not job_dir.is_relative_to(jobs):
         return None
-    run = find_run_dir(job_dir / "runs")
+    run = rundir.find_run_dir(job_dir / "runs")
     if run is None:
         return None
     run = run.resolve()
@@ -31,7 +30,7 @@ def job_run_dir(root: Path, job: Job) -> Path | None:
 
 def list_grids(run_dir: Path) -> list[dict[str, Any]]:
     """The fixed-seed sample grids, oldest first: [{"name", "kimg"}]."""
-    folder = run_dir / "samples"
+    folder = run_dir / rundir.SAMPLES
     if not folder.is_dir():
         return []
     top = folder.resolve()
@@ -45,25 +44,16 @@ def list_grids(run_dir: Path) -> list[dict[str, Any]]:
     return sorted(grids, key=lambda g: g["kimg"])
 
 
-def _marker(folder: Path, name: str) -> str | None:
-    try:
-        value = json.loads((folder / name).read_text(encoding="utf-8"))["file"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-    return value if isinstance(value, str) else None
-
-
 def snapshots(run_dir: Path) -> dict[str, Any]:
     """The checkpoints on disk and which of them latest.json and best.json name."""
-    folder = run_dir / "checkpoints"
-    names = sorted(p.name for p in folder.glob("ckpt-*.safetensors")) if folder.is_dir() else []
+    folder = run_dir / rundir.CHECKPOINTS
     found = [
-        {"name": name, "kimg": int(m.group(1)) / 1000}
-        for name in names
-        if (m := CHECKPOINT.fullmatch(name))
+        {"name": path.name, "kimg": nimg / 1000}
+        for path in reversed(rundir.list_checkpoints(folder))  # oldest first
+        if (nimg := rundir.checkpoint_nimg(path.name)) is not None
     ]
     return {
         "checkpoints": found,
-        "latest": _marker(folder, "latest.json"),
-        "best": _marker(folder, "best.json"),
+        "latest": rundir.read_marker(folder, rundir.LATEST),
+        "best": rundir.read_marker(folder, rundir.BEST),
     }

@@ -5,8 +5,9 @@ each accumulated over this process's chunks of the minibatch, gradients summed o
 one optimiser step; then the G EMA update and the ADA controller. Ticks print and log
 statistics; checkpoints hold the full state (see checkpoint.py); a SIGTERM/SIGINT ends the
 current step, writes a checkpoint and returns "interrupted". At every cycle end and metrics
-measurement the run gets a stability verdict (stability.py): `best` is the best FID among
-stable snapshots, and with stability.rollback an unstable run goes back to it (judging.py).
+measurement the run gets a stability verdict (judging.py, stability.py): `best` is the best FID
+among stable snapshots, and with stability.rollback an unstable run goes back to it
+(rollback.py). The counters and that state are typed in state.py.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import functools
 import math
 import signal
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from heroforge import rundir
 from heroforge.augment import AdaController, AugmentPipe
 from heroforge.config import Config, TrainConfig
 from heroforge.data.dataset import ImageDataset
@@ -30,21 +32,26 @@ from heroforge.errors import UserError
 from heroforge.nets.discriminator import build_discriminator
 from heroforge.nets.generator import build_generator
 from heroforge.nets.layers import set_half_dtype
+from heroforge.nets.loading import Checkpoint
+from heroforge.nets.weights import load_networks
 from heroforge.runtime.allocator import release_freed_memory
 from heroforge.runtime.dist import (
     DistInfo,
     StopAgreement,
     all_reduce_grads,
+    barrier,
     broadcast_module,
+    broadcast_object,
     distributed_sum,
 )
 from heroforge.train import checkpoint as ckpt
-from heroforge.train import judging, stability
+from heroforge.train import judging, rollback
 from heroforge.train.loss import StyleGAN2Loss
 from heroforge.train.precision import make_scalers, resolve_precision
-from heroforge.train.sampler import EpochOrder
+from heroforge.train.sampler import RealChunks
 from heroforge.train.seeding import seed_chunk, seed_everything, set_deterministic
 from heroforge.train.stability import Verdict
+from heroforge.train.state import Progress
 from heroforge.train.stats import StatsLog, TickStats, grid_name, peak_rss_mb, sample_grid
 from heroforge.train.tensorboard import ScalarBoard
 from heroforge.train.transfer import frozen_parameters
@@ -58,18 +65,6 @@ def phases_at(tc: TrainConfig, step: int) -> tuple[str, ...]:
     intervals = {"G": 1, "G_pl": tc.pl_interval, "D": 1, "D_r1": tc.r1_interval}
     weights = {"G_pl": tc.pl_weight, "D_r1": tc.r1_gamma}
     return tuple(p for p in PHASES if step % intervals[p] == 0 and weights.get(p, 1) != 0)
-
-
-@dataclass
-class Progress:
-    """Every counter of the run; saved in each checkpoint."""
-
-    nimg: int = 0  # real images shown so far
-    step: int = 0  # global minibatches done
-    tick: int = 0  # ticks done
-    tick_start_nimg: int = 0
-    elapsed_s: float = 0.0  # training time over all sessions (not counting downtime)
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def _scaled_backward(scaler: torch.amp.GradScaler, parts: int, loss: torch.Tensor) -> None:
@@ -110,9 +105,9 @@ class Trainer:
         self.frozen_d = frozen_parameters(self.D, tc.freeze_d)  # Freeze-D: never updated
         for net in (self.G, self.D, self.G_ema):
             broadcast_module(net)
-        self.order = EpochOrder(len(dataset), tc.seed)
+        self.reals = RealChunks(dataset, tc, dist)
         self.progress = Progress()
-        self.stats = StatsLog(self.run_dir / "stats.jsonl") if dist.main else None
+        self.stats = StatsLog(self.run_dir / rundir.STATS) if dist.main else None
         self.board: ScalarBoard | None = None  # TensorBoard, opened by run() on rank 0
         self.signalled = False  # this process received SIGTERM/SIGINT (set by the handler)
         self.stop_requested = False  # all processes agreed to stop (checked after each step)
@@ -137,15 +132,6 @@ class Trainer:
         self.loss.cfg = cfg.train
         self._set_hyperparameters()
 
-    def verdict(self) -> Verdict:
-        """The stability verdict on the run as it stands (see stability.py): the one given at
-        this very point if there was one (its ticks are gone from the history since)."""
-        history = self.progress.extra.get("stability", {})
-        given = history.get("given", {})
-        if given.get("nimg") == self.progress.nimg:
-            return Verdict(given["verdict"] == "stable", tuple(given["reasons"]))
-        return stability.judge_history(history, self.cfg.stability)
-
     # -- state ------------------------------------------------------------------------------
     def save(self) -> Path | None:
         if not self.dist.main:
@@ -157,26 +143,27 @@ class Trainer:
             extra.update(tensors)
             meta[name] = plain
         meta["scalers"] = {net: scaler.state_dict() for net, scaler in self.scalers.items()}
-        meta["progress"] = self.progress.__dict__
-        meta["stability"] = self.verdict().to_dict()
-        best = self.progress.extra.get("best")
-        protected = {ckpt.checkpoint_name(best["nimg"])} if best else set()
+        meta["progress"] = self.progress.to_json()
+        verdict = self.progress.stability.verdict_at(self.progress.nimg, self.cfg.stability)
+        meta["stability"] = verdict.to_dict()
+        best = self.progress.best
         meta["dataset"] = {"fingerprint": self.dataset.fingerprint(), "images": len(self.dataset)}
-        nets = {"G": self.G, "D": self.D, "G_ema": self.G_ema}
         return ckpt.save_checkpoint(
-            self.run_dir / "checkpoints",
+            self.run_dir / rundir.CHECKPOINTS,
             self.progress.nimg,
-            nets,
+            self.networks(),
             self.cfg,
             self.c_dim,
             extra,
             meta,
             keep=self.cfg.train.keep_checkpoints,
-            protected=protected,
-            best_nimg=best["nimg"] if best else None,
+            best_nimg=best.nimg if best else None,
         )
 
-    def restore(self, checkpoint: ckpt.Checkpoint, truncate_stats: bool = True) -> None:
+    def networks(self) -> dict[str, torch.nn.Module]:
+        return {"G": self.G, "D": self.D, "G_ema": self.G_ema}
+
+    def restore(self, checkpoint: Checkpoint, truncate_stats: bool = True) -> None:
         nets = checkpoint.loaded.networks
         for name in ("G", "D", "G_ema"):
             getattr(self, name).load_state_dict(nets[name].state_dict())
@@ -189,38 +176,14 @@ class Trainer:
                 self.scalers[net].load_state_dict(state)
         self.ada.load_state_dict(meta["ada"])
         self.augment.set_p(self.ada.p)
-        self.progress = Progress(**meta["progress"])
+        self.progress = Progress.from_json(meta["progress"])
         self._set_hyperparameters()
         if self.stats and truncate_stats:
             self.stats.truncate_after(self.progress.nimg)
 
     # -- one step -----------------------------------------------------------------------------
-    def _chunks(self) -> list[int]:
-        """This process's chunks of the global minibatch: chunk k covers images
-        k*images_per_step ... (k+1)*images_per_step - 1."""
-        per = self.cfg.train.images_per_step
-        count = self.cfg.train.batch // per
-        return list(range(self.dist.rank, count, self.dist.world))
-
-    def _reals(self, chunk: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        per = self.cfg.train.images_per_step
-        start = self.progress.nimg + chunk * per
-        items = [self.dataset[i] for i in self.order.indices(start, per)]
-        img = self._to_device(torch.stack([x for x, _ in items])).to(torch.float32)
-        img = img / 127.5 - 1
-        labels = self._to_device(torch.stack([c for _, c in items])) if self.c_dim else None
-        return img, labels
-
-    def _to_device(self, batch: torch.Tensor) -> torch.Tensor:
-        """A plain copy to a GPU waits for everything queued before it (the previous phase);
-        from pinned memory it is queued like a kernel."""
-        if self.dist.device.type != "cuda":
-            return batch.to(self.dist.device)
-        return batch.pin_memory().to(self.dist.device, non_blocking=True)
-
     def step(self, tick_stats: TickStats) -> None:
         tc = self.cfg.train
-        chunks = self._chunks()
         total_chunks = tc.batch // tc.images_per_step
         active = phases_at(tc, self.progress.step)
         reals: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}  # decoded once per step
@@ -234,10 +197,10 @@ class Trainer:
                 for param in self.frozen_d:
                     param.requires_grad_(False)  # no gradient, so Adam leaves it alone
             backward = functools.partial(_scaled_backward, scaler, total_chunks)
-            for chunk in chunks:
+            for chunk in self.reals.chunks:
                 seed_chunk(tc.seed, self.progress.step, phase_idx, chunk)
                 if chunk not in reals:
-                    reals[chunk] = self._reals(chunk)
+                    reals[chunk] = self.reals.chunk(self.progress.nimg, chunk)
                 real, c = reals[chunk]
                 z = torch.randn([real.shape[0], self.cfg.network.z_dim], device=self.dist.device)
                 if phase == "G":
@@ -285,7 +248,7 @@ class Trainer:
         if self.stats:
             self.stats.note(f"received {signal.Signals(signum).name}: checkpoint after this step")
 
-    def run(self, total_kimg: float, log: Any = print) -> str:
+    def run(self, total_kimg: float, log: Callable[[str], None] = print) -> str:
         """Train until total_kimg thousand images; returns "done" or "interrupted"."""
         tc = self.cfg.train
         target = round(total_kimg * 1000)
@@ -311,14 +274,8 @@ class Trainer:
                     self._end_tick(tick_stats, tick_start_time, target, log)
                     tick_stats = TickStats()
                     tick_start_time = time.monotonic()
-                judged = judging.due(self, done)
-                result = judging.measure(self) if judged else None  # every process
-                verdict = judging.judge(self, result, log) if judged and self.dist.main else None
-                if (
-                    judged
-                    and self.cfg.stability.rollback
-                    and judging.roll_back_if(self, verdict, log)
-                ):
+                judged = judging.due(self.progress, self.cfg, done)
+                if judged and self._judge(log):  # went back: the clocks restart there
                     tick_stats = TickStats()
                     tick_start_time = last_ckpt_time = time.monotonic()
                     last_ckpt_nimg = self.progress.nimg
@@ -341,7 +298,52 @@ class Trainer:
                 self.board.close()
         return "done" if self.progress.nimg >= target else "interrupted"
 
-    def _checkpoint(self, log: Any) -> bool:
+    # -- judgement points (judging.py, rollback.py) -------------------------------------------
+    def _judge(self, log: Callable[[str], None]) -> bool:
+        """Measure the metrics (every process), give the stability verdict (rank 0) and, with
+        stability.rollback, go back to the best stable snapshot if it says unstable. True if
+        the run went back."""
+        result = judging.measure(self.G_ema, self.dataset, self.cfg.metrics, self.dist)
+        verdict = None
+        if self.dist.main:
+            verdict = judging.judge(self.progress, result, self.cfg.stability)
+            judging.report(self.progress, verdict, result is not None, self.stats, self.board, log)
+        return self.cfg.stability.rollback and self._roll_back_if(verdict, log)
+
+    def _roll_back_if(self, verdict: Verdict | None, log: Callable[[str], None]) -> bool:
+        """Rank 0 decides (and first checks that the best snapshot loads); every rank then
+        restores it. True if the run went back."""
+        checkpoint = None
+        if self.dist.main:
+            args = (self.run_dir, self.progress, self.cfg.stability, verdict, log)
+            checkpoint = rollback.best_to_return_to(*args)
+        path = broadcast_object(None if checkpoint is None else str(checkpoint.path))
+        if path is None:
+            return False
+        if checkpoint is None:  # the other ranks load the file rank 0 checked
+            checkpoint = Checkpoint(Path(str(path)), load_networks(str(path), "cpu"))
+        from_nimg = self.progress.nimg
+        elapsed = self.progress.elapsed_s  # time spent stays spent, discarded or not
+        new_cfg, changes = rollback.adjusted_config(self.cfg)
+        barrier()  # every process has read the best checkpoint before rank 0 rewrites it
+        self.restore(checkpoint, truncate_stats=False)
+        self.apply_config(new_cfg)
+        self.progress.elapsed_s = elapsed
+        if self.board:
+            self.board.reopen(self.progress.nimg)
+        if self.stats is None:  # not the main process
+            return True
+        to_nimg, reasons = self.progress.nimg, verdict.reasons if verdict else ()
+        event = rollback.record(self.run_dir, new_cfg, changes, from_nimg, to_nimg, reasons)
+        try:
+            self.save()
+        except OSError as err:  # the best file is still intact and now the newest: a resume works
+            log(f"checkpoint after the rollback failed: {err}")
+        rollback.discard_stats(self.stats, self.run_dir, to_nimg, event, log)
+        return True
+
+    # -- checkpoints and ticks ------------------------------------------------------------------
+    def _checkpoint(self, log: Callable[[str], None]) -> bool:
         """Write a checkpoint and a sample grid; False if the checkpoint could not be written."""
         try:
             path = self.save()
@@ -352,7 +354,7 @@ class Trainer:
             return False
         if path is not None:
             grid = sample_grid(self.G_ema, self.grid_z, self.c_dim, self.dist.device)
-            grid_dir = self.run_dir / "samples"
+            grid_dir = self.run_dir / rundir.SAMPLES
             grid_dir.mkdir(parents=True, exist_ok=True)
             grid.save(grid_dir / grid_name(self.progress.nimg))
             log(f"checkpoint {path.name}")
@@ -360,7 +362,9 @@ class Trainer:
                 self.board.flush()  # what a resume keeps is on disk with the checkpoint
         return True
 
-    def _end_tick(self, tick_stats: TickStats, started: float, target: int, log: Any) -> None:
+    def _end_tick(
+        self, tick_stats: TickStats, started: float, target: int, log: Callable[[str], None]
+    ) -> None:
         p = self.progress
         seconds = max(time.monotonic() - started, 1e-9)
         kimg_done = (p.nimg - p.tick_start_nimg) / 1000
@@ -382,7 +386,7 @@ class Trainer:
             record["gpu_mem_mb"] = round(torch.cuda.max_memory_allocated(self.dist.device) / 2**20)
         p.tick += 1
         p.tick_start_nimg = p.nimg
-        stability.remember_tick(p.extra.setdefault("stability", {}), record)
+        p.stability.remember_tick(record)
         if self.stats:
             self.stats.write(record)
         if self.board:

@@ -10,25 +10,24 @@ run.json records the rollback and config.toml the new settings (a resume trains 
 the abandoned checkpoints after the best one are deleted; the restored state is saved again
 under the best one's name (same weights, new settings, latest.json pointing at it); then the
 abandoned lines of stats.jsonl move to stats-discarded.jsonl, so stats.jsonl stays a
-gap-free, duplicate-free kimg sequence.
+gap-free, duplicate-free kimg sequence. The Trainer drives it (restore, save); the functions
+here take the pieces they need.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from heroforge.config import Config
+from heroforge import rundir
+from heroforge.config import Config, StabilityConfig
 from heroforge.errors import UserError
+from heroforge.nets.loading import Checkpoint
 from heroforge.nets.weights import load_networks, sidecar_path
-from heroforge.runtime.dist import barrier
-from heroforge.train import checkpoint as ckpt
-from heroforge.train.runfiles import append_run_event, read_run_json, write_config
 from heroforge.train.stability import Verdict
-
-if TYPE_CHECKING:
-    from heroforge.train.loop import Trainer
-
-DISCARDED_STATS = "stats-discarded.jsonl"
+from heroforge.train.state import Progress
+from heroforge.train.stats import StatsLog
 
 
 def adjusted_config(cfg: Config) -> tuple[Config, dict[str, list[float]]]:
@@ -45,45 +44,42 @@ def adjusted_config(cfg: Config) -> tuple[Config, dict[str, list[float]]]:
 
 
 def best_to_return_to(
-    trainer: Trainer, verdict: Verdict | None, log: Any
-) -> ckpt.Checkpoint | None:
+    run_dir: Path,
+    progress: Progress,
+    cfg: StabilityConfig,
+    verdict: Verdict | None,
+    log: Callable[[str], None],
+) -> Checkpoint | None:
     """The best stable checkpoint, loaded, if the verdict calls for a rollback and one is
     allowed; else None (with a log line saying why not, when the run is unstable)."""
-    s, p = trainer.cfg.stability, trainer.progress
-    if verdict is None or verdict.stable or not s.rollback:
+    if verdict is None or verdict.stable or not cfg.rollback:
         return None
-    best = p.extra.get("best")
-    done = len(read_run_json(trainer.run_dir).get("rollbacks", []))
-    if best is None or best["nimg"] >= p.nimg:
+    best = progress.best
+    done = len(rundir.read_run_json(run_dir).get("rollbacks", []))
+    if best is None or best.nimg >= progress.nimg:
         log("unstable, but no stable snapshot with a FID to roll back to")
         return None
-    if done >= s.max_rollbacks:
-        log(f"unstable, but stability.max_rollbacks = {s.max_rollbacks} are used up")
+    if done >= cfg.max_rollbacks:
+        log(f"unstable, but stability.max_rollbacks = {cfg.max_rollbacks} are used up")
         return None
-    path = trainer.run_dir / "checkpoints" / ckpt.checkpoint_name(best["nimg"])
+    path = run_dir / rundir.CHECKPOINTS / rundir.checkpoint_name(best.nimg)
     try:
-        return ckpt.Checkpoint(path, load_networks(path, "cpu"))
+        return Checkpoint(path, load_networks(path, "cpu"))
     except UserError as err:
         log(f"unstable, but the best snapshot cannot be loaded: {err}")
         return None
 
 
-def roll_back(
-    trainer: Trainer,  # every process calls this with the same checkpoint
-    checkpoint: ckpt.Checkpoint,  # the best stable snapshot
-    reasons: tuple[str, ...],  # why the run was judged unstable (rank 0's verdict)
-    log: Any,
-) -> None:
-    from_nimg = trainer.progress.nimg
-    elapsed = trainer.progress.elapsed_s  # time spent stays spent, discarded or not
-    new_cfg, changes = adjusted_config(trainer.cfg)
-    barrier()  # every process has read the best checkpoint before rank 0 rewrites it
-    trainer.restore(checkpoint, truncate_stats=False)
-    trainer.apply_config(new_cfg)
-    trainer.progress.elapsed_s = elapsed
-    if not trainer.dist.main or trainer.stats is None:
-        return
-    to_nimg = trainer.progress.nimg
+def record(
+    run_dir: Path,
+    new_cfg: Config,  # the settings the run trains on with
+    changes: dict[str, list[float]],  # what adjusted_config changed
+    from_nimg: int,  # where the run was judged unstable
+    to_nimg: int,  # the best stable snapshot it went back to
+    reasons: tuple[str, ...],  # why it was judged unstable
+) -> dict[str, Any]:
+    """run.json's rollback event and config.toml's new settings, then the abandoned
+    checkpoints gone; returns the event with its number."""
     event = {
         "event": "rollback",
         "kimg": round(to_nimg / 1000, 3),
@@ -91,22 +87,28 @@ def roll_back(
         "reasons": list(reasons),
         "changes": changes,
     }
-    number = len(append_run_event(trainer.run_dir, "rollbacks", event))
-    write_config(trainer.run_dir, new_cfg)
-    folder = trainer.run_dir / "checkpoints"
-    for path in ckpt.list_checkpoints(folder):
-        match = ckpt.NAME.match(path.name)
-        if match and int(match.group(1)) > to_nimg:
+    number = len(rundir.append_run_event(run_dir, "rollbacks", event))
+    rundir.write_config(run_dir, new_cfg)
+    for path in rundir.list_checkpoints(run_dir / rundir.CHECKPOINTS):
+        nimg = rundir.checkpoint_nimg(path.name)
+        if nimg is not None and nimg > to_nimg:
             path.unlink(missing_ok=True)
             sidecar_path(path).unlink(missing_ok=True)
-    try:
-        trainer.save()
-    except OSError as err:  # the best file is still intact and now the newest: a resume works
-        log(f"checkpoint after the rollback failed: {err}")
-    moved = trainer.stats.move_after(to_nimg, trainer.run_dir / DISCARDED_STATS)
-    trainer.stats.write({**event, "number": number, "discarded_lines": moved})
-    settings = ", ".join(f"{k} {a:g} -> {b:g}" for k, (a, b) in changes.items())
+    return {**event, "number": number}
+
+
+def discard_stats(
+    stats: StatsLog,
+    run_dir: Path,
+    to_nimg: int,  # the snapshot the run went back to: later lines are abandoned
+    event: dict[str, Any],  # what record() returned
+    log: Callable[[str], None],
+) -> None:
+    """Move the abandoned lines of stats.jsonl aside, then log the rollback there and here."""
+    moved = stats.move_after(to_nimg, run_dir / rundir.DISCARDED_STATS)
+    stats.write({**event, "discarded_lines": moved})
+    settings = ", ".join(f"{k} {a:g} -> {b:g}" for k, (a, b) in event["changes"].items())
     log(
-        f"rollback {number}: back from {event['from_kimg']} to {event['kimg']} kimg "
-        f"({'; '.join(reasons)}); {settings or 'settings unchanged'}"
+        f"rollback {event['number']}: back from {event['from_kimg']} to {event['kimg']} kimg "
+        f"({'; '.join(event['reasons'])}); {settings or 'settings unchanged'}"
     )

@@ -1,31 +1,30 @@
 """Starting and resuming training runs: the run folder, its config and the safety checks.
 
-A run folder holds config.toml (resolved), run.json (data path, dataset fingerprint, target
-kimg, init_from, rollbacks), checkpoints/, samples/ and stats.jsonl. `--resume RUN_DIR`
+A run folder (its layout: rundir.py) holds config.toml (resolved), run.json (data path,
+dataset fingerprint, target kimg, init_from, rollbacks), checkpoints/, samples/ and
+stats.jsonl. `--resume RUN_DIR`
 continues from the newest checkpoint that verifies; a different dataset or network config is
 refused unless forced. `init_from` starts from a trained model's weights (transfer.py).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from heroforge import __version__
+from heroforge import __version__, rundir
 from heroforge.checks import require_folder
-from heroforge.config import Config, config_from_toml
+from heroforge.config import Config
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
+from heroforge.nets.loading import load_latest
 from heroforge.runtime.dist import DistInfo, barrier, from_rank0, init_distributed
-from heroforge.train.checkpoint import list_checkpoints, load_latest
 from heroforge.train.loop import Trainer
-from heroforge.train.runfiles import CONFIG_TOML, RUN_JSON, write_config, write_run_json
 from heroforge.train.transfer import InitModel, load_init_model
 
 
@@ -53,7 +52,7 @@ def start(
     cfg: Config,
     outdir: str | Path,
     total_kimg: float | None = None,
-    log: Any = print,
+    log: Callable[[str], None] = print,
     init_from: str | Path | None = None,
 ) -> tuple[Path, str]:
     """Create a run folder and train; returns (run dir, "done" | "interrupted").
@@ -72,7 +71,7 @@ def start(
         name = cfg.job.name or Path(data).stem
         run_dir = _new_run_dir(Path(outdir), name)
         run_dir.mkdir()
-        write_config(run_dir, cfg)
+        rundir.write_config(run_dir, cfg)
         run = {
             "data": str(Path(data).resolve()),
             "dataset_fingerprint": dataset.fingerprint(),
@@ -82,27 +81,14 @@ def start(
         }
         if init is not None:
             run["init_from"] = init.record()
-        write_run_json(run_dir, run)
+        rundir.write_run_json(run_dir, run)
     run_dir = Path(from_rank0(str(run_dir) if run_dir else None, info.world))
     trainer = Trainer(cfg, dataset, run_dir, info)
     if init is not None:
-        init.copy_to(trainer)
+        init.copy_to(trainer.networks())
         log(f"weights from {init.path}")
     log(f"run {run_dir}: {len(dataset)} images, target {target} kimg")
     return run_dir, _train(trainer, target, log)
-
-
-def read_run(run_dir: Path) -> tuple[Config, dict]:
-    try:
-        cfg = config_from_toml((run_dir / CONFIG_TOML).read_text(encoding="utf-8"), CONFIG_TOML)
-        run = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise UserError(
-            f"{run_dir} is not a heroforge run folder ({Path(err.filename).name} missing)"
-        ) from None
-    except (OSError, ValueError) as err:
-        raise UserError(f"cannot read the run folder {run_dir}: {err}") from None
-    return cfg, run
 
 
 def resume(
@@ -110,11 +96,11 @@ def resume(
     data: str | Path | None = None,
     total_kimg: float | None = None,
     force: bool = False,
-    log: Any = print,
+    log: Callable[[str], None] = print,
 ) -> tuple[Path, str]:
     """Continue a run from its newest good checkpoint (or from the start if it has none)."""
     run_dir = Path(run_dir)
-    cfg, run = read_run(run_dir)
+    cfg, run = rundir.read_run(run_dir)
     info = init_distributed()
     _check_world(cfg, info)
     dataset = _open_dataset(data or run["data"], cfg)
@@ -125,8 +111,9 @@ def resume(
         )
     target = run["total_kimg"] if total_kimg is None else total_kimg
     trainer = Trainer(cfg, dataset, run_dir, info)
-    if list_checkpoints(run_dir / "checkpoints"):
-        checkpoint, problems = load_latest(run_dir / "checkpoints", "cpu")
+    checkpoints = run_dir / rundir.CHECKPOINTS
+    if rundir.list_checkpoints(checkpoints):
+        checkpoint, problems = load_latest(checkpoints, "cpu")
         for problem in problems:
             log(f"skipped a damaged checkpoint: {problem}")
         if checkpoint.loaded.cfg.network != cfg.network and not force:
@@ -140,11 +127,11 @@ def resume(
             total_kimg = None  # a target already passed is not written as the run's
     elif "init_from" in run:  # stopped before its first checkpoint: start from the model again
         init = _init_again(run["init_from"], cfg, dataset.c_dim, force)
-        init.copy_to(trainer)
+        init.copy_to(trainer.networks())
         log(f"no checkpoint yet: weights from {init.path} again")
     barrier()
     if info.main and total_kimg is not None:
-        write_run_json(run_dir, {**run, "total_kimg": target})
+        rundir.write_run_json(run_dir, {**run, "total_kimg": target})
     return run_dir, _train(trainer, target, log)
 
 
@@ -157,7 +144,7 @@ def _init_again(record: dict, cfg: Config, c_dim: int, force: bool) -> InitModel
     return init
 
 
-def _train(trainer: Trainer, target: float, log: Any) -> str:
+def _train(trainer: Trainer, target: float, log: Callable[[str], None]) -> str:
     """Train, then wait for every process: rank 0 is still writing the final checkpoint when the
     others finish, and a process that exits while a peer's gloo connection is open aborts."""
     outcome = trainer.run(target, log)

@@ -12,16 +12,17 @@ rate: D's loss on fakes stayed under 0.015 for 5 ticks, then jumped to 2.3). The
 patience_ticks - 1 ticks carry over, so a stretch of bad ticks spanning two verdicts counts
 whole.
 
-Everything here is pure: the loop keeps the history (in the checkpointed progress, so a resumed
-run judges exactly as the uninterrupted one) and asks `judge` at every snapshot.
+Everything here is pure: the loop keeps a StabilityHistory (in the checkpointed progress, so a
+resumed run judges exactly as the uninterrupted one) and asks it for a verdict at every
+snapshot.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeGuard
 
 from heroforge.config import StabilityConfig
 
@@ -43,30 +44,66 @@ class Verdict:
     def to_dict(self) -> dict[str, Any]:
         return {"verdict": self.label, "reasons": list(self.reasons)}
 
-
-def remember_tick(history: dict[str, Any], record: Mapping[str, Any]) -> None:
-    """Add a tick record's signals to history["ticks"]."""
-    ticks = history.setdefault("ticks", [])
-    ticks.append({k: record[k] for k in TICK_FIELDS if k in record})
-    del ticks[:-MAX_TICKS]
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        return cls(data["verdict"] == "stable", tuple(data["reasons"]))
 
 
-def close_window(history: dict[str, Any], cfg: StabilityConfig) -> None:
-    """After a verdict: keep only the ticks that a stretch of bad ones could continue from."""
-    ticks = history.setdefault("ticks", [])
-    del ticks[: max(0, len(ticks) - (cfg.patience_ticks - 1))]
+@dataclass
+class StabilityHistory:
+    """What verdicts judge: the ticks since the last verdict (less patience_ticks - 1 carried
+    over), every FID, and the last verdict given. Part of the checkpointed progress, so a
+    resumed run judges exactly as the uninterrupted one."""
+
+    ticks: list[dict[str, Any]] = field(default_factory=list)  # TICK_FIELDS of each tick
+    fids: list[tuple[float, float]] = field(default_factory=list)  # (kimg, FID), oldest first
+    given: tuple[int, Verdict] | None = None  # the last verdict and the images it was given at
+
+    def remember_tick(self, record: Mapping[str, Any]) -> None:
+        """Add a tick record's signals."""
+        self.ticks.append({k: record[k] for k in TICK_FIELDS if k in record})
+        del self.ticks[:-MAX_TICKS]
+
+    def remember_fid(self, kimg: float, fid: float) -> None:
+        self.fids.append((kimg, fid))
+
+    def judge(self, cfg: StabilityConfig) -> Verdict:
+        return judge(self.ticks, [f for _, f in self.fids], cfg)
+
+    def verdict_at(self, nimg: int, cfg: StabilityConfig) -> Verdict:
+        """The verdict given at nimg if there was one (its ticks are gone from the history
+        since), else the verdict on the history as it stands."""
+        if self.given is not None and self.given[0] == nimg:
+            return self.given[1]
+        return self.judge(cfg)
+
+    def give(self, nimg: int, verdict: Verdict, cfg: StabilityConfig) -> None:
+        """Record a verdict and start the next window: keep only the ticks that a stretch of
+        bad ones could continue from."""
+        self.given = (nimg, verdict)
+        del self.ticks[: max(0, len(self.ticks) - (cfg.patience_ticks - 1))]
+
+    def to_json(self) -> dict[str, Any]:
+        """The form checkpoints keep (as written before this class existed; keys only when
+        there is something to keep)."""
+        out: dict[str, Any] = {"ticks": self.ticks}
+        if self.fids:
+            out["fids"] = [list(f) for f in self.fids]
+        if self.given is not None:
+            out["given"] = {"nimg": self.given[0], **self.given[1].to_dict()}
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StabilityHistory:
+        given = data.get("given")
+        return cls(
+            ticks=[dict(t) for t in data.get("ticks", [])],
+            fids=[(kimg, fid) for kimg, fid in data.get("fids", [])],
+            given=None if given is None else (given["nimg"], Verdict.from_dict(given)),
+        )
 
 
-def remember_fid(history: dict[str, Any], kimg: float, fid: float) -> None:
-    history.setdefault("fids", []).append([kimg, fid])
-
-
-def judge_history(history: Mapping[str, Any], cfg: StabilityConfig) -> Verdict:
-    """judge() on a history kept by remember_tick / remember_fid."""
-    return judge(history.get("ticks", []), [f for _, f in history.get("fids", [])], cfg)
-
-
-def _finite(value: object) -> bool:
+def _finite(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and math.isfinite(value)
 
 

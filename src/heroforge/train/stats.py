@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from heroforge import rundir
 from heroforge.fileio import atomic_write_text
 from heroforge.runtime.dist import distributed_sum
 
@@ -125,7 +126,7 @@ def peak_rss_mb() -> float:
 
 
 def read_stats(run_dir: Path) -> list[dict]:
-    path = Path(run_dir) / "stats.jsonl"
+    path = Path(run_dir) / rundir.STATS
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]

@@ -9,8 +9,11 @@ hides what the previous session logged after that checkpoint, so every step appe
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from heroforge import rundir
 
 SKIP = ("tick", "kimg", "step", "time", "elapsed_s")  # counters, not curves
 
@@ -41,14 +44,14 @@ class ScalarBoard:
         self.folder, self.writer = folder, writer
 
     @classmethod
-    def open(cls, run_dir: Path, nimg: int, log: Any) -> ScalarBoard | None:
+    def open(cls, run_dir: Path, nimg: int, log: Callable[[str], None]) -> ScalarBoard | None:
         """A board continuing at nimg images, or None (logged) if TensorBoard is missing."""
         try:
             import torch.utils.tensorboard  # noqa: F401  (needs the tensorboard package)
         except ImportError:
             log("TensorBoard scalars are off: `pip install tensorboard` turns them on")
             return None
-        folder = run_dir / "tensorboard"
+        folder = run_dir / rundir.TENSORBOARD
         return cls(folder, _writer(folder, nimg + 1))
 
     def reopen(self, nimg: int) -> None:

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from torch import nn
 
@@ -22,10 +23,8 @@ from heroforge.config import Config, NetworkConfig
 from heroforge.errors import UserError
 from heroforge.nets.discriminator import Discriminator
 from heroforge.nets.generator import Generator
+from heroforge.nets.loading import load_model
 from heroforge.nets.weights import LoadedNetworks, sidecar_path
-
-if TYPE_CHECKING:
-    from heroforge.train.loop import Trainer
 
 # Network keys that change neither which weights exist nor what they mean: the precision on
 # GPUs, the activation clamp that keeps fp16 finite, and the minibatch-std group, which the
@@ -33,7 +32,7 @@ if TYPE_CHECKING:
 RUNTIME_ONLY = ("num_fp16_res", "conv_clamp", "mbstd_group")
 
 
-def frozen_parameters(D: nn.Module, blocks: int) -> list[nn.Parameter]:  # noqa: N803
+def frozen_parameters(D: Discriminator, blocks: int) -> list[nn.Parameter]:  # noqa: N803
     """The parameters of D's first `blocks` blocks counted from the image (b512, b256, ...)."""
     names = [f"b{res}" for res in D.block_resolutions[:blocks]]
     return [p for name in names for p in getattr(D, name).parameters()]
@@ -56,10 +55,11 @@ class InitModel:
                 rec[key] = self.metadata[key]
         return rec
 
-    def copy_to(self, trainer: Trainer) -> None:
+    def copy_to(self, networks: Mapping[str, nn.Module]) -> None:
+        """Load the weights into the run's networks {"G": ..., "D": ..., "G_ema": ...}."""
         for name in ("G", "D", "G_ema"):
             try:
-                getattr(trainer, name).load_state_dict(getattr(self, name).state_dict())
+                networks[name].load_state_dict(getattr(self, name).state_dict())
             except RuntimeError as err:
                 first = str(err).strip().splitlines()[0]
                 raise UserError(f"--init-from {self.path}: {name} does not fit: {first}") from None
@@ -82,8 +82,6 @@ def _differences(loaded: LoadedNetworks, cfg: Config, c_dim: int) -> list[str]:
 
 def load_init_model(model: str | Path, cfg: Config, c_dim: int) -> InitModel:
     """Load and check the model a run starts from; any mismatch is a one-line UserError."""
-    from heroforge.generate.model import load_model
-
     try:
         loaded, path, _ = load_model(model, "cpu")
     except UserError as err:
@@ -95,8 +93,10 @@ def load_init_model(model: str | Path, cfg: Config, c_dim: int) -> InitModel:
     G = nets.get("G", nets.get("G_ema"))  # noqa: N806
     G_ema = nets.get("G_ema", G)  # noqa: N806
     D = nets.get("D")  # noqa: N806
-    if not isinstance(G, Generator) or not isinstance(D, Discriminator):
+    if not (
+        isinstance(G, Generator) and isinstance(G_ema, Generator) and isinstance(D, Discriminator)
+    ):
         held = ", ".join(sorted(nets)) or "nothing"
         raise UserError(f"--init-from {path}: needs a generator and D, the file holds {held}")
     sidecar = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
-    return InitModel(path, sidecar["safetensors_sha256"], G, D, G_ema, loaded.metadata)  # type: ignore[arg-type]
+    return InitModel(path, sidecar["safetensors_sha256"], G, D, G_ema, loaded.metadata)

@@ -1,0 +1,133 @@
+"""Load the networks a run folder, a checkpoints folder or a network file holds.
+
+Below both train and generate: generation and `train --init-from` load a model the same way,
+and a resume loads the newest checkpoint that verifies. A run folder gives its best snapshot
+if one is marked (best.json), else its newest checkpoint that verifies; a checkpoints folder
+the same; a folder holding a single network file (what importing an official model writes)
+that file. Every way of failing (missing, corrupt, half-written, a pickle, a text file) ends
+in a one-line UserError: the files are the user's and may be anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from heroforge import rundir
+from heroforge.errors import UserError
+from heroforge.nets.weights import LoadedNetworks, load_networks, sidecar_path
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    loaded: LoadedNetworks
+
+    @property
+    def meta(self) -> dict[str, Any]:
+        return self.loaded.metadata
+
+
+def one_line(err: BaseException) -> str:
+    """The first line of an exception's message: errors reach the user as a single line."""
+    text = str(err).strip().splitlines()
+    return text[0] if text else type(err).__name__
+
+
+def load_latest(folder: Path, device: str | torch.device = "cpu") -> tuple[Checkpoint, list[str]]:
+    """The newest checkpoint in a checkpoints folder that verifies, the one latest.json names
+    first, and the problems met on the way (for the log)."""
+    candidates = rundir.list_checkpoints(folder)
+    marked = rundir.read_marker(folder, rundir.LATEST)
+    candidates.sort(key=lambda p: p.name != marked)  # stable: newest first after the marked one
+    problems: list[str] = []
+    for path in candidates:
+        try:
+            return Checkpoint(path, load_networks(path, device)), problems
+        except UserError as err:
+            problems.append(f"{path.name}: {err}")
+    detail = "; ".join(problems) if problems else "none found"
+    raise UserError(f"no usable checkpoint in {folder} ({detail})")
+
+
+def load_model(
+    model: str | Path, device: str | torch.device = "cpu"
+) -> tuple[LoadedNetworks, Path, list[str]]:
+    """Every network `model` holds (run folder: best snapshot, else newest good checkpoint;
+    checkpoints folder; folder with one network file; network file), the file they came from,
+    and notes on what was skipped. Shared by generation and by `train --init-from`."""
+    path = Path(model).expanduser()
+    device = torch.device(device)
+    if not path.exists():
+        raise UserError(f"no model at {path}: give a run folder or a .safetensors network file")
+    if path.suffix == ".json" and path.with_suffix(".safetensors").is_file():
+        path = path.with_suffix(".safetensors")  # the sidecar was named instead of the tensors
+    notes: list[str] = []
+    if path.is_dir():
+        loaded, source = _load_folder(path, device, notes)
+    else:
+        loaded, source = load_file(path, device), path
+    return loaded, source, notes
+
+
+def load_file(path: Path, device: str | torch.device = "cpu") -> LoadedNetworks:
+    """One network file, every failure a one-line UserError."""
+    if path.suffix == ".pkl":
+        raise UserError(
+            f"{path} is an official pickle: convert it first with `heroforge import-official "
+            f"{path} --out DIR` (pickles can run code, so they are never loaded directly)"
+        )
+    if path.suffix != ".safetensors":
+        raise UserError(f"{path} is not a model: give a run folder or a .safetensors network file")
+    try:
+        return load_networks(path, device)
+    except UserError:
+        raise
+    except (ValueError, TypeError, KeyError, AttributeError, RuntimeError) as err:
+        # A sidecar that parses as JSON but holds nonsense fails inside the config or the
+        # network constructors; for the user it is one more damaged file.
+        raise UserError(f"cannot load {path}: {one_line(err)}") from None
+
+
+def _load_folder(
+    folder: Path, device: torch.device, notes: list[str]
+) -> tuple[LoadedNetworks, Path]:
+    run = (folder / rundir.CHECKPOINTS).is_dir()
+    checkpoints = folder / rundir.CHECKPOINTS if run else folder
+    best = _load_best(checkpoints, device, notes)
+    if best is not None:
+        return best
+    if rundir.list_checkpoints(checkpoints):
+        checkpoint, problems = load_latest(checkpoints, device)
+        notes.extend(f"skipped a damaged checkpoint: {p}" for p in problems)
+        return checkpoint.loaded, checkpoint.path
+    if run:
+        raise UserError(f"the run {folder} has no checkpoint yet")
+    networks = [p for p in folder.glob("*.safetensors") if sidecar_path(p).is_file()]
+    if len(networks) == 1:
+        return load_file(networks[0], device), networks[0]
+    if networks:
+        names = ", ".join(sorted(p.name for p in networks)[:4])
+        raise UserError(f"{folder} holds several network files ({names}): name one of them")
+    raise UserError(f"{folder} holds no model: no checkpoints/ and no .safetensors network file")
+
+
+def _load_best(
+    checkpoints: Path, device: torch.device, notes: list[str]
+) -> tuple[LoadedNetworks, Path] | None:
+    """The snapshot that best.json names, or None (with a note) to fall back to the latest."""
+    marker = checkpoints / rundir.BEST
+    if not marker.is_file():
+        return None
+    name = rundir.read_marker(checkpoints, rundir.BEST)
+    if name is None:
+        notes.append(f"ignored {marker} (it names no file); using the latest checkpoint")
+        return None
+    try:
+        return load_file(checkpoints / name, device), checkpoints / name
+    except UserError as err:
+        notes.append(f"ignored {marker} ({one_line(err)}); using the latest checkpoint")
+        return None

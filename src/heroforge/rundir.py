@@ -1,0 +1,123 @@
+"""The run folder's layout, in one place, without torch: train writes it; generate, the manager
+and the web pages read it.
+
+    RUN/config.toml            the resolved config (a resume trains with it)
+    RUN/run.json               data path, dataset fingerprint, target kimg, init_from, rollbacks
+    RUN/stats.jsonl            one JSON line per tick, plus metric, verdict and rollback events
+    RUN/stats-discarded.jsonl  the lines a rollback took out of stats.jsonl
+    RUN/samples/               the fixed-seed sample grids
+    RUN/tensorboard/           TensorBoard scalars (when tensorboard is installed)
+    RUN/checkpoints/           ckpt-NNNNNNNNNNNN.safetensors (NNN = images shown), each with its
+                               .json sidecar; latest.json and best.json name one of them
+
+The names are plain constants joined by the caller, not a class of paths: half the callers hold
+a checkpoints folder rather than a run folder (`generate --model RUN/checkpoints`, the web
+page's "use as best"), and a constant reads the same in both cases.
+
+Everything here reads files that may be mid-write or damaged: a reader returns "nothing"
+(None, []) rather than raising, except read_run, which is asked for a run folder by name.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from heroforge.config import Config, config_from_toml
+from heroforge.errors import UserError
+from heroforge.fileio import atomic_write_text
+
+CONFIG_TOML = "config.toml"
+RUN_JSON = "run.json"
+STATS = "stats.jsonl"
+DISCARDED_STATS = "stats-discarded.jsonl"
+SAMPLES = "samples"
+TENSORBOARD = "tensorboard"
+CHECKPOINTS = "checkpoints"
+LATEST = "latest.json"  # marker: the newest checkpoint, {"file": NAME, "sha256": ...}
+BEST = "best.json"  # marker: the snapshot generate uses (best stable FID, or the user's choice)
+
+CHECKPOINT_NAME = re.compile(r"ckpt-(\d{12})\.safetensors")  # the digits: images shown
+
+
+def checkpoint_name(nimg: int) -> str:
+    return f"ckpt-{nimg:012d}.safetensors"
+
+
+def checkpoint_nimg(name: str) -> int | None:
+    """The images shown at the checkpoint file `name`; None if it is not a checkpoint's name."""
+    match = CHECKPOINT_NAME.fullmatch(name)
+    return int(match.group(1)) if match else None
+
+
+def list_checkpoints(folder: Path) -> list[Path]:
+    """The checkpoint files in a checkpoints folder, newest first (the names sort by images)."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if CHECKPOINT_NAME.fullmatch(p.name)]
+    return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def read_marker(folder: Path, marker: str) -> str | None:
+    """The file name a marker (LATEST, BEST) in folder names; None when the marker is missing,
+    torn, or names anything but a bare file name (it must never lead out of the folder)."""
+    try:
+        name = json.loads((folder / marker).read_text(encoding="utf-8"))["file"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+        return None
+    return name
+
+
+def write_marker(folder: Path, marker: str, name: str, sha256: str) -> None:
+    """Point a marker at the file `name` with its checksum (atomically: a reader sees the old
+    marker or the new one)."""
+    atomic_write_text(folder / marker, json.dumps({"file": name, "sha256": sha256}))
+
+
+def find_run_dir(job_outdir: Path) -> Path | None:
+    """The run folder `heroforge train --outdir job_outdir` created (the one with run.json).
+    A folder without run.json is a start killed before it wrote anything; it is ignored."""
+    if not job_outdir.is_dir():
+        return None
+    runs = sorted(p for p in job_outdir.iterdir() if (p / RUN_JSON).is_file())
+    return runs[-1] if runs else None
+
+
+def read_run(run_dir: Path) -> tuple[Config, dict[str, Any]]:
+    """A run folder's config and run.json; a one-line UserError if it is not a run folder."""
+    try:
+        cfg = config_from_toml((run_dir / CONFIG_TOML).read_text(encoding="utf-8"), CONFIG_TOML)
+        run = read_run_json(run_dir)
+    except FileNotFoundError as err:
+        raise UserError(
+            f"{run_dir} is not a heroforge run folder ({Path(err.filename).name} missing)"
+        ) from None
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read the run folder {run_dir}: {err}") from None
+    return cfg, run
+
+
+# config.toml and run.json are rewritten atomically: a crash leaves the old or the new version.
+def write_config(run_dir: Path, cfg: Config) -> None:
+    atomic_write_text(run_dir / CONFIG_TOML, cfg.to_toml())
+
+
+def read_run_json(run_dir: Path) -> dict[str, Any]:
+    run: dict[str, Any] = json.loads((run_dir / RUN_JSON).read_text(encoding="utf-8"))
+    return run
+
+
+def write_run_json(run_dir: Path, run: dict[str, Any]) -> None:
+    atomic_write_text(run_dir / RUN_JSON, json.dumps(run, indent=1))
+
+
+def append_run_event(run_dir: Path, key: str, event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Append event to the list run.json keeps under key; returns the new list."""
+    run = read_run_json(run_dir)
+    events = [*run.get(key, []), event]
+    write_run_json(run_dir, {**run, key: events})
+    return events
