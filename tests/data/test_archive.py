@@ -10,9 +10,9 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from heroforge.commands.data import ARCHIVE_EPILOG, archive_command
 from heroforge.data import archive
 from heroforge.data.archive import archive_name, read_labels_file, write_archive
-from heroforge.data.archive_cli import ARCHIVE_EPILOG, archive_command
 from heroforge.errors import UserError
 
 COUNT = 12

@@ -10,9 +10,9 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from heroforge.commands.generate import PROJECT_EPILOG, project_command
 from heroforge.errors import UserError
 from heroforge.generate.child import write_child
-from heroforge.generate.cli import PROJECT_EPILOG, project_command
 from heroforge.generate.latents import load_latent, seed_ws
 from heroforge.generate.morph import write_morph
 from heroforge.generate.perceptual import InceptionDistance, load_distance
@@ -91,7 +91,7 @@ def test_w_plus_projection_feeds_child_and_morph(model, target_png, tmp_path):
 
 
 def run_cli(*args):
-    """The project command registered the way heroforge.cli will register it."""
+    """The project command on an app of its own, called by its name."""
     app = typer.Typer(pretty_exceptions_enable=False)
     app.callback()(lambda: None)  # a group, so that the command is called by its name
     app.command("project", epilog=PROJECT_EPILOG)(project_command)
