@@ -25,6 +25,22 @@ def test_help_lists_every_command(cli):
         assert command in out
 
 
+def test_help_keeps_its_order_of_commands():
+    """`heroforge --help` lists them in this order: the commands in the order the modules
+    register them, then the groups in theirs."""
+    import click
+    import typer
+
+    from heroforge.commands import app
+
+    group = typer.main.get_command(app)
+    assert group.list_commands(click.Context(group)) == [
+        "status", "synth", "prepare", "archive", "import-official", "generate", "morph",
+        "child", "mix", "project", "serve", "train", "demo", "version",
+        "config", "nets", "queue", "manager",
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     "command",
     [
