@@ -6,11 +6,10 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
-from heroforge.commands.generate import PROJECT_EPILOG, project_command
+from heroforge.commands import app
 from heroforge.errors import UserError
 from heroforge.generate.child import write_child
 from heroforge.generate.latents import load_latent, seed_ws
@@ -91,10 +90,7 @@ def test_w_plus_projection_feeds_child_and_morph(model, target_png, tmp_path):
 
 
 def run_cli(*args):
-    """The project command on an app of its own, called by its name."""
-    app = typer.Typer(pretty_exceptions_enable=False)
-    app.callback()(lambda: None)  # a group, so that the command is called by its name
-    app.command("project", epilog=PROJECT_EPILOG)(project_command)
+    """`heroforge project ARGS...` through the real app."""
     return CliRunner().invoke(app, ["project", *map(str, args)])
 
 
