@@ -73,7 +73,7 @@ def long_run(job_dir: Path, ticks: int) -> None:
 
 def start_server(root: Path) -> tuple[subprocess.Popen, str]:
     code = (
-        "import sys; from pathlib import Path; from heroforge.serve.cli import serve_command; "
+        "import sys; from pathlib import Path; from heroforge.commands.serve import serve_command; "
         "serve_command(root=Path(sys.argv[1]), host='127.0.0.1', port=0, token=None, "
         "prepared=None)"
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from heroforge.cli import main
+from heroforge.commands import main
 from heroforge.data.synth import synthesize
 
 SYNTH_SEED = 3

@@ -1,5 +1,5 @@
 """`python -m heroforge ...`: the CLI, also the entry point torchrun starts on every GPU."""
 
-from heroforge.cli import main
+from heroforge.commands import main
 
 main()

@@ -6,13 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from heroforge.commands import app
 from heroforge.data import archive
 from heroforge.data.archive import archive_name, read_labels_file, write_archive
-from heroforge.data.archive_cli import ARCHIVE_EPILOG, archive_command
 from heroforge.errors import UserError
 
 COUNT = 12
@@ -236,28 +235,21 @@ def test_read_labels_file(tmp_path):
         read_labels_file(tmp_path / "missing.json")
 
 
-def _app() -> typer.Typer:
-    app = typer.Typer()
-    app.command("archive", epilog=ARCHIVE_EPILOG)(archive_command)
-    app.command("other")(lambda: None)  # two commands, so that `archive` is a subcommand
-    return app
-
-
 def test_cli_command_writes_the_archive_and_a_summary(prepared, tmp_path):
     labels = tmp_path / "classes.json"
     labels.write_text(json.dumps({p.name: 1 for p in _pictures(prepared)}))
     out = tmp_path / "set.zip"
     result = CliRunner().invoke(
-        _app(), ["archive", str(prepared), "--out", str(out), "--labels", str(labels)]
+        app, ["archive", str(prepared), "--out", str(out), "--labels", str(labels)]
     )
     assert result.exit_code == 0, result.output
     assert f"wrote {COUNT} pictures ({SIDE} px, 3 channels, labelled)" in result.output
     with zipfile.ZipFile(out) as zf:
         assert json.loads(zf.read("dataset.json"))["labels"][0] == [archive_name(0), 1]
-    help_text = CliRunner().invoke(_app(), ["archive", "--help"]).output
+    help_text = CliRunner().invoke(app, ["archive", "--help"]).output
     assert "heroforge archive prepared --out heroes.zip" in help_text
 
 
 def test_cli_command_passes_user_errors_on(tmp_path):
-    result = CliRunner().invoke(_app(), ["archive", str(tmp_path), "--out", "x.zip"])
+    result = CliRunner().invoke(app, ["archive", str(tmp_path), "--out", "x.zip"])
     assert isinstance(result.exception, UserError)

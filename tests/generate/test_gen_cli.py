@@ -1,13 +1,10 @@
-"""The generate / morph / child / mix commands, registered the way heroforge.cli registers them."""
-
-import subprocess
-import sys
+"""The generate / morph / child / mix commands, through the real heroforge app."""
 
 import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from heroforge.cli import app
+from heroforge.commands import app
 from heroforge.errors import UserError
 
 
@@ -19,7 +16,7 @@ def run():
 
 
 def user_error(result):
-    """The UserError a command raised (heroforge.cli.main prints it as one line, exit 2)."""
+    """The UserError a command raised (heroforge.commands.main prints it as one line, exit 2)."""
     assert isinstance(result.exception, UserError), result.output
     assert "\n" not in str(result.exception)
     return str(result.exception)
@@ -117,8 +114,3 @@ def test_the_python_api_in_three_lines(model_path):
         import heroforge.generate
 
         heroforge.generate.no_such_thing  # noqa: B018
-
-
-def test_importing_the_commands_does_not_import_torch():
-    code = "import sys, heroforge.generate.cli; sys.exit('torch' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

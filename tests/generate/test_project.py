@@ -6,13 +6,12 @@ import cv2
 import numpy as np
 import pytest
 import torch
-import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from heroforge.commands import app
 from heroforge.errors import UserError
 from heroforge.generate.child import write_child
-from heroforge.generate.cli import PROJECT_EPILOG, project_command
 from heroforge.generate.latents import load_latent, seed_ws
 from heroforge.generate.morph import write_morph
 from heroforge.generate.perceptual import InceptionDistance, load_distance
@@ -91,10 +90,7 @@ def test_w_plus_projection_feeds_child_and_morph(model, target_png, tmp_path):
 
 
 def run_cli(*args):
-    """The project command registered the way heroforge.cli will register it."""
-    app = typer.Typer(pretty_exceptions_enable=False)
-    app.callback()(lambda: None)  # a group, so that the command is called by its name
-    app.command("project", epilog=PROJECT_EPILOG)(project_command)
+    """`heroforge project ARGS...` through the real app."""
     return CliRunner().invoke(app, ["project", *map(str, args)])
 
 

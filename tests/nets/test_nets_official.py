@@ -28,9 +28,9 @@ import pytest
 import torch
 import torch.nn.functional as nnf
 
+from heroforge.commands.nets import import_official_command
 from heroforge.errors import UserError
 from heroforge.nets.official import import_official
-from heroforge.nets.official_cli import import_official_command
 from heroforge.nets.official_pickle import read_official_pickle
 from heroforge.nets.weights import load_networks
 

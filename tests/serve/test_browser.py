@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from heroforge.commands.serve import _listen
 from heroforge.data.overrides import read_overrides
 from heroforge.serve.app import create_app
-from heroforge.serve.cli import _listen
 
 sync_api = pytest.importorskip(
     "playwright.sync_api", reason="Playwright is not installed: pip install -e '.[dev]'"

@@ -9,10 +9,10 @@ import sys
 import httpx
 import pytest
 
+from heroforge.commands.serve import serve_command
 from heroforge.errors import UserError
 from heroforge.manager import open_queue
 from heroforge.serve.app import create_app
-from heroforge.serve.cli import serve_command
 from heroforge.serve.security import check_bind
 
 SECRET = b"SECRET-do-not-serve"
@@ -129,7 +129,7 @@ def test_loopback_needs_no_token_and_weak_tokens_are_refused(tmp_path):
 def test_serve_command_listens_with_uvicorn(root, token):
     """The real server in its own process: it says where it listens, and answers there."""
     code = (
-        "import sys; from pathlib import Path; from heroforge.serve.cli import serve_command; "
+        "import sys; from pathlib import Path; from heroforge.commands.serve import serve_command; "
         "serve_command(root=Path(sys.argv[1]), host='127.0.0.1', port=0, token=sys.argv[2], "
         "prepared=None)"
     )

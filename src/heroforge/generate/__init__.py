@@ -15,10 +15,9 @@
     project.py  a real picture -> the latent that draws it (`project_image`, `write_projection`)
     target.py   reading and preparing the picture a projection aims at
     perceptual.py  the perceptual distance of projection (offline InceptionV3 feature maps)
-    cli.py      the generate / morph / child / mix / project commands
 
-The API names below are imported on first use, so that importing the CLI (which imports
-heroforge.generate.cli) does not import torch.
+The API names below are imported on first use, so that importing the CLI (heroforge.commands)
+does not import torch.
 """
 
 from __future__ import annotations

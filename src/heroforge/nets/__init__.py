@@ -3,7 +3,7 @@
     generator.py      Generator, build_generator(cfg, c_dim)        mapping.py + synthesis.py
     discriminator.py  Discriminator, build_discriminator(cfg, c_dim)
     weights.py        save_networks / load_networks (safetensors + JSON, no pickles)
-    summary.py        parameter and FLOP counts per block; cli.py: `heroforge nets summary`
+    summary.py        parameter and FLOP counts per block (`heroforge nets summary`)
     ops.py, modconv.py, layers.py   FIR resampling, bias_act, modulated conv, equalised lr
     cpu.py            keep_freed_memory(): allocator tuning for training on the CPU
 

@@ -7,7 +7,6 @@
     models.py    loaded generators (cached) and the pictures the explorer asks for
     review.py    a prepared folder's manifest and the overrides file `prepare` honours
     api_*.py     the routes, one module per page
-    cli.py       serve_command, run by uvicorn
     static/      the pages: plain HTML, JS and CSS (no build step, nothing from the network)
 
 Only the standard library and FastAPI are imported here on start-up; torch loads the first

@@ -1,4 +1,4 @@
-"""`heroforge serve`: the web page over a manager root. cli.py registers serve_command."""
+"""`heroforge serve`: the web page over a manager root."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from heroforge.commands.base import add_command
 from heroforge.errors import UserError
 
 SERVE_EPILOG = (
@@ -84,3 +85,8 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.close()
         raise UserError(f"cannot listen on {host}:{port}: {err.strerror or err}") from None
     return sock
+
+
+def register(app: typer.Typer) -> None:
+    # a server runs until Ctrl-C: that is its usual end, not an interruption
+    add_command(app, serve_command, "serve", epilog=SERVE_EPILOG, on_interrupt=None)

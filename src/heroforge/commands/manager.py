@@ -1,7 +1,4 @@
-"""`heroforge queue ...`, `heroforge manager ...` and `heroforge status`: thin command functions.
-
-cli.py registers queue_app and manager_app as sub-commands and status_command as `status`.
-"""
+"""`heroforge queue ...` and `heroforge manager ...`: the training queue and its supervisor."""
 
 from __future__ import annotations
 
@@ -13,15 +10,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from heroforge.commands.base import add_command
+from heroforge.console import console
 from heroforge.errors import UserError
 
 if TYPE_CHECKING:
-    from rich.console import Console
-
     from heroforge.manager.queue import Job, Queue
-
-queue_app = typer.Typer(help="Submit and manage training jobs.", no_args_is_help=True)
-manager_app = typer.Typer(help="Run the supervisor that trains queued jobs.", no_args_is_help=True)
 
 Root = Annotated[
     Path | None,
@@ -38,32 +32,11 @@ Overrides = Annotated[
 ]
 JobId = Annotated[int, typer.Argument(help="Job number (see `heroforge queue list`).")]
 
-SUBMIT_EPILOG = (
-    "Examples:\n\n"
-    "  heroforge queue submit --data heroes.zip --preset superheroes-512\n\n"
-    "  heroforge queue submit --data heroes.zip --preset superheroes-512 --kimg 25000 "
-    "--set job.priority=5\n\n"
-    "  heroforge queue submit job.toml      (keys: data, preset, kimg, set)"
-)
-RUN_EPILOG = (
-    "Examples:\n\n"
-    "  heroforge manager run                       keep running; Ctrl-C checkpoints and stops\n\n"
-    "  heroforge manager run --gpus 8              jobs may use up to 8 GPUs (torchrun)\n\n"
-    "  heroforge manager run --exit-when-idle      stop when the queue is empty\n\n"
-    "Exit code 75: stopped on SIGTERM/SIGINT after the running job checkpointed; "
-    "starting the supervisor again resumes it first."
-)
 
-
-def _console() -> Console:
-    from heroforge.cli import console
-
-    return console
-
-
-def _jobs(root: Path | None, include_final: bool, as_json: bool) -> list | None:
-    """The jobs, for the listing commands; None (said, or [] in JSON) where no queue is yet:
-    an empty listing, but with the folder named, so that a mistyped --root shows."""
+def listed_jobs(root: Path | None, include_final: bool, as_json: bool) -> list | None:
+    """The jobs, for the listing commands (`queue list`, `status`); None (said, or [] in JSON)
+    where no queue is yet: an empty listing, but with the folder named, so that a mistyped
+    --root shows."""
     from heroforge.manager import has_queue, root_folder
 
     if has_queue(root):
@@ -71,7 +44,7 @@ def _jobs(root: Path | None, include_final: bool, as_json: bool) -> list | None:
     if as_json:
         print("[]")
     else:
-        _console().print(
+        console.print(
             f"no queue at {root_folder(root)} yet: nothing was submitted there", markup=False
         )
     return None
@@ -85,7 +58,15 @@ def _queue(root: Path | None, create: bool = False) -> Queue:
 
 
 # -- queue ----------------------------------------------------------------------------------
-@queue_app.command("submit", epilog=SUBMIT_EPILOG)
+SUBMIT_EPILOG = (
+    "Examples:\n\n"
+    "  heroforge queue submit --data heroes.zip --preset superheroes-512\n\n"
+    "  heroforge queue submit --data heroes.zip --preset superheroes-512 --kimg 25000 "
+    "--set job.priority=5\n\n"
+    "  heroforge queue submit job.toml      (keys: data, preset, kimg, set)"
+)
+
+
 def submit_command(
     spec_file: Annotated[
         Path | None, typer.Argument(help="Job spec TOML (data, preset, kimg, set).")
@@ -112,7 +93,7 @@ def submit_command(
     else:
         spec = spec_from_options(data, preset, kimg, list(overrides or []))
     job = submit(_queue(root, create=True), spec, allow_duplicate)
-    _console().print(
+    console.print(
         f"queued job {job.id} ({job.name}): {job.target_kimg:g} kimg on {job.gpus} "
         f"{'GPU' if job.gpus == 1 else 'GPUs'}, folder {job.job_dir}",
         markup=False,
@@ -120,7 +101,6 @@ def submit_command(
     )
 
 
-@queue_app.command("list")
 def list_command(
     root: Root = None,
     all_jobs: Annotated[
@@ -131,18 +111,17 @@ def list_command(
     """The jobs, one line each."""
     from heroforge.manager.status import jobs_table, summary
 
-    jobs = _jobs(root, all_jobs, as_json)
+    jobs = listed_jobs(root, all_jobs, as_json)
     if jobs is None:
         return
     if as_json:
         print(json.dumps([summary(j) for j in jobs], indent=1))
     elif not jobs:
-        _console().print("the queue is empty (heroforge queue submit --help)")
+        console.print("the queue is empty (heroforge queue submit --help)")
     else:
-        _console().print(jobs_table(jobs))
+        console.print(jobs_table(jobs))
 
 
-@queue_app.command("show")
 def show_command(job_id: JobId, root: Root = None) -> None:
     """Everything about one job: settings, progress, and its history of events."""
     from heroforge.manager.status import summary
@@ -152,25 +131,21 @@ def show_command(job_id: JobId, root: Root = None) -> None:
     print(json.dumps({**summary(job), "events": queue.events(job_id)}, indent=1))
 
 
-@queue_app.command("cancel")
 def cancel_command(job_id: JobId, root: Root = None) -> None:
     """Cancel a job (a running one checkpoints first; its run folder stays)."""
     _say_state(_queue(root).cancel(job_id), "cancel")
 
 
-@queue_app.command("pause")
 def pause_command(job_id: JobId, root: Root = None) -> None:
     """Keep a job aside (a running one checkpoints and stops) until `queue resume`."""
     _say_state(_queue(root).pause(job_id), "pause")
 
 
-@queue_app.command("resume")
 def resume_command(job_id: JobId, root: Root = None) -> None:
     """Put a paused job back in the queue."""
     _say_state(_queue(root).resume(job_id), None)
 
 
-@queue_app.command("priority")
 def priority_command(
     job_id: JobId,
     priority: Annotated[int, typer.Argument(help="Higher runs first.")],
@@ -178,17 +153,16 @@ def priority_command(
 ) -> None:
     """Change a job's priority (used the next time a supervisor picks a job)."""
     job = _queue(root).set_priority(job_id, priority)
-    _console().print(f"job {job.id}: priority {job.priority}")
+    console.print(f"job {job.id}: priority {job.priority}")
 
 
 def _say_state(job: Job, request: str | None) -> None:
     if job.state == "running" and job.request == request and request:
-        _console().print(f"job {job.id}: {request} requested; its supervisor stops it shortly")
+        console.print(f"job {job.id}: {request} requested; its supervisor stops it shortly")
     else:
-        _console().print(f"job {job.id}: {job.state}")
+        console.print(f"job {job.id}: {job.state}")
 
 
-@queue_app.command("logs")
 def logs_command(
     job_id: JobId,
     follow: Annotated[
@@ -219,7 +193,16 @@ def logs_command(
 
 
 # -- manager --------------------------------------------------------------------------------
-@manager_app.command("run", epilog=RUN_EPILOG)
+RUN_EPILOG = (
+    "Examples:\n\n"
+    "  heroforge manager run                       keep running; Ctrl-C checkpoints and stops\n\n"
+    "  heroforge manager run --gpus 8              jobs may use up to 8 GPUs (torchrun)\n\n"
+    "  heroforge manager run --exit-when-idle      stop when the queue is empty\n\n"
+    "Exit code 75: stopped on SIGTERM/SIGINT after the running job checkpointed; "
+    "starting the supervisor again resumes it first."
+)
+
+
 def run_command(
     root: Root = None,
     gpus: Annotated[int, typer.Option(help="GPUs (CPU processes) a job may use here.")] = 1,
@@ -253,7 +236,6 @@ def run_command(
         sys.exit(code)
 
 
-@manager_app.command("install")
 def install_command(
     root: Root = None,
     gpus: Annotated[int, typer.Option(help="Passed to `manager run --gpus`.")] = 1,
@@ -269,33 +251,17 @@ def install_command(
     from heroforge.manager.install import install_unit
 
     path, hints = install_unit(root_folder(root), gpus, system, out)
-    _console().print(f"wrote {path}", markup=False, highlight=False)
+    console.print(f"wrote {path}", markup=False, highlight=False)
     for line in hints:
-        _console().print(f"  {line}", markup=False, highlight=False)
+        console.print(f"  {line}", markup=False, highlight=False)
 
 
-# -- status ---------------------------------------------------------------------------------
-def status_command(
-    root: Root = None,
-    as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts.")] = False,
-) -> None:
-    """The queue, and for each running job its progress, speed, ETA and interruptions."""
-    from heroforge.manager.status import render_status, summary
-
-    jobs = _jobs(root, True, as_json)
-    if jobs is None:
-        return
-    if as_json:
-        print(json.dumps([summary(j) for j in jobs], indent=1))
-    else:
-        render_status(_console(), jobs)
-
-
-@manager_app.command(
-    "slurm",
-    epilog="Example:\n\n  heroforge manager slurm --data heroes.zip --preset superheroes-512 "
-    "--nodes 2 --set train.gpus=16 --out jobs/heroes && sbatch jobs/heroes/job.sbatch",
+SLURM_EPILOG = (
+    "Example:\n\n  heroforge manager slurm --data heroes.zip --preset superheroes-512 "
+    "--nodes 2 --set train.gpus=16 --out jobs/heroes && sbatch jobs/heroes/job.sbatch"
 )
+
+
 def slurm_command(
     data: Annotated[Path, typer.Option(help="Training archive (.zip) or folder.")],
     out: Annotated[Path, typer.Option(help="Folder for the script, config and run.")],
@@ -315,4 +281,24 @@ def slurm_command(
     spec = spec_from_options(data, preset, kimg, list(overrides or []))
     fingerprint_data(spec)  # the data must open the way training will open it
     path = write_sbatch(spec, out, nodes, time_limit)
-    _console().print(f"wrote {path}\n  sbatch {path}", markup=False, highlight=False)
+    console.print(f"wrote {path}\n  sbatch {path}", markup=False, highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    queue = typer.Typer(help="Submit and manage training jobs.", no_args_is_help=True)
+    add_command(queue, submit_command, "submit", epilog=SUBMIT_EPILOG)
+    add_command(queue, list_command, "list")
+    add_command(queue, show_command, "show")
+    add_command(queue, cancel_command, "cancel")
+    add_command(queue, pause_command, "pause")
+    add_command(queue, resume_command, "resume")
+    add_command(queue, priority_command, "priority")
+    # `logs --follow` runs until Ctrl-C: that is its usual end, not an interruption
+    add_command(queue, logs_command, "logs", on_interrupt=None)
+    app.add_typer(queue, name="queue")
+
+    manager = typer.Typer(help="Run the supervisor that trains queued jobs.", no_args_is_help=True)
+    add_command(manager, run_command, "run", epilog=RUN_EPILOG)
+    add_command(manager, install_command, "install")
+    add_command(manager, slurm_command, "slurm", epilog=SLURM_EPILOG)
+    app.add_typer(manager, name="manager")

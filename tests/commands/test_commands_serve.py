@@ -1,11 +1,11 @@
-"""serve_command's own listening socket."""
+"""`heroforge serve`: its own listening socket."""
 
 import socket
 
 import pytest
 
+from heroforge.commands.serve import _listen, serve_command
 from heroforge.errors import UserError
-from heroforge.serve.cli import _listen, serve_command
 
 
 def test_the_socket_lets_asyncio_turn_off_nagle():

@@ -1,19 +1,16 @@
-"""`heroforge nets summary`, mounted the way the main CLI mounts it."""
+"""`heroforge nets summary` through the real app."""
 
 import json
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
+from heroforge.commands import app
 from heroforge.errors import UserError
-from heroforge.nets.cli import nets_app
 
 
 @pytest.fixture
 def run():
-    app = typer.Typer()
-    app.add_typer(nets_app, name="nets")
     runner = CliRunner()
     return lambda *args: runner.invoke(app, ["nets", *args])
 

@@ -1,5 +1,4 @@
-"""`heroforge generate | morph | child | mix | project`: the command functions; cli.py registers
-them with `app.command("generate", epilog=GENERATE_EPILOG)(generate_command)` and so on.
+"""`heroforge generate | morph | child | mix | project`: pictures from a trained model.
 
 They parse and check every argument before loading the model, then call the library
 (heroforge.generate.*), which is imported inside the commands so that `heroforge --help`
@@ -13,52 +12,11 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from heroforge.commands.base import add_command
+from heroforge.console import console, progress_bar
+
 if TYPE_CHECKING:
     from heroforge.generate.model import LoadedGenerator
-
-GENERATE_EPILOG = (
-    "Examples:\n\n"
-    "  heroforge generate --model runs/00000-superheroes-512 --seeds 0-99 --outdir out\n\n"
-    "  heroforge generate --model runs/00000-superheroes-512 --seeds 12,40,77 --trunc 0.7 --grid "
-    "--outdir out\n\n"
-    "  heroforge generate --model model/network.safetensors --seeds 0-7 --class 2 --outdir out"
-)
-MORPH_EPILOG = (
-    "Examples:\n\n"
-    "  heroforge morph --model runs/00000-superheroes-512 --seeds 12,40,77 --loop --outdir out\n\n"
-    "  heroforge morph --model runs/00000-superheroes-512 --seeds 12,40,77 --frames-per-step 60 "
-    "--format mp4 --outdir out\n\n"
-    "  heroforge morph --model runs/00000-superheroes-512 --seeds 0-11 --grid 2x3 --interp lerp-w "
-    "--outdir out\n\n"
-    "  heroforge morph --model runs/00000-superheroes-512 --seeds 12,out/child.latent.safetensors "
-    "--outdir out"
-)
-CHILD_EPILOG = (
-    "Examples:\n\n"
-    "  heroforge child --model runs/00000-superheroes-512 --parents 12,40 --outdir out\n\n"
-    "  heroforge child --model runs/00000-superheroes-512 --parents 12,40 --weight 0.3 "
-    "--outdir out\n\n"
-    "  heroforge child --model runs/00000-superheroes-512 --parents 12,40 --mode coarse-from-a "
-    "--outdir out\n\n"
-    "  heroforge child --model runs/00000-superheroes-512 "
-    "--parents out/child-seed12-seed40-blend50.latent.safetensors,7 --outdir out"
-)
-MIX_EPILOG = (
-    "Examples:\n\n"
-    "  heroforge mix --model runs/00000-superheroes-512 --rows 1,2,3 --cols 4,5,6 --outdir out\n\n"
-    "  heroforge mix --model runs/00000-superheroes-512 --rows 1-4 --cols 10-14 --layers 8-13 "
-    "--outdir out"
-)
-PROJECT_EPILOG = (
-    "Examples:\n\n"
-    "  heroforge project --model runs/00000-superheroes-512 --target batman.png --outdir out\n\n"
-    "  heroforge project --model runs/00000-superheroes-512 --target superwoman.jpg --w-plus "
-    "--steps 500 --video --outdir out\n\n"
-    "  heroforge project --model runs/00000-superheroes-512 --target prepared/images/hero.png "
-    "--raw --video --format gif --outdir out\n\n"
-    "  heroforge child --model runs/00000-superheroes-512 "
-    "--parents out/batman.latent.safetensors,out/superwoman.latent.safetensors --outdir out"
-)
 
 Model = Annotated[
     str,
@@ -87,7 +45,6 @@ Device = Annotated[
 
 
 def _load(model: str, device: str | None) -> LoadedGenerator:
-    from heroforge.cli import console
     from heroforge.generate.model import load_generator, parse_device
     from heroforge.runtime.allocator import keep_freed_memory
 
@@ -100,6 +57,15 @@ def _load(model: str, device: str | None) -> LoadedGenerator:
         console.print(f"note: {note}", markup=False, highlight=False)
     console.print(f"model: {loaded.source} ({loaded.network}) on {loaded.device}", markup=False)
     return loaded
+
+
+GENERATE_EPILOG = (
+    "Examples:\n\n"
+    "  heroforge generate --model runs/00000-superheroes-512 --seeds 0-99 --outdir out\n\n"
+    "  heroforge generate --model runs/00000-superheroes-512 --seeds 12,40,77 --trunc 0.7 --grid "
+    "--outdir out\n\n"
+    "  heroforge generate --model model/network.safetensors --seeds 0-7 --class 2 --outdir out"
+)
 
 
 def generate_command(
@@ -118,7 +84,6 @@ def generate_command(
     Seed N gives the hero that the official StyleGAN2-ADA generate.py gives for seed N with
     the same model, truncation and noise, so favourite seeds of imported models keep working.
     """
-    from heroforge.cli import console, progress_bar
     from heroforge.generate.output import prepare_outdir
     from heroforge.generate.sample import check_settings, write_seed_images
     from heroforge.generate.seeds import parse_seeds
@@ -143,6 +108,18 @@ def generate_command(
     console.print(f"wrote {len(seed_list)} heroes to {outdir}", markup=False)
     if grid:
         console.print(f"grid: {paths[-1]}", markup=False)
+
+
+MORPH_EPILOG = (
+    "Examples:\n\n"
+    "  heroforge morph --model runs/00000-superheroes-512 --seeds 12,40,77 --loop --outdir out\n\n"
+    "  heroforge morph --model runs/00000-superheroes-512 --seeds 12,40,77 --frames-per-step 60 "
+    "--format mp4 --outdir out\n\n"
+    "  heroforge morph --model runs/00000-superheroes-512 --seeds 0-11 --grid 2x3 --interp lerp-w "
+    "--outdir out\n\n"
+    "  heroforge morph --model runs/00000-superheroes-512 --seeds 12,out/child.latent.safetensors "
+    "--outdir out"
+)
 
 
 def morph_command(
@@ -175,7 +152,6 @@ def morph_command(
     device: Device = None,
 ) -> None:
     """Animate a walk through heroes (GIF or MP4), or a grid of walks."""
-    from heroforge.cli import console, progress_bar
     from heroforge.generate.morph import check_morph, write_morph
     from heroforge.generate.output import prepare_outdir
     from heroforge.generate.sample import check_settings
@@ -206,6 +182,18 @@ def morph_command(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(f"animation: {path}", markup=False)
+
+
+CHILD_EPILOG = (
+    "Examples:\n\n"
+    "  heroforge child --model runs/00000-superheroes-512 --parents 12,40 --outdir out\n\n"
+    "  heroforge child --model runs/00000-superheroes-512 --parents 12,40 --weight 0.3 "
+    "--outdir out\n\n"
+    "  heroforge child --model runs/00000-superheroes-512 --parents 12,40 --mode coarse-from-a "
+    "--outdir out\n\n"
+    "  heroforge child --model runs/00000-superheroes-512 "
+    "--parents out/child-seed12-seed40-blend50.latent.safetensors,7 --outdir out"
+)
 
 
 def child_command(
@@ -240,7 +228,6 @@ def child_command(
     and colours and details from B; fine-from-a the other way round. The child's latent is
     saved too, so it can be a parent (or a morph key) in turn.
     """
-    from heroforge.cli import console
     from heroforge.generate.child import check_child, write_child
     from heroforge.generate.output import prepare_outdir
     from heroforge.generate.sample import check_settings
@@ -266,6 +253,14 @@ def child_command(
         console.print(f"{what}: {path}", markup=False)
 
 
+MIX_EPILOG = (
+    "Examples:\n\n"
+    "  heroforge mix --model runs/00000-superheroes-512 --rows 1,2,3 --cols 4,5,6 --outdir out\n\n"
+    "  heroforge mix --model runs/00000-superheroes-512 --rows 1-4 --cols 10-14 --layers 8-13 "
+    "--outdir out"
+)
+
+
 def mix_command(
     model: Model,
     rows: Annotated[
@@ -286,7 +281,6 @@ def mix_command(
     device: Device = None,
 ) -> None:
     """Write a style-mixing grid: every row hero with some layers from every column hero."""
-    from heroforge.cli import console
     from heroforge.generate.mix import MAX_SIDE, write_mix
     from heroforge.generate.output import prepare_outdir
     from heroforge.generate.sample import check_settings
@@ -309,6 +303,18 @@ def mix_command(
         batch_size=batch,
     )
     console.print(f"mixing grid: {path}", markup=False)
+
+
+PROJECT_EPILOG = (
+    "Examples:\n\n"
+    "  heroforge project --model runs/00000-superheroes-512 --target batman.png --outdir out\n\n"
+    "  heroforge project --model runs/00000-superheroes-512 --target superwoman.jpg --w-plus "
+    "--steps 500 --video --outdir out\n\n"
+    "  heroforge project --model runs/00000-superheroes-512 --target prepared/images/hero.png "
+    "--raw --video --format gif --outdir out\n\n"
+    "  heroforge child --model runs/00000-superheroes-512 "
+    "--parents out/batman.latent.safetensors,out/superwoman.latent.safetensors --outdir out"
+)
 
 
 def project_command(
@@ -345,7 +351,6 @@ def project_command(
     latent is optimised to reproduce it: OUTDIR/NAME.latent.safetensors (a hero for child,
     morph and mix), NAME-target.png, NAME-projected.png and with --video the optimisation.
     """
-    from heroforge.cli import console, progress_bar
     from heroforge.generate.output import prepare_outdir
     from heroforge.generate.project import ProjectSettings, check_project, write_projection
     from heroforge.generate.target import read_target
@@ -380,3 +385,11 @@ def project_command(
         f"mean pixel error {result.pixel_error:.1f} of 255",
         markup=False,
     )
+
+
+def register(app: typer.Typer) -> None:
+    add_command(app, generate_command, "generate", epilog=GENERATE_EPILOG)
+    add_command(app, morph_command, "morph", epilog=MORPH_EPILOG)
+    add_command(app, child_command, "child", epilog=CHILD_EPILOG)
+    add_command(app, mix_command, "mix", epilog=MIX_EPILOG)
+    add_command(app, project_command, "project", epilog=PROJECT_EPILOG)

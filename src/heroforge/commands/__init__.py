@@ -1,0 +1,57 @@
+"""The `heroforge` command. Thin on purpose: it parses arguments and calls library functions.
+
+One module per command group; each defines its command functions (plain functions that Python
+code may call too) and a `register(app)` that adds them with `base.add_command`, which also
+says what Ctrl-C prints while the command runs. Expected failures (HeroforgeError) become one
+line on stderr and the error's exit code, never a traceback. Heavy modules are imported inside
+the commands so that `heroforge --help` stays instant. Nothing outside this package imports it.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from heroforge.commands import config, data, generate, manager, misc, nets, serve, status, train
+from heroforge.commands.base import EXIT_INTERRUPTED, INTERRUPTED, Interrupted
+from heroforge.errors import HeroforgeError
+
+app = typer.Typer(
+    name="heroforge",
+    help="Turn a folder of stylised character pictures into a StyleGAN2-ADA model that "
+    "invents new characters.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+# `heroforge --help` lists the commands in the order they are registered, then the groups
+# (config, nets, queue, manager) in theirs: this order gives both.
+for module in (status, config, data, nets, generate, serve, train, misc, manager):
+    module.register(app)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the console script; argv defaults to sys.argv[1:]."""
+    if argv is None and sys.argv[1:2] == ["train"]:
+        from heroforge.runtime.allocator import restart_with_training_allocator
+
+        restart_with_training_allocator()  # returns only when nothing needed to change
+    try:
+        app(args=argv, prog_name="heroforge")
+    except HeroforgeError as err:
+        print(f"heroforge: error: {err}", file=sys.stderr)
+        sys.exit(err.exit_code)
+    except Interrupted as stop:  # Ctrl-C while a command ran: it says what to print
+        if stop.message:
+            print(stop.message, file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:  # Ctrl-C outside any command (while starting up)
+        print(INTERRUPTED, file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except SystemExit as done:
+        # typer turns a Ctrl-C outside the commands (parsing the arguments) into a silent 130
+        if done.code == EXIT_INTERRUPTED:
+            print(INTERRUPTED, file=sys.stderr)
+        sys.exit(done.code)

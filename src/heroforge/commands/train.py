@@ -1,0 +1,123 @@
+"""`heroforge train`: one training run, started afresh or resumed.
+
+The library (heroforge.train, which imports torch) is imported inside the command so that
+`heroforge --help` stays instant.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from heroforge.commands.base import add_command
+from heroforge.console import console
+from heroforge.errors import EXIT_RESUMABLE, UserError
+
+TRAIN_EPILOG = (
+    "Examples:\n\n"
+    "  heroforge train --data heroes.zip --preset tiny-cpu --outdir runs --kimg 20\n\n"
+    "  heroforge train --data heroes.zip --preset superheroes-512 --outdir runs --gpus 1 "
+    "--set train.batch=32\n\n"
+    "  torchrun --nproc_per_node 8 -m heroforge train --data heroes.zip "
+    "--preset superheroes-512 --outdir runs\n\n"
+    "  heroforge train --resume runs/00003-superheroes-512\n\n"
+    "  heroforge train --data few.zip --init-from models/ffhq --set train.freeze_d=4\n\n"
+    "Exit code 75 means: stopped on SIGTERM/SIGINT after writing a checkpoint; --resume goes on."
+)
+
+
+def train_command(
+    data: Annotated[Path | None, typer.Option(help="Training archive (.zip) or folder.")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="Config preset or .toml file (default: superheroes-512).")
+    ] = None,
+    outdir: Annotated[
+        Path | None, typer.Option(help="Folder that receives the run folder (default: runs).")
+    ] = None,
+    kimg: Annotated[
+        float | None,
+        typer.Option(help="Train this many kimg in all (default: cycles x cycle_kimg)."),
+    ] = None,
+    cycles: Annotated[int | None, typer.Option(help="Training cycles (train.cycles).")] = None,
+    cycle_kimg: Annotated[float | None, typer.Option(help="kimg per cycle.")] = None,
+    gpus: Annotated[int | None, typer.Option(help="Processes/GPUs (train.gpus).")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (train.seed).")] = None,
+    overrides: Annotated[
+        list[str] | None, typer.Option("--set", help="Override: SECTION.KEY=VALUE (repeatable).")
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")
+    ] = None,
+    force: Annotated[
+        bool, typer.Option(help="Resume even if the dataset or network config changed.")
+    ] = False,
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start from this model's weights (run folder, checkpoint or .safetensors "
+            "network, e.g. from import-official) instead of random ones."
+        ),
+    ] = None,
+) -> None:
+    """Train StyleGAN2-ADA, checkpointing the full state so that any stop can be resumed.
+
+    Every tick appends a JSON line to RUN/stats.jsonl; every checkpoint (train.checkpoint_kimg
+    and train.checkpoint_minutes) holds networks, optimisers, ADA state and counters, and adds
+    a fixed-seed sample grid under RUN/samples/. Each cycle end and metrics measurement gives a
+    stability verdict; the run's best snapshot is the best FID among stable ones, and with
+    --set stability.rollback=true an unstable run goes back to it with a larger R1 gamma and
+    smaller learning rates. --init-from starts from a trained model (transfer learning);
+    train.freeze_d=N keeps the first N discriminator blocks fixed.
+    """
+    from heroforge.config import load_config
+    from heroforge.runtime.dist import shutdown_distributed
+    from heroforge.train import run as runs
+
+    def log(message: str) -> None:
+        console.print(message, markup=False, highlight=False)
+
+    if kimg is not None and not (math.isfinite(kimg) and kimg > 0):
+        raise UserError(f"--kimg must be a positive number of kimg, got {kimg}")
+    if resume is not None:
+        given = [overrides, preset, outdir, cycles, cycle_kimg, gpus, seed, init_from]
+        if any(value is not None for value in given):
+            raise UserError("--resume takes the run's own config; only --data, --kimg, --force")
+        train_once = lambda: runs.resume(resume, data, kimg, force, log)  # noqa: E731
+    else:
+        if data is None:
+            raise UserError("--data is required to start a run (or use --resume RUN_DIR)")
+        assignments = list(overrides or [])
+        for key, value in (
+            ("cycles", cycles),
+            ("cycle_kimg", cycle_kimg),
+            ("gpus", gpus),
+            ("seed", seed),
+        ):
+            if value is not None:
+                assignments.append(f"train.{key}={value}")
+        cfg = load_config(preset or "superheroes-512", assignments)
+        where = outdir or Path("runs")
+        train_once = lambda: runs.start(data, cfg, where, kimg, log, init_from)  # noqa: E731
+    try:
+        run_dir, status = train_once()
+    finally:
+        shutdown_distributed()
+    if status == "interrupted":
+        if os.environ.get("RANK", "0") == "0":
+            how = (
+                " (with the same torchrun options)"
+                if os.environ.get("WORLD_SIZE", "1") != "1"
+                else ""
+            )
+            log(f"stopped; go on with: heroforge train --resume {shlex.quote(str(run_dir))}{how}")
+        sys.exit(EXIT_RESUMABLE)
+
+
+def register(app: typer.Typer) -> None:
+    add_command(app, train_command, "train", epilog=TRAIN_EPILOG)
