@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from heroforge.config import MAX_PRIORITY
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 
 SCHEMA_VERSION = 1
 FINAL_STATES = ("done", "failed", "cancelled")
@@ -107,7 +107,11 @@ class Queue:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            folder = self.path.parent
+            raise OperationalError(f"cannot create the queue's folder {folder}: {err}") from None
         with self._tx() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -125,7 +129,7 @@ class Queue:
         try:
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except sqlite3.Error as err:
-            raise UserError(f"cannot open the queue {self.path}: {err}") from None
+            raise OperationalError(f"cannot open the queue {self.path}: {err}") from None
         try:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode = WAL")
@@ -138,7 +142,7 @@ class Queue:
                 raise
             db.execute("COMMIT")
         except sqlite3.Error as err:
-            raise UserError(_describe(self.path, err)) from None
+            raise OperationalError(_describe(self.path, err)) from None
         finally:
             db.close()
 
@@ -257,11 +261,12 @@ class Queue:
             return _job(db, job.id)
 
     def heartbeat(self, job_id: int, owner: str, lease_seconds: float, **fields: Any) -> Job:
-        """Renew the lease and store progress; UserError if the lease is no longer ours."""
+        """Renew the lease and store progress; OperationalError if the lease is no longer ours
+        (another supervisor took the job over after our lease expired)."""
         with self._tx() as db:
             job = _job(db, job_id)
             if job.lease_owner != owner or job.state != "running":
-                raise UserError(f"job {job_id} is no longer held by {owner}")
+                raise OperationalError(f"job {job_id} is no longer held by {owner}")
             sets = {"lease_expires": time.time() + lease_seconds, **fields}
             db.execute(
                 f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",

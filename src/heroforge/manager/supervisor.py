@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from heroforge.config import Config, config_from_toml
-from heroforge.errors import EXIT_RESUMABLE, UserError
+from heroforge.errors import EXIT_RESUMABLE, HeroforgeError, UserError
 from heroforge.manager import child as proc
 from heroforge.manager.progress import RunProgress, find_run_dir, read_progress
 from heroforge.manager.queue import Job, Queue
@@ -141,7 +141,7 @@ class Supervisor:
             return
         try:
             _JobRun(self, job, cfg, lock).run()
-        except UserError as err:  # e.g. the lease was taken over: leave the job to its holder
+        except HeroforgeError as err:  # e.g. the lease was taken over: the job is its holder's
             self.log(f"job {job.id}: {err}")
         finally:
             os.close(lock)
@@ -155,7 +155,11 @@ class Supervisor:
                 self.log(f"job {job.id}: its folder stays locked by another process; leaving it")
                 self._finish(job, "interrupted", "job folder locked by another process")
                 return None
-            self.queue.heartbeat(job.id, self.owner, self.options.lease_seconds)
+            try:
+                self.queue.heartbeat(job.id, self.owner, self.options.lease_seconds)
+            except HeroforgeError as err:  # e.g. the lease was taken over: the job is its holder's
+                self.log(f"job {job.id}: {err}")
+                return None
             self.stopping.wait(0.5)
         return fd
 
@@ -259,7 +263,7 @@ class _JobRun:
                 return "exited"
             try:
                 job = self._heartbeat(child)
-            except UserError:
+            except HeroforgeError:  # the lease was lost or the queue failed: stop the child
                 proc.stop_child(child, self.sup.options.stop_timeout_seconds)
                 raise
             mark = self._activity_mark()
@@ -356,6 +360,6 @@ class _JobRun:
             self.queue.heartbeat(
                 self.job.id, self.owner, self.lease, kimg=progress.kimg, status=status
             )
-        except UserError:
+        except HeroforgeError:  # the lease was lost: the job is its new holder's to finish
             return
         self.sup._finish(self.job, state, reason)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from heroforge.config import Config
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 from heroforge.nets.official_config import (
     D_PARAMS,
     G_PARAMS,
@@ -195,7 +195,7 @@ def import_official(pkl: str | Path, out: str | Path) -> dict[str, Any]:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UserError(f"cannot create {out}: {err.strerror or err}") from None
+        raise OperationalError(f"cannot create {out}: {err.strerror or err}") from None
     save_networks(target, networks, cfg, c_dim, metadata=_metadata(pkl, contents))
     return {
         "path": target,
