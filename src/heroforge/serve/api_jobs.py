@@ -12,6 +12,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
+from heroforge.config import MAX_PRIORITY
 from heroforge.errors import UserError
 from heroforge.manager.progress import CHECKPOINT
 from heroforge.manager.queue import Job
@@ -20,11 +21,9 @@ from heroforge.serve.context import ServeContext
 from heroforge.serve.runs import list_grids, snapshots
 from heroforge.serve.security import GRID_NAME, checked_name, inside
 
-MAX_PRIORITY = 1_000_000  # far beyond any real use; keeps the number inside SQLite's integers
-
 
 class PriorityBody(BaseModel):
-    priority: int = Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)
+    priority: int = Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)  # the bound the CLI checks too
 
 
 class BestBody(BaseModel):
@@ -72,8 +71,8 @@ def jobs_router(ctx: ServeContext) -> APIRouter:
         job = ctx.job(job_id)
         try:
             changed: Job = getattr(ctx.queue, action)(job.id, **kwargs)
-        except UserError as err:
-            raise HTTPException(409, str(err)) from None  # e.g. cancelling a finished job
+        except UserError as err:  # e.g. cancelling a finished job; a failed queue is a 503
+            raise HTTPException(409, str(err)) from None
         return summary(changed)
 
     @router.post("/{job_id}/cancel")
