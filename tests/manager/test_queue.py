@@ -1,6 +1,7 @@
 """The queue file: submit checks, states, claims and leases, and damaged or busy queue files."""
 
 import errno
+import json
 import os
 import sqlite3
 import time
@@ -10,6 +11,7 @@ import pytest
 from heroforge.errors import OperationalError, UserError
 from heroforge.manager import open_queue, submit
 from heroforge.manager import queue as queue_module
+from heroforge.manager.queue import JobState
 from heroforge.manager.spec import read_spec, spec_from_options
 
 
@@ -28,6 +30,21 @@ def test_submit_freezes_the_config_and_fingerprints_the_data(queue, tiny_archive
     assert (job.dir / "config.toml").read_text().count("priority = 3") == 1
     assert len(job.fingerprint) == 64 and job.dir.parent == queue.path.parent / "jobs"
     assert [e["kind"] for e in queue.events(job.id)] == ["submitted"]
+
+
+def test_a_state_is_a_job_state_stored_and_shown_as_its_text(queue, tiny_archive):
+    from heroforge.manager.status import summary
+
+    job = submit(queue, _spec(tiny_archive))
+    assert job.state is JobState.QUEUED
+    queue.pause(job.id)
+    db = sqlite3.connect(queue.path)
+    try:
+        assert db.execute("SELECT state FROM jobs").fetchall() == [("paused",)]
+    finally:
+        db.close()
+    assert queue.get(job.id).state is JobState.PAUSED
+    assert json.loads(json.dumps(summary(queue.get(job.id))))["state"] == "paused"
 
 
 def test_duplicate_submit_is_refused_unless_allowed(queue, tiny_archive):
