@@ -11,7 +11,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from heroforge.data import archive
-from heroforge.data.archive import archive_name, read_labels_file, write_archive
+from heroforge.data.archive import ArchiveSummary, archive_name, read_labels_file, write_archive
 from heroforge.data.archive_cli import ARCHIVE_EPILOG, archive_command
 from heroforge.errors import UserError
 
@@ -43,13 +43,9 @@ def _pictures(prepared: Path) -> list[Path]:
 def test_layout_is_the_official_one_and_pngs_are_stored_byte_for_byte(prepared, tmp_path):
     out = tmp_path / "set.zip"
     summary = write_archive(prepared, out)
-    assert summary == {
-        "images": COUNT,
-        "resolution": SIDE,
-        "channels": 3,
-        "path": str(out),
-        "bytes": out.stat().st_size,
-    }
+    assert summary == ArchiveSummary(
+        images=COUNT, resolution=SIDE, channels=3, path=out, bytes=out.stat().st_size
+    )
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
         assert names[:COUNT] == [f"00000/img{i:08d}.png" for i in range(COUNT)]
@@ -104,7 +100,7 @@ def test_greyscale_pictures_make_a_one_channel_archive(tmp_path):
     (tmp_path / "images").mkdir()
     for i in range(3):
         _save(tmp_path / "images" / f"{i}.png", np.full((16, 16), 40 * i, np.uint8))
-    assert write_archive(tmp_path, tmp_path / "grey.zip")["channels"] == 1
+    assert write_archive(tmp_path, tmp_path / "grey.zip").channels == 1
 
 
 def _break(images: Path, case: str) -> str:

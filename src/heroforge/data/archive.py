@@ -18,6 +18,7 @@ import io
 import json
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -187,20 +188,30 @@ def _write_json(zf: zipfile.ZipFile, name: str, value: object) -> None:
     zf.writestr(info, json.dumps(value, indent=1) + "\n")
 
 
+@dataclass(frozen=True)
+class ArchiveSummary:
+    """What write_archive wrote."""
+
+    images: int  # pictures in the archive
+    resolution: int  # their side in pixels (all are square and the same size)
+    channels: int  # 3 (RGB) or 1 (greyscale)
+    path: Path  # the .zip written
+    bytes: int  # its size
+
+
 def write_archive(
     prepared_dir: str | Path,
     out_zip: str | Path,
     labels: dict[str, int] | None = None,
     *,
     progress: Progress | None = None,
-) -> dict:
+) -> ArchiveSummary:
     """Pack PREPARED/images/*.png into the training archive out_zip (see the module docstring).
 
     Every picture is verified first (PNG, RGB or L, one square power-of-two size for all); the
     first bad one is a UserError naming it. labels maps a picture's file name to its class.
     The zip is streamed to a temp file beside out_zip and renamed over it only when complete,
     so an interrupted run leaves the old archive (or none), never half of one.
-    Returns {"images", "resolution", "channels", "path", "bytes"}.
     """
     prepared_dir, out_zip = Path(prepared_dir), Path(out_zip)
     if out_zip.suffix.lower() != ".zip":
@@ -239,10 +250,10 @@ def write_archive(
             report(len(paths) + i + 1, total)
         _write_json(zf, LABELS_ENTRY, dataset_json)
         _write_json(zf, PROVENANCE_ENTRY, provenance)
-    return {
-        "images": len(paths),
-        "resolution": side,
-        "channels": CHANNELS[mode],
-        "path": str(out_zip),
-        "bytes": out_zip.stat().st_size,
-    }
+    return ArchiveSummary(
+        images=len(paths),
+        resolution=side,
+        channels=CHANNELS[mode],
+        path=out_zip,
+        bytes=out_zip.stat().st_size,
+    )

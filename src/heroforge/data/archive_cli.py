@@ -50,7 +50,7 @@ def archive_command(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(
-        f"wrote {summary['images']} pictures ({summary['resolution']} px, "
-        f"{summary['channels']} channels, {'unlabelled' if classes is None else 'labelled'}) to "
-        f"{summary['path']} ({summary['bytes'] / 1e6:.1f} MB)"
+        f"wrote {summary.images} pictures ({summary.resolution} px, "
+        f"{summary.channels} channels, {'unlabelled' if classes is None else 'labelled'}) to "
+        f"{summary.path} ({summary.bytes / 1e6:.1f} MB)"
     )

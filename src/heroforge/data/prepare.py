@@ -333,6 +333,18 @@ def _warn_fallback(cfg: PrepareConfig) -> None:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class PrepareSummary:
+    """What one `prepare` run made of its input pictures."""
+
+    inputs: int  # every picture found, readable or not
+    kept: int  # pictures in images/, ready for the archive
+    excluded: dict[str, int]  # why pictures were left out (reason -> count)
+    errors: dict[str, int]  # why files could not be read as pictures (reason -> count)
+    human_cues: str  # how not_human was decided: "mediapipe" or "colour"
+    unknown_overrides: list[str]  # overrides.csv lines naming no input picture (typos)
+
+
 def _check_places(raw: Path, out: Path) -> None:
     require_folder(out, "--out", "the prepared set")
     if raw.is_dir() and (out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents):
@@ -347,8 +359,8 @@ def prepare(
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
     limits: IngestLimits | None = None,
-) -> dict:
-    """Run the whole preparation; returns a summary {kept, excluded: {reason: n}, errors}.
+) -> PrepareSummary:
+    """Run the whole preparation; returns what became of the pictures (PrepareSummary).
 
     progress(done, total) is called as pictures finish. Interrupting is safe: every finished
     picture is cached, and the next run picks up from there.
@@ -397,14 +409,18 @@ def prepare(
     if not overrides_path.exists():
         atomic_write_text(overrides_path, HEADER)
     write_review(out, rows)
-    summary: dict = {"inputs": len(rows), "kept": 0, "excluded": {}, "errors": {}}
-    summary["human_cues"] = cues
-    # a typo in overrides.csv would otherwise change nothing, silently
-    summary["unknown_overrides"] = sorted(set(overrides) - {r["source"] for r in rows})
+    excluded: dict[str, int] = {}
+    errors: dict[str, int] = {}
     for r in rows:
-        if r["decision"] == "keep":
-            summary["kept"] += 1
-        else:
-            group = summary["errors" if r["decision"] == "error" else "excluded"]
+        if r["decision"] != "keep":
+            group = errors if r["decision"] == "error" else excluded
             group[r["reason"]] = group.get(r["reason"], 0) + 1
-    return summary
+    return PrepareSummary(
+        inputs=len(rows),
+        kept=sum(r["decision"] == "keep" for r in rows),
+        excluded=excluded,
+        errors=errors,
+        human_cues=cues,
+        # a typo in overrides.csv would otherwise change nothing, silently
+        unknown_overrides=sorted(set(overrides) - {r["source"] for r in rows}),
+    )
