@@ -1,5 +1,6 @@
 """The JSON API over a real manager root: jobs, stats for the plots, grids, and the actions."""
 
+import errno
 import io
 import json
 import sqlite3
@@ -182,3 +183,19 @@ def test_a_locked_queue_is_a_503_with_one_line(client, root, monkeypatch):
         blocker.execute("ROLLBACK")
         blocker.close()
     assert client.get("/api/jobs").status_code == 200
+
+
+def test_use_as_best_on_a_full_disk_is_a_503_and_keeps_best_json(client, root, monkeypatch):
+    folder = _checkpoints(root)
+    name = sorted(p.name for p in folder.glob("ckpt-*.safetensors"))[0]
+
+    def no_space(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("heroforge.fileio.os.replace", no_space)
+    answer = client.post("/api/jobs/1/best", json={"name": name})
+    assert answer.status_code == 503
+    detail = answer.json()["detail"]
+    assert detail.startswith(f"cannot write {folder / 'best.json'}: ")
+    assert "\n" not in detail
+    assert not (folder / "best.json").exists()

@@ -168,7 +168,8 @@ class Queue:
                 f"INSERT INTO jobs ({names}) VALUES ({_marks(tuple(fields))})",
                 list(fields.values()),
             )
-            job_id = int(cur.lastrowid)
+            job_id = cur.lastrowid
+            assert job_id is not None  # set by every INSERT
             job_dir = make_dir(job_id)
             db.execute("UPDATE jobs SET job_dir = ? WHERE id = ?", (str(job_dir), job_id))
             _event(db, job_id, "submitted", {"target_kimg": fields.get("target_kimg")})

@@ -288,7 +288,7 @@ class _JobRun:
         paths = [self.log_path]
         if run_dir is not None:
             paths += [run_dir / "stats.jsonl", run_dir / "checkpoints" / "latest.json"]
-        marks = []
+        marks: list[tuple[int, int] | None] = []  # (size, mtime) of each, None: not there
         for path in paths:
             try:
                 st = path.stat()

@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from heroforge.config import MAX_PRIORITY
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 from heroforge.manager.progress import CHECKPOINT
 from heroforge.manager.queue import Job
 from heroforge.manager.status import summary
@@ -108,6 +108,8 @@ def jobs_router(ctx: ServeContext) -> APIRouter:
             mark_best(path.parent, body.name)
         except UserError:  # its sidecar is missing or damaged: generate could not load it
             raise HTTPException(404, f"no usable snapshot {body.name}") from None
+        except OSError as err:  # best.json could not be written (a full disk): the old one stays
+            raise OperationalError(f"cannot write {path.parent / 'best.json'}: {err}") from None
         return snapshots(folder)
 
     return router
