@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,6 +38,7 @@ from heroforge.config import PrepareConfig
 from heroforge.data import humancues
 from heroforge.data.ingest import IngestLimits, Skip, Source, decode_image, list_sources
 from heroforge.data.inspect import Scores, inspect
+from heroforge.data.prepare_results import PictureRecord, PrepareSummary
 from heroforge.data.segment import Segmentation, on_white, segment
 from heroforge.data.workers import one_blas_thread, one_core_each
 from heroforge.errors import UserError
@@ -192,19 +194,20 @@ def _same_colours(a: str, b: str, max_difference: float = 10.0) -> bool:
     return float(np.abs(pa - pb).mean()) < max_difference
 
 
-def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimits) -> dict:
+def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimits) -> PictureRecord:
     """Analyse one picture, write its framed output and thumbnail into the cache; return its
     record: decision "analysed" with its scores, or "error" for a bad file (never an
     exception). Decisions (thresholds, overrides, --keep, duplicates) are made over all records
     by `finalise`."""
-    record: dict = {"source": source.name}
+    record: PictureRecord = {"source": source.name}
     try:
         data = source.read_bytes(limits)
         sha = hashlib.sha256(data).hexdigest()
         record["sha256"] = sha
         cached = cache / "records" / f"{sha}-{settings_key(cfg)}.json"
         if cached.exists():
-            return {**json.loads(cached.read_text(encoding="utf-8")), "source": source.name}
+            stored: PictureRecord = json.loads(cached.read_text(encoding="utf-8"))
+            return {**stored, "source": source.name}
         decoded = decode_image(data, source.name, limits, shrink_to=WORK_SIDE)
     except Skip as skip:
         return {**record, "decision": "error", "reason": skip.code, "detail": str(skip)}
@@ -218,13 +221,15 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
         found = humancues.measure(rgb, white, seg.mask, scores.human, scores.body_cut, cfg)
         scores = dataclasses.replace(scores, **dataclasses.asdict(found))
     record.update(
-        decision="analysed",
-        size=list(decoded.full_size),
-        notes=decoded.notes,
-        method=seg.method,
-        human_cues=cues,
-        scores=scores.as_dict(),
-        upscale=None,
+        {
+            "decision": "analysed",
+            "size": list(decoded.full_size),
+            "notes": decoded.notes,
+            "method": seg.method,
+            "human_cues": cues,
+            "scores": scores.as_dict(),
+            "upscale": None,
+        }
     )
     atomic_write_bytes(cache / "thumbs" / f"{sha}.jpg", _thumb(rgb, seg), durable=False)
     if seg.mask.sum() >= 16:
@@ -247,12 +252,14 @@ def _output_name(source: str, sha: str, taken: set[str]) -> str:
     return name
 
 
-def finalise(records: list[dict], overrides: dict[str, str], cfg: PrepareConfig) -> list[dict]:
+def finalise(
+    records: list[PictureRecord], overrides: dict[str, str], cfg: PrepareConfig
+) -> list[dict]:
     """Final decision per record: overrides first, then the automatic reason, then --keep,
     then near-duplicates (the biggest source of a group is kept)."""
     rows, taken = [], set()
     for rec in sorted(records, key=lambda r: r["source"]):
-        row = dict(rec)
+        row: dict[str, Any] = dict(rec)
         action = overrides.get(rec["source"])
         row["override"] = action
         if rec["decision"] == "error":
@@ -333,18 +340,6 @@ def _warn_fallback(cfg: PrepareConfig) -> None:
         )
 
 
-@dataclasses.dataclass(frozen=True)
-class PrepareSummary:
-    """What one `prepare` run made of its input pictures."""
-
-    inputs: int  # every picture found, readable or not
-    kept: int  # pictures in images/, ready for the archive
-    excluded: dict[str, int]  # why pictures were left out (reason -> count)
-    errors: dict[str, int]  # why files could not be read as pictures (reason -> count)
-    human_cues: str  # how not_human was decided: "mediapipe" or "colour"
-    unknown_overrides: list[str]  # overrides.csv lines naming no input picture (typos)
-
-
 def _check_places(raw: Path, out: Path) -> None:
     require_folder(out, "--out", "the prepared set")
     if raw.is_dir() and (out.resolve() == raw.resolve() or raw.resolve() in out.resolve().parents):
@@ -378,7 +373,7 @@ def prepare(
     cache = out / ".cache"
     for sub in ("records", "thumbs", "framed"):
         (cache / sub).mkdir(parents=True, exist_ok=True)
-    records = [
+    records: list[PictureRecord] = [
         {"source": name, "decision": "error", "reason": skip.code, "detail": str(skip)}
         for name, skip in skipped
     ]
