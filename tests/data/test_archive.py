@@ -1,3 +1,4 @@
+import errno
 import hashlib
 import io
 import json
@@ -13,7 +14,7 @@ from typer.testing import CliRunner
 from heroforge.data import archive
 from heroforge.data.archive import ArchiveSummary, archive_name, read_labels_file, write_archive
 from heroforge.data.archive_cli import ARCHIVE_EPILOG, archive_command
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 
 COUNT = 12
 SIDE = 32
@@ -200,6 +201,24 @@ def test_a_failure_midway_keeps_the_previous_archive(prepared, tmp_path, monkeyp
         write_archive(prepared, out)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prep", "set.zip"]
+
+
+def test_a_full_disk_is_an_operational_failure_that_keeps_the_previous_archive(
+    prepared, tmp_path, monkeypatch
+):
+    out = tmp_path / "set.zip"
+    write_archive(prepared, out)
+    before = out.read_bytes()
+
+    def no_space(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("heroforge.fileio.os.replace", no_space)
+    with pytest.raises(OperationalError) as err:
+        write_archive(prepared, out)
+    assert str(err.value) == f"cannot write {out}: No space left on device"
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prep", "set.zip"]  # no temp file
 
 
 def test_a_picture_changed_after_verification_is_refused(prepared, tmp_path, monkeypatch):

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 from heroforge.fileio import atomic_file
 
 LABELS_ENTRY = "dataset.json"
@@ -243,13 +243,19 @@ def write_archive(
         else [list(pair) for pair in zip(names, classes, strict=True)]
     }
 
-    out_zip.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out_zip) as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-        for i, (path, name, digest) in enumerate(zip(paths, names, hashes, strict=True)):
-            _copy_entry(zf, path, name, digest)
-            report(len(paths) + i + 1, total)
-        _write_json(zf, LABELS_ENTRY, dataset_json)
-        _write_json(zf, PROVENANCE_ENTRY, provenance)
+    try:
+        out_zip.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            atomic_file(out_zip) as f,
+            zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf,
+        ):
+            for i, (path, name, digest) in enumerate(zip(paths, names, hashes, strict=True)):
+                _copy_entry(zf, path, name, digest)
+                report(len(paths) + i + 1, total)
+            _write_json(zf, LABELS_ENTRY, dataset_json)
+            _write_json(zf, PROVENANCE_ENTRY, provenance)
+    except OSError as err:  # a full disk, a folder we may not write: the old archive stays
+        raise OperationalError(f"cannot write {out_zip}: {err.strerror or err}") from None
     return ArchiveSummary(
         images=len(paths),
         resolution=side,
