@@ -114,7 +114,7 @@ def report(rows, labels, synth, out, args, seconds, summary) -> None:
     print(json.dumps({**base, "kept": len(kept), "kept_precision": precision, **quality}))
     speed = {"seconds": round(seconds, 1), "images_per_s": round(args.count / seconds, 2)}
     workers = args.workers or os.cpu_count()
-    print(json.dumps({**base, **speed, "workers": workers, "summary": summary}))
+    print(json.dumps({**base, **speed, "workers": workers, "summary": dataclasses.asdict(summary)}))
 
 
 if __name__ == "__main__":

@@ -238,7 +238,11 @@ def main() -> None:
         summary = prepare(args.data / "raw", out, cfg, workers=args.workers)
         seconds = time.perf_counter() - start
         rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-        speed = {"seconds": seconds, "workers": args.workers or os.cpu_count(), "summary": summary}
+        speed = {
+            "seconds": seconds,
+            "workers": args.workers or os.cpu_count(),
+            "summary": dataclasses.asdict(summary),
+        }
         for line in report(rows, labels, args.data, out, cfg, speed):
             print(json.dumps(line))
         if args.sheets:

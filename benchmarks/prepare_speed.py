@@ -73,7 +73,7 @@ def main() -> None:
         "count": args.count,
         "size": cfg.size,
         "enlarge": args.enlarge,
-        "human_cues": summary["human_cues"],
+        "human_cues": summary.human_cues,
         "workers": args.workers or os.cpu_count(),
         "seconds": round(seconds, 1),
         "images_per_s": round(args.count / seconds, 2),

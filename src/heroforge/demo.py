@@ -91,14 +91,14 @@ def run_demo(out: Path, console: Console) -> dict[str, Path]:
     prepared = out / "prepared"
     cfg = load_config("tiny-cpu")  # 32 px, upper and full body: enough pictures for a demo
     summary = prepare(heroes / "raw", prepared, cfg.prepare)
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary["excluded"].items()))
-    console.print(f"kept {summary['kept']} of {summary['inputs']}; excluded: {reasons}")
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.excluded.items()))
+    console.print(f"kept {summary.kept} of {summary.inputs}; excluded: {reasons}")
     outputs["prepared pictures"] = prepared / "images"
     outputs["review sheet"] = prepared / "review.html"
 
     console.rule("3. archive: the training zip")
     archive = write_archive(prepared, out / "heroes.zip")
-    console.print(f"{archive['images']} pictures at {archive['resolution']} px")
+    console.print(f"{archive.images} pictures at {archive.resolution} px")
     outputs["training archive"] = out / "heroes.zip"
 
     console.rule(f"4. train: StyleGAN2-ADA, tiny-cpu preset, {DEMO_KIMG:g} kimg on the CPU")

@@ -3,7 +3,11 @@
 import json
 import time
 
+import pytest
+
+from heroforge.errors import OperationalError
 from heroforge.manager import open_queue
+from heroforge.manager.install import install_unit
 
 
 def test_submit_list_show_and_steer_from_the_cli(cli, tiny_archive, tmp_path):
@@ -89,3 +93,11 @@ def test_manager_install_refuses_a_unit_that_could_never_start(cli, tmp_path):
     unit = tmp_path / "u.service"
     code, _, err = cli("manager", "install", "--gpus", "0", "--out", str(unit))
     assert code == 2 and "--gpus must be >= 1" in err and not unit.exists()
+
+
+def test_manager_install_where_it_cannot_write_is_an_operational_failure(tmp_path):
+    (tmp_path / "file").write_text("in the way")
+    unit = tmp_path / "file" / "u.service"
+    with pytest.raises(OperationalError, match=f"cannot write {unit}: ") as err:
+        install_unit(tmp_path / "r", gpus=1, system=False, out=unit)
+    assert "\n" not in str(err.value)

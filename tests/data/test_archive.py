@@ -1,3 +1,4 @@
+import errno
 import hashlib
 import io
 import json
@@ -11,8 +12,8 @@ from typer.testing import CliRunner
 
 from heroforge.commands import app
 from heroforge.data import archive
-from heroforge.data.archive import archive_name, read_labels_file, write_archive
-from heroforge.errors import UserError
+from heroforge.data.archive import ArchiveSummary, archive_name, read_labels_file, write_archive
+from heroforge.errors import OperationalError, UserError
 
 COUNT = 12
 SIDE = 32
@@ -42,13 +43,9 @@ def _pictures(prepared: Path) -> list[Path]:
 def test_layout_is_the_official_one_and_pngs_are_stored_byte_for_byte(prepared, tmp_path):
     out = tmp_path / "set.zip"
     summary = write_archive(prepared, out)
-    assert summary == {
-        "images": COUNT,
-        "resolution": SIDE,
-        "channels": 3,
-        "path": str(out),
-        "bytes": out.stat().st_size,
-    }
+    assert summary == ArchiveSummary(
+        images=COUNT, resolution=SIDE, channels=3, path=out, bytes=out.stat().st_size
+    )
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
         assert names[:COUNT] == [f"00000/img{i:08d}.png" for i in range(COUNT)]
@@ -103,7 +100,7 @@ def test_greyscale_pictures_make_a_one_channel_archive(tmp_path):
     (tmp_path / "images").mkdir()
     for i in range(3):
         _save(tmp_path / "images" / f"{i}.png", np.full((16, 16), 40 * i, np.uint8))
-    assert write_archive(tmp_path, tmp_path / "grey.zip")["channels"] == 1
+    assert write_archive(tmp_path, tmp_path / "grey.zip").channels == 1
 
 
 def _break(images: Path, case: str) -> str:
@@ -203,6 +200,24 @@ def test_a_failure_midway_keeps_the_previous_archive(prepared, tmp_path, monkeyp
         write_archive(prepared, out)
     assert out.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["prep", "set.zip"]
+
+
+def test_a_full_disk_is_an_operational_failure_that_keeps_the_previous_archive(
+    prepared, tmp_path, monkeypatch
+):
+    out = tmp_path / "set.zip"
+    write_archive(prepared, out)
+    before = out.read_bytes()
+
+    def no_space(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("heroforge.fileio.os.replace", no_space)
+    with pytest.raises(OperationalError) as err:
+        write_archive(prepared, out)
+    assert str(err.value) == f"cannot write {out}: No space left on device"
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["prep", "set.zip"]  # no temp file
 
 
 def test_a_picture_changed_after_verification_is_refused(prepared, tmp_path, monkeypatch):

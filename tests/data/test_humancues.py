@@ -165,7 +165,7 @@ def test_without_mediapipe_prepare_uses_colour_cues_and_says_so(synth_set, tmp_p
     assert humancues.method(CFG) == humancues.COLOUR
     with pytest.warns(RuntimeWarning, match="MediaPipe cannot be imported"):
         summary = prep.prepare(raw, tmp_path / "out", CFG, workers=1)
-    assert summary["human_cues"] == "colour"
+    assert summary.human_cues == "colour"
     rows = _rows(tmp_path / "out")
     assert rows and all(r["human_cues"] == "colour" for r in rows)
     assert all(r["scores"]["face"] == -1 and r["scores"]["pose"] == -1 for r in rows)
@@ -190,7 +190,7 @@ def test_the_cache_key_follows_the_method(synth_set, tmp_path, monkeypatch):
     monkeypatch.setattr(prep, "segment", lambda *a: calls.append(1) or real(*a))
     summary = prep.prepare(raw, tmp_path / "out", CFG, workers=1)
     assert len(calls) == (3 if humancues.method(CFG) == humancues.MEDIAPIPE else 0)
-    assert {r["human_cues"] for r in _rows(tmp_path / "out")} == {summary["human_cues"]}
+    assert {r["human_cues"] for r in _rows(tmp_path / "out")} == {summary.human_cues}
 
 
 @needs_mediapipe
@@ -226,5 +226,5 @@ def test_a_pool_still_works_after_this_process_ran_the_detectors(synth_set, tmp_
     assert humancues.made_here()
     raw = _few(synth_set, tmp_path, count=8)  # 8 pictures: a process pool, not a serial run
     summary = prep.prepare(raw, tmp_path / "out", CFG, workers=2)
-    assert summary["inputs"] == 8 and summary["human_cues"] == humancues.MEDIAPIPE
+    assert summary.inputs == 8 and summary.human_cues == humancues.MEDIAPIPE
     assert all(r["decision"] != "error" for r in _rows(tmp_path / "out"))

@@ -1,5 +1,6 @@
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +50,16 @@ def test_manifest_has_a_decision_for_every_input(raw_set, prepared):
     for row in rows:
         assert row["decision"] in ("keep", "exclude", "error")
         assert (row["decision"] == "keep") == (row.get("reason") is None)
+
+
+def test_the_summary_counts_what_the_manifest_says(raw_set, prepared):
+    summary = prep.prepare(raw_set, prepared, CFG, workers=1)  # cached: quick, same decisions
+    rows = _rows(prepared)
+    assert summary.inputs == len(rows)
+    assert summary.kept == sum(r["decision"] == "keep" for r in rows)
+    assert summary.excluded == Counter(r["reason"] for r in rows if r["decision"] == "exclude")
+    assert summary.errors == Counter(r["reason"] for r in rows if r["decision"] == "error")
+    assert summary.unknown_overrides == []
 
 
 def test_kept_pictures_are_square_pngs_on_white(prepared):
@@ -134,7 +145,7 @@ def test_overrides_are_honoured(raw_set, prepared):
     set_override(overrides, full, "upper")
     set_override(overrides, "no-such-hero.png", "include")  # a typo is reported, not lost
     summary = prep.prepare(raw_set, prepared, upper_only, workers=1)
-    assert summary["unknown_overrides"] == ["no-such-hero.png"]
+    assert summary.unknown_overrides == ["no-such-hero.png"]
     set_override(overrides, "no-such-hero.png", None)
     rows = {r["source"]: r for r in _rows(prepared)}
     assert rows[full]["body"] == "upper" and rows[full]["decision"] == "keep"

@@ -5,7 +5,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from heroforge.commands import app
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,9 @@ def test_missing_model_and_unwritable_outdir(run, model_path, tmp_path):
     assert "no model at" in says
     (tmp_path / "file").write_text("in the way")
     outdir = tmp_path / "file" / "out"
-    says = user_error(run("generate", "--model", model_path, "--seeds", "1", "--outdir", outdir))
-    assert "cannot write" in says
+    result = run("generate", "--model", model_path, "--seeds", "1", "--outdir", outdir)
+    assert isinstance(result.exception, OperationalError), result.output  # exit 74, not 2
+    assert str(result.exception).startswith(f"cannot write to --outdir {outdir}: ")
 
 
 def test_morph_child_and_mix(run, model_path, tmp_path):

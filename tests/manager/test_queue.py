@@ -1,14 +1,17 @@
 """The queue file: submit checks, states, claims and leases, and damaged or busy queue files."""
 
 import errno
+import json
+import os
 import sqlite3
 import time
 
 import pytest
 
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 from heroforge.manager import open_queue, submit
 from heroforge.manager import queue as queue_module
+from heroforge.manager.queue import JobState
 from heroforge.manager.spec import read_spec, spec_from_options
 
 
@@ -27,6 +30,21 @@ def test_submit_freezes_the_config_and_fingerprints_the_data(queue, tiny_archive
     assert (job.dir / "config.toml").read_text().count("priority = 3") == 1
     assert len(job.fingerprint) == 64 and job.dir.parent == queue.path.parent / "jobs"
     assert [e["kind"] for e in queue.events(job.id)] == ["submitted"]
+
+
+def test_a_state_is_a_job_state_stored_and_shown_as_its_text(queue, tiny_archive):
+    from heroforge.manager.status import summary
+
+    job = submit(queue, _spec(tiny_archive))
+    assert job.state is JobState.QUEUED
+    queue.pause(job.id)
+    db = sqlite3.connect(queue.path)
+    try:
+        assert db.execute("SELECT state FROM jobs").fetchall() == [("paused",)]
+    finally:
+        db.close()
+    assert queue.get(job.id).state is JobState.PAUSED
+    assert json.loads(json.dumps(summary(queue.get(job.id))))["state"] == "paused"
 
 
 def test_duplicate_submit_is_refused_unless_allowed(queue, tiny_archive):
@@ -81,8 +99,9 @@ def test_full_disk_while_creating_the_job_leaves_no_job(queue, tiny_archive, mon
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr("heroforge.manager.atomic_write_text", no_space)
-    with pytest.raises(UserError, match="No space left"):
+    with pytest.raises(OperationalError, match="No space left") as err:
         submit(queue, _spec(tiny_archive))
+    assert "\n" not in str(err.value)
     assert queue.jobs() == []
     assert not list((queue.path.parent / "jobs").iterdir())
     monkeypatch.undo()
@@ -94,7 +113,7 @@ def test_damaged_queue_file_gives_one_line_and_stays_untouched(tmp_path):
     path.parent.mkdir()
     garbage = b"this is not sqlite" * 100
     path.write_bytes(garbage)
-    with pytest.raises(UserError, match="damaged") as err:
+    with pytest.raises(OperationalError, match="damaged") as err:
         open_queue(tmp_path / "root")
     assert "\n" not in str(err.value)
     assert path.read_bytes() == garbage
@@ -105,12 +124,20 @@ def test_busy_queue_file_gives_one_line(queue, monkeypatch):
     blocker = sqlite3.connect(queue.path, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:
-        with pytest.raises(UserError, match="locked by another process"):
+        with pytest.raises(OperationalError, match="locked by another process") as err:
             queue.jobs()
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+    assert "\n" not in str(err.value)
     assert queue.jobs() == []
+
+
+def test_a_root_that_cannot_be_made_is_an_operational_failure(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OperationalError, match="cannot create the manager root") as err:
+        open_queue(tmp_path / "file" / "root")
+    assert "\n" not in str(err.value)
 
 
 def test_claim_order_interrupted_first_then_priority_then_age(queue, tiny_archive):
@@ -140,10 +167,30 @@ def test_a_lease_that_is_not_renewed_expires_and_the_job_is_taken_over(queue, ti
         "owner": "here:boot:2",
         "previous": "far:boot:1",
     }
-    with pytest.raises(UserError, match="no longer held"):
+    with pytest.raises(OperationalError, match="no longer held by far:boot:1"):
         queue.heartbeat(job.id, "far:boot:1", 60)
     queue.release(job.id, "far:boot:1", "done")  # the old owner's late release is ignored
     assert queue.get(job.id).state == "running"
+
+
+def test_a_supervisor_that_lost_its_lease_leaves_the_job_to_its_new_holder(queue, tiny_archive):
+    from heroforge.manager.child import lock_job
+    from heroforge.manager.supervisor import Supervisor, SupervisorOptions
+
+    job = submit(queue, _spec(tiny_archive))
+    said: list[str] = []
+    sup = Supervisor(queue, SupervisorOptions(lease_seconds=0.3), said.append)
+    mine = queue.claim(sup.owner, 0.3, 1)
+    time.sleep(0.4)
+    assert queue.claim("far:boot:2", 60, 1).id == job.id  # taken over: our lease expired
+    held = lock_job(job.dir)  # an orphaned trainer still writes: the supervisor must wait
+    try:
+        sup.run_job(mine)
+    finally:
+        os.close(held)
+    assert f"job {job.id}: job {job.id} is no longer held by {sup.owner}" in said[-1]
+    after = queue.get(job.id)
+    assert (after.state, after.lease_owner) == ("running", "far:boot:2")
 
 
 def test_a_job_too_big_for_the_supervisor_is_named_not_skipped_silently(queue, tiny_archive):

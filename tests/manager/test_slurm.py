@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 from heroforge.manager.slurm import sbatch_text, write_sbatch
 from heroforge.manager.spec import spec_from_options
 
@@ -25,6 +25,14 @@ def test_multi_node_script_uses_torchrun_rendezvous(tiny_archive, tmp_path):
     assert subprocess.run(["bash", "-n"], input=text.encode()).returncode == 0
     with pytest.raises(UserError, match="does not split over 3 nodes"):
         sbatch_text(spec, tmp_path, nodes=3, time_limit="1:00:00")
+
+
+def test_a_folder_that_cannot_be_written_is_an_operational_failure(tiny_archive, tmp_path):
+    spec = spec_from_options(tiny_archive, "tiny-cpu", 1.0, [])
+    (tmp_path / "file").write_text("in the way")
+    with pytest.raises(OperationalError, match="cannot write the SLURM job into") as err:
+        write_sbatch(spec, tmp_path / "file" / "job", nodes=1, time_limit="1:00:00")
+    assert "\n" not in str(err.value)
 
 
 @pytest.mark.slow

@@ -315,7 +315,7 @@ def test_every_official_tensor_lands_under_its_name_and_the_networks_run(
     pkl = write(tmp_path / "network-snapshot.pkl", snapshot)
     summary = import_official(pkl, tmp_path / "model")
     assert not official.marker.exists()  # the embedded source was never run
-    loaded = load_networks(summary["path"])
+    loaded = load_networks(summary.path)
     net = loaded.cfg.network
     assert (loaded.cfg.data.resolution, loaded.cfg.data.channels, loaded.c_dim) == (RES, 3, C_DIM)
     assert (net.z_dim, net.w_dim, net.mapping_layers, net.mapping_lr_mult) == (Z, W, 2, 0.01)
@@ -353,7 +353,7 @@ def test_every_official_tensor_lands_under_its_name_and_the_networks_run(
 @pytest.mark.parametrize(("g_arch", "d_arch"), [("orig", "skip"), ("resnet", "orig")])
 def test_other_architectures_import_too(official, tmp_path, g_arch, d_arch):
     pkl = write(tmp_path / "net.pkl", Builder(official, g_arch, d_arch).snapshot())
-    cfg = import_official(pkl, tmp_path / "model")["config"]
+    cfg = import_official(pkl, tmp_path / "model").config
     assert (cfg.network.g_architecture, cfg.network.d_architecture) == (g_arch, d_arch)
 
 
@@ -410,7 +410,7 @@ def reference_b4(t, w0, w1):
 
 def test_the_imported_generator_computes_the_official_formulas(official, snapshot, tmp_path):
     summary = import_official(write(tmp_path / "net.pkl", snapshot), tmp_path / "model")
-    gen = split_form(load_networks(summary["path"]).networks["G"])
+    gen = split_form(load_networks(summary.path).networks["G"])
     t = snapshot["G"].tensors()
     z, c = torch.randn(3, Z), torch.eye(C_DIM)
     with torch.no_grad():

@@ -1,11 +1,18 @@
 """The JSON API over a real manager root: jobs, stats for the plots, grids, and the actions."""
 
+import errno
 import io
 import json
+import sqlite3
 
+import pytest
 from PIL import Image
 
+from heroforge.config import MAX_PRIORITY
+from heroforge.errors import UserError
 from heroforge.manager import open_queue
+from heroforge.manager import queue as queue_module
+from heroforge.manager.queue import check_priority
 
 
 def test_jobs_lists_every_job_with_its_progress(client):
@@ -143,4 +150,52 @@ def test_use_as_best_refuses_what_is_not_a_snapshot_of_the_run(client, root, tok
     assert client.post("/api/jobs/1/best", json={"name": name}, headers=evil).status_code == 403
     assert client.post("/api/jobs/1/best", data={"name": name}).status_code == 415
     assert token_client.post("/api/jobs/1/best", json={"name": name}).status_code == 401
+    assert not (folder / "best.json").exists()
+
+
+def test_the_page_accepts_every_priority_the_cli_accepts(client):
+    for priority in (MAX_PRIORITY, -MAX_PRIORITY):
+        answer = client.post("/api/jobs/2/priority", json={"priority": priority})
+        assert answer.json()["priority"] == priority
+        check_priority(priority)  # what `heroforge queue priority` checks
+    for priority in (MAX_PRIORITY + 1, -MAX_PRIORITY - 1):
+        assert client.post("/api/jobs/2/priority", json={"priority": priority}).status_code == 422
+        with pytest.raises(UserError, match="within"):
+            check_priority(priority)
+
+
+def test_a_locked_queue_is_a_503_with_one_line(client, root, monkeypatch):
+    monkeypatch.setattr(queue_module, "BUSY_TIMEOUT_MS", 200)
+    blocker = sqlite3.connect(root / "queue.sqlite3", isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        for method, path in (
+            ("get", "/api/jobs"),
+            ("get", "/api/jobs/1"),
+            ("post", "/api/jobs/2/pause"),
+        ):
+            answer = client.request(method, path, json={} if method == "post" else None)
+            assert answer.status_code == 503, path
+            detail = answer.json()["detail"]
+            assert "locked by another process" in detail, detail
+            assert "\n" not in detail
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert client.get("/api/jobs").status_code == 200
+
+
+def test_use_as_best_on_a_full_disk_is_a_503_and_keeps_best_json(client, root, monkeypatch):
+    folder = _checkpoints(root)
+    name = sorted(p.name for p in folder.glob("ckpt-*.safetensors"))[0]
+
+    def no_space(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("heroforge.fileio.os.replace", no_space)
+    answer = client.post("/api/jobs/1/best", json={"name": name})
+    assert answer.status_code == 503
+    detail = answer.json()["detail"]
+    assert detail.startswith(f"cannot write {folder / 'best.json'}: ")
+    assert "\n" not in detail
     assert not (folder / "best.json").exists()

@@ -1,5 +1,6 @@
 """Dataset review: manifest rows and thumbnails; a click writes the overrides `prepare` honours."""
 
+import errno
 import io
 import json
 
@@ -69,3 +70,21 @@ def test_override_refuses_unknown_pictures_and_actions(client, prepared):
     for body, status in cases:
         assert client.post("/api/review/override", json=body).status_code == status, body
     assert (prepared / "overrides.csv").read_text() == before
+
+
+def test_a_full_disk_while_writing_an_override_is_a_503(client, prepared, monkeypatch):
+    before = (prepared / "overrides.csv").read_text()
+    source = _manifest(prepared)[0]["source"]
+
+    def no_space(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("heroforge.fileio.os.replace", no_space)
+    answer = client.post("/api/review/override", json={"source": source, "action": "exclude"})
+    assert answer.status_code == 503
+    detail = answer.json()["detail"]
+    assert detail.startswith(f"cannot write {prepared / 'overrides.csv'}: ")
+    assert "No space left on device" in detail
+    assert "\n" not in detail
+    assert (prepared / "overrides.csv").read_text() == before
+    assert not [p for p in prepared.iterdir() if p.name.endswith(".tmp")]  # no temp file left

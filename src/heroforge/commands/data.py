@@ -104,11 +104,11 @@ def prepare_command(
             bar.update(task, completed=done, total=total)
 
         summary = run_prepare(raw, out, cfg, workers, progress=advance)
-    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary["excluded"].items())) or "none"
-    errors = ", ".join(f"{k} {v}" for k, v in sorted(summary["errors"].items())) or "none"
-    console.print(f"{summary['inputs']} inputs: kept {summary['kept']}; excluded: {reasons}")
+    reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.excluded.items())) or "none"
+    errors = ", ".join(f"{k} {v}" for k, v in sorted(summary.errors.items())) or "none"
+    console.print(f"{summary.inputs} inputs: kept {summary.kept}; excluded: {reasons}")
     console.print(f"skipped files: {errors}")
-    if unknown := summary["unknown_overrides"]:
+    if unknown := summary.unknown_overrides:
         more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
         console.print(
             f"overrides.csv names {len(unknown)} pictures that are not in the input: "
@@ -155,9 +155,9 @@ def archive_command(
             progress=lambda done, total: bar.update(task, completed=done, total=total),
         )
     console.print(
-        f"wrote {summary['images']} pictures ({summary['resolution']} px, "
-        f"{summary['channels']} channels, {'unlabelled' if classes is None else 'labelled'}) to "
-        f"{summary['path']} ({summary['bytes'] / 1e6:.1f} MB)"
+        f"wrote {summary.images} pictures ({summary.resolution} px, "
+        f"{summary.channels} channels, {'unlabelled' if classes is None else 'labelled'}) to "
+        f"{summary.path} ({summary.bytes / 1e6:.1f} MB)"
     )
 
 

@@ -43,11 +43,11 @@ def import_official_command(
     from heroforge.nets.official import import_official
 
     summary = import_official(pkl, out)
-    labels = f"{summary['c_dim']} classes" if summary["c_dim"] else "unconditional"
-    colour = "RGB" if summary["channels"] == 3 else "greyscale"
+    labels = f"{summary.c_dim} classes" if summary.c_dim else "unconditional"
+    colour = "RGB" if summary.channels == 3 else "greyscale"
     console.print(
-        f"imported G, D and G_ema ({summary['resolution']} px, {colour}, {labels}) to "
-        f"{summary['path']}"
+        f"imported G, D and G_ema ({summary.resolution} px, {colour}, {labels}) to "
+        f"{summary.path}"
     )
 
 

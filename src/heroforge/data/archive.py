@@ -18,12 +18,13 @@ import io
 import json
 import zipfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 from heroforge.fileio import atomic_file
 
 LABELS_ENTRY = "dataset.json"
@@ -187,20 +188,30 @@ def _write_json(zf: zipfile.ZipFile, name: str, value: object) -> None:
     zf.writestr(info, json.dumps(value, indent=1) + "\n")
 
 
+@dataclass(frozen=True)
+class ArchiveSummary:
+    """What write_archive wrote."""
+
+    images: int  # pictures in the archive
+    resolution: int  # their side in pixels (all are square and the same size)
+    channels: int  # 3 (RGB) or 1 (greyscale)
+    path: Path  # the .zip written
+    bytes: int  # its size
+
+
 def write_archive(
     prepared_dir: str | Path,
     out_zip: str | Path,
     labels: dict[str, int] | None = None,
     *,
     progress: Progress | None = None,
-) -> dict:
+) -> ArchiveSummary:
     """Pack PREPARED/images/*.png into the training archive out_zip (see the module docstring).
 
     Every picture is verified first (PNG, RGB or L, one square power-of-two size for all); the
     first bad one is a UserError naming it. labels maps a picture's file name to its class.
     The zip is streamed to a temp file beside out_zip and renamed over it only when complete,
     so an interrupted run leaves the old archive (or none), never half of one.
-    Returns {"images", "resolution", "channels", "path", "bytes"}.
     """
     prepared_dir, out_zip = Path(prepared_dir), Path(out_zip)
     if out_zip.suffix.lower() != ".zip":
@@ -232,17 +243,23 @@ def write_archive(
         else [list(pair) for pair in zip(names, classes, strict=True)]
     }
 
-    out_zip.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_file(out_zip) as f, zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-        for i, (path, name, digest) in enumerate(zip(paths, names, hashes, strict=True)):
-            _copy_entry(zf, path, name, digest)
-            report(len(paths) + i + 1, total)
-        _write_json(zf, LABELS_ENTRY, dataset_json)
-        _write_json(zf, PROVENANCE_ENTRY, provenance)
-    return {
-        "images": len(paths),
-        "resolution": side,
-        "channels": CHANNELS[mode],
-        "path": str(out_zip),
-        "bytes": out_zip.stat().st_size,
-    }
+    try:
+        out_zip.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            atomic_file(out_zip) as f,
+            zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf,
+        ):
+            for i, (path, name, digest) in enumerate(zip(paths, names, hashes, strict=True)):
+                _copy_entry(zf, path, name, digest)
+                report(len(paths) + i + 1, total)
+            _write_json(zf, LABELS_ENTRY, dataset_json)
+            _write_json(zf, PROVENANCE_ENTRY, provenance)
+    except OSError as err:  # a full disk, a folder we may not write: the old archive stays
+        raise OperationalError(f"cannot write {out_zip}: {err.strerror or err}") from None
+    return ArchiveSummary(
+        images=len(paths),
+        resolution=side,
+        channels=CHANNELS[mode],
+        path=out_zip,
+        bytes=out_zip.stat().st_size,
+    )

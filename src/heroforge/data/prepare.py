@@ -27,6 +27,7 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -37,6 +38,7 @@ from heroforge.config import PrepareConfig
 from heroforge.data import humancues
 from heroforge.data.ingest import IngestLimits, Skip, Source, decode_image, list_sources
 from heroforge.data.inspect import Scores, inspect
+from heroforge.data.prepare_results import PictureRecord, PrepareSummary
 from heroforge.data.segment import Segmentation, on_white, segment
 from heroforge.data.workers import one_blas_thread, one_core_each
 from heroforge.errors import UserError
@@ -192,19 +194,20 @@ def _same_colours(a: str, b: str, max_difference: float = 10.0) -> bool:
     return float(np.abs(pa - pb).mean()) < max_difference
 
 
-def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimits) -> dict:
+def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimits) -> PictureRecord:
     """Analyse one picture, write its framed output and thumbnail into the cache; return its
     record: decision "analysed" with its scores, or "error" for a bad file (never an
     exception). Decisions (thresholds, overrides, --keep, duplicates) are made over all records
     by `finalise`."""
-    record: dict = {"source": source.name}
+    record: PictureRecord = {"source": source.name}
     try:
         data = source.read_bytes(limits)
         sha = hashlib.sha256(data).hexdigest()
         record["sha256"] = sha
         cached = cache / "records" / f"{sha}-{settings_key(cfg)}.json"
         if cached.exists():
-            return {**json.loads(cached.read_text(encoding="utf-8")), "source": source.name}
+            stored: PictureRecord = json.loads(cached.read_text(encoding="utf-8"))
+            return {**stored, "source": source.name}
         decoded = decode_image(data, source.name, limits, shrink_to=WORK_SIDE)
     except Skip as skip:
         return {**record, "decision": "error", "reason": skip.code, "detail": str(skip)}
@@ -218,13 +221,15 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
         found = humancues.measure(rgb, white, seg.mask, scores.human, scores.body_cut, cfg)
         scores = dataclasses.replace(scores, **dataclasses.asdict(found))
     record.update(
-        decision="analysed",
-        size=list(decoded.full_size),
-        notes=decoded.notes,
-        method=seg.method,
-        human_cues=cues,
-        scores=scores.as_dict(),
-        upscale=None,
+        {
+            "decision": "analysed",
+            "size": list(decoded.full_size),
+            "notes": decoded.notes,
+            "method": seg.method,
+            "human_cues": cues,
+            "scores": scores.as_dict(),
+            "upscale": None,
+        }
     )
     atomic_write_bytes(cache / "thumbs" / f"{sha}.jpg", _thumb(rgb, seg), durable=False)
     if seg.mask.sum() >= 16:
@@ -247,12 +252,14 @@ def _output_name(source: str, sha: str, taken: set[str]) -> str:
     return name
 
 
-def finalise(records: list[dict], overrides: dict[str, str], cfg: PrepareConfig) -> list[dict]:
+def finalise(
+    records: list[PictureRecord], overrides: dict[str, str], cfg: PrepareConfig
+) -> list[dict]:
     """Final decision per record: overrides first, then the automatic reason, then --keep,
     then near-duplicates (the biggest source of a group is kept)."""
     rows, taken = [], set()
     for rec in sorted(records, key=lambda r: r["source"]):
-        row = dict(rec)
+        row: dict[str, Any] = dict(rec)
         action = overrides.get(rec["source"])
         row["override"] = action
         if rec["decision"] == "error":
@@ -347,8 +354,8 @@ def prepare(
     workers: int = 0,
     progress: Callable[[int, int], None] | None = None,
     limits: IngestLimits | None = None,
-) -> dict:
-    """Run the whole preparation; returns a summary {kept, excluded: {reason: n}, errors}.
+) -> PrepareSummary:
+    """Run the whole preparation; returns what became of the pictures (PrepareSummary).
 
     progress(done, total) is called as pictures finish. Interrupting is safe: every finished
     picture is cached, and the next run picks up from there.
@@ -366,7 +373,7 @@ def prepare(
     cache = out / ".cache"
     for sub in ("records", "thumbs", "framed"):
         (cache / sub).mkdir(parents=True, exist_ok=True)
-    records = [
+    records: list[PictureRecord] = [
         {"source": name, "decision": "error", "reason": skip.code, "detail": str(skip)}
         for name, skip in skipped
     ]
@@ -397,14 +404,18 @@ def prepare(
     if not overrides_path.exists():
         atomic_write_text(overrides_path, HEADER)
     write_review(out, rows)
-    summary: dict = {"inputs": len(rows), "kept": 0, "excluded": {}, "errors": {}}
-    summary["human_cues"] = cues
-    # a typo in overrides.csv would otherwise change nothing, silently
-    summary["unknown_overrides"] = sorted(set(overrides) - {r["source"] for r in rows})
+    excluded: dict[str, int] = {}
+    errors: dict[str, int] = {}
     for r in rows:
-        if r["decision"] == "keep":
-            summary["kept"] += 1
-        else:
-            group = summary["errors" if r["decision"] == "error" else "excluded"]
+        if r["decision"] != "keep":
+            group = errors if r["decision"] == "error" else excluded
             group[r["reason"]] = group.get(r["reason"], 0) + 1
-    return summary
+    return PrepareSummary(
+        inputs=len(rows),
+        kept=sum(r["decision"] == "keep" for r in rows),
+        excluded=excluded,
+        errors=errors,
+        human_cues=cues,
+        # a typo in overrides.csv would otherwise change nothing, silently
+        unknown_overrides=sorted(set(overrides) - {r["source"] for r in rows}),
+    )

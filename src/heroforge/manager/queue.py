@@ -6,12 +6,7 @@ that is not renewed (the supervisor died) expires and the job goes to the next s
 asks, before any queued job. `BEGIN IMMEDIATE` makes a claim atomic across processes, so two
 supervisors never run the same job.
 
-Job states:
-  queued       waits for a supervisor
-  running      claimed by a supervisor (lease_owner) until lease_expires
-  interrupted  stopped on purpose (supervisor SIGTERM); runs again before queued jobs
-  paused       kept aside until `queue resume`
-  done | failed | cancelled   final
+A job's state is a JobState; the file stores its text ("queued", "running", ...).
 """
 
 from __future__ import annotations
@@ -22,15 +17,27 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from heroforge.config import MAX_PRIORITY
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
+
+
+class JobState(StrEnum):
+    QUEUED = "queued"  # waits for a supervisor
+    RUNNING = "running"  # claimed by a supervisor (lease_owner) until lease_expires
+    INTERRUPTED = "interrupted"  # stopped on purpose (supervisor SIGTERM); runs before queued
+    PAUSED = "paused"  # kept aside until `queue resume`
+    DONE = "done"  # trained to its target kimg
+    FAILED = "failed"  # failed the same way job.max_failures times, or could not start
+    CANCELLED = "cancelled"  # by `queue cancel` or the web page
+
 
 SCHEMA_VERSION = 1
-FINAL_STATES = ("done", "failed", "cancelled")
-ACTIVE_STATES = ("queued", "running", "interrupted", "paused")
+FINAL_STATES = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.INTERRUPTED, JobState.PAUSED)
 BUSY_TIMEOUT_MS = 10_000
 
 _SCHEMA = """
@@ -73,7 +80,7 @@ CREATE INDEX IF NOT EXISTS events_by_job ON events(job_id, id);
 class Job:
     id: int
     name: str
-    state: str
+    state: JobState
     priority: int
     gpus: int
     target_kimg: float
@@ -94,6 +101,10 @@ class Job:
     reason: str | None
     status: str | None  # JSON: the supervisor's last progress reading
 
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Job:
+        return cls(**{**dict(row), "state": JobState(row["state"])})
+
     @property
     def dir(self) -> Path:
         return Path(self.job_dir)
@@ -107,7 +118,11 @@ class Queue:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            folder = self.path.parent
+            raise OperationalError(f"cannot create the queue's folder {folder}: {err}") from None
         with self._tx() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -125,7 +140,7 @@ class Queue:
         try:
             db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
         except sqlite3.Error as err:
-            raise UserError(f"cannot open the queue {self.path}: {err}") from None
+            raise OperationalError(f"cannot open the queue {self.path}: {err}") from None
         try:
             db.row_factory = sqlite3.Row
             db.execute("PRAGMA journal_mode = WAL")
@@ -138,7 +153,7 @@ class Queue:
                 raise
             db.execute("COMMIT")
         except sqlite3.Error as err:
-            raise UserError(_describe(self.path, err)) from None
+            raise OperationalError(_describe(self.path, err)) from None
         finally:
             db.close()
 
@@ -146,14 +161,15 @@ class Queue:
     def add(self, make_dir: Callable[[int], Path], **fields: Any) -> Job:
         """Insert a job; make_dir(id) creates its folder inside the same transaction, so a
         failure there (e.g. a full disk) leaves no half-made job in the queue."""
-        fields = {"state": "queued", "created": time.time(), "job_dir": "", **fields}
+        fields = {"state": JobState.QUEUED, "created": time.time(), "job_dir": "", **fields}
         names = ", ".join(fields)
         with self._tx() as db:
             cur = db.execute(
                 f"INSERT INTO jobs ({names}) VALUES ({_marks(tuple(fields))})",
                 list(fields.values()),
             )
-            job_id = int(cur.lastrowid)
+            job_id = cur.lastrowid
+            assert job_id is not None  # set by every INSERT
             job_dir = make_dir(job_id)
             db.execute("UPDATE jobs SET job_dir = ? WHERE id = ?", (str(job_dir), job_id))
             _event(db, job_id, "submitted", {"target_kimg": fields.get("target_kimg")})
@@ -166,7 +182,7 @@ class Queue:
     def jobs(self, include_final: bool = True) -> list[Job]:
         with self._tx() as db:
             rows = db.execute("SELECT * FROM jobs ORDER BY id").fetchall()
-        found = [Job(**dict(r)) for r in rows]
+        found = [Job.from_row(r) for r in rows]
         return found if include_final else [j for j in found if j.state not in FINAL_STATES]
 
     def events(self, job_id: int) -> list[dict[str, Any]]:
@@ -183,25 +199,25 @@ class Queue:
                 f"AND state IN ({_marks(ACTIVE_STATES)}) ORDER BY id LIMIT 1",
                 (fingerprint, config_sha, target_kimg, *ACTIVE_STATES),
             ).fetchone()
-        return Job(**dict(row)) if row else None
+        return Job.from_row(row) if row else None
 
     # -- user requests ------------------------------------------------------------------------
     def cancel(self, job_id: int) -> Job:
-        return self._request(job_id, "cancel", "cancelled")
+        return self._request(job_id, "cancel", JobState.CANCELLED)
 
     def pause(self, job_id: int) -> Job:
-        return self._request(job_id, "pause", "paused")
+        return self._request(job_id, "pause", JobState.PAUSED)
 
-    def _request(self, job_id: int, request: str, new_state: str) -> Job:
+    def _request(self, job_id: int, request: str, new_state: JobState) -> Job:
         """Waiting jobs change at once; a running job gets a request its supervisor carries
         out (checkpoint first) within one poll interval."""
         with self._tx() as db:
             job = _job(db, job_id)
             if job.state in FINAL_STATES:
                 raise UserError(f"job {job_id} is already {job.state}")
-            if job.state == "paused" and new_state == "paused":
+            if job.state == JobState.PAUSED and new_state == JobState.PAUSED:
                 return job
-            if job.state == "running":
+            if job.state == JobState.RUNNING:
                 db.execute("UPDATE jobs SET request = ? WHERE id = ?", (request, job_id))
             else:
                 _set_state(db, job_id, new_state, reason=f"{request} requested")
@@ -211,12 +227,12 @@ class Queue:
     def resume(self, job_id: int) -> Job:
         with self._tx() as db:
             job = _job(db, job_id)
-            if job.state == "running" and job.request == "pause":
+            if job.state == JobState.RUNNING and job.request == "pause":
                 db.execute("UPDATE jobs SET request = NULL WHERE id = ?", (job_id,))
-            elif job.state == "paused":
+            elif job.state == JobState.PAUSED:
                 db.execute(
-                    "UPDATE jobs SET state = 'queued', reason = NULL, failures = 0 WHERE id = ?",
-                    (job_id,),
+                    "UPDATE jobs SET state = ?, reason = NULL, failures = 0 WHERE id = ?",
+                    (JobState.QUEUED, job_id),
                 )
             else:
                 raise UserError(f"job {job_id} is {job.state}, not paused")
@@ -237,31 +253,38 @@ class Queue:
         now = time.time()
         with self._tx() as db:
             row = db.execute(
-                "SELECT * FROM jobs WHERE gpus <= ? AND ("
-                "  state = 'interrupted' OR (state = 'running' AND lease_expires < ?)"
-                "  OR state = 'queued') "
-                "ORDER BY CASE WHEN state = 'queued' THEN 1 ELSE 0 END, priority DESC, id "
+                "SELECT * FROM jobs WHERE gpus <= :max_gpus AND ("
+                "  state = :interrupted OR (state = :running AND lease_expires < :now)"
+                "  OR state = :queued) "
+                "ORDER BY CASE WHEN state = :queued THEN 1 ELSE 0 END, priority DESC, id "
                 "LIMIT 1",
-                (max_gpus, now),
+                {
+                    "max_gpus": max_gpus,
+                    "now": now,
+                    "interrupted": JobState.INTERRUPTED,
+                    "running": JobState.RUNNING,
+                    "queued": JobState.QUEUED,
+                },
             ).fetchone()
             if row is None:
                 return None
-            job = Job(**dict(row))
+            job = Job.from_row(row)
             db.execute(
-                "UPDATE jobs SET state = 'running', lease_owner = ?, lease_expires = ?, "
+                "UPDATE jobs SET state = ?, lease_owner = ?, lease_expires = ?, "
                 "started = COALESCE(started, ?) WHERE id = ?",
-                (owner, now + lease_seconds, now, job.id),
+                (JobState.RUNNING, owner, now + lease_seconds, now, job.id),
             )
-            kind = "taken over" if job.state == "running" else "claimed"
+            kind = "taken over" if job.state == JobState.RUNNING else "claimed"
             _event(db, job.id, kind, {"owner": owner, "previous": job.lease_owner})
             return _job(db, job.id)
 
     def heartbeat(self, job_id: int, owner: str, lease_seconds: float, **fields: Any) -> Job:
-        """Renew the lease and store progress; UserError if the lease is no longer ours."""
+        """Renew the lease and store progress; OperationalError if the lease is no longer ours
+        (another supervisor took the job over after our lease expired)."""
         with self._tx() as db:
             job = _job(db, job_id)
-            if job.lease_owner != owner or job.state != "running":
-                raise UserError(f"job {job_id} is no longer held by {owner}")
+            if job.lease_owner != owner or job.state != JobState.RUNNING:
+                raise OperationalError(f"job {job_id} is no longer held by {owner}")
             sets = {"lease_expires": time.time() + lease_seconds, **fields}
             db.execute(
                 f"UPDATE jobs SET {', '.join(f'{k} = ?' for k in sets)} WHERE id = ?",
@@ -273,12 +296,11 @@ class Queue:
         """End a lease whose owner is known to be dead, so the job need not wait for expiry."""
         with self._tx() as db:
             db.execute(
-                "UPDATE jobs SET lease_expires = 0 WHERE id = ? AND lease_owner = ? "
-                "AND state = 'running'",
-                (job_id, owner),
+                "UPDATE jobs SET lease_expires = 0 WHERE id = ? AND lease_owner = ? AND state = ?",
+                (job_id, owner, JobState.RUNNING),
             )
 
-    def release(self, job_id: int, owner: str, state: str, reason: str | None = None) -> None:
+    def release(self, job_id: int, owner: str, state: JobState, reason: str | None = None) -> None:
         """The supervisor lets go of a job: finished, failed, paused, cancelled or interrupted."""
         with self._tx() as db:
             job = _job(db, job_id)
@@ -310,10 +332,10 @@ def _job(db: sqlite3.Connection, job_id: int) -> Job:
     row = db.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
     if row is None:
         raise UserError(f"there is no job {job_id}")
-    return Job(**dict(row))
+    return Job.from_row(row)
 
 
-def _set_state(db: sqlite3.Connection, job_id: int, state: str, reason: str | None) -> None:
+def _set_state(db: sqlite3.Connection, job_id: int, state: JobState, reason: str | None) -> None:
     finished = time.time() if state in FINAL_STATES else None
     db.execute(
         "UPDATE jobs SET state = ?, reason = ?, finished = ? WHERE id = ?",

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from heroforge.manager.queue import Job
+from heroforge.manager.queue import Job, JobState
 
 
 def summary(job: Job) -> dict[str, Any]:
@@ -19,7 +19,7 @@ def summary(job: Job) -> dict[str, Any]:
     return {
         "id": job.id,
         "name": job.name,
-        "state": job.state,
+        "state": job.state.value,
         "priority": job.priority,
         "gpus": job.gpus,
         "kimg": job.kimg,
@@ -53,12 +53,12 @@ def jobs_table(jobs: list[Job]) -> Table:
         table.add_column(title, justify="right" if title in ("id", "prio", "gpus") else "left")
     for job in jobs:
         note = job.reason or ""
-        if job.request and job.state == "running":  # carried out by its supervisor soon
+        if job.request and job.state == JobState.RUNNING:  # carried out by its supervisor soon
             note = f"{job.request} requested"
         table.add_row(
             str(job.id),
             job.name,
-            job.state,
+            job.state.value,
             str(job.priority),
             str(job.gpus),
             f"{job.kimg:g} / {job.target_kimg:g}",
@@ -74,7 +74,7 @@ def render_status(console: Console, jobs: list[Job]) -> None:
         return
     console.print(jobs_table(jobs))
     for job in jobs:
-        if job.state != "running":
+        if job.state != JobState.RUNNING:
             continue
         s = summary(job)
         fraction = min(1.0, job.kimg / job.target_kimg) if job.target_kimg else 0.0

@@ -25,10 +25,10 @@ from pathlib import Path
 
 from heroforge import rundir
 from heroforge.config import Config, config_from_toml
-from heroforge.errors import EXIT_RESUMABLE, UserError
+from heroforge.errors import EXIT_RESUMABLE, HeroforgeError, UserError
 from heroforge.manager import child as proc
 from heroforge.manager.progress import RunProgress, read_progress
-from heroforge.manager.queue import Job, Queue
+from heroforge.manager.queue import Job, JobState, Queue
 
 KIMG_EPS = 1e-6
 
@@ -107,7 +107,7 @@ class Supervisor:
         waiting = [
             job
             for job in self.queue.jobs(include_final=False)
-            if job.state in ("queued", "interrupted") and job.gpus > self.options.gpus
+            if job.state in (JobState.QUEUED, JobState.INTERRUPTED) and job.gpus > self.options.gpus
         ]
         for job in waiting:
             if job.id not in self._told:
@@ -126,7 +126,7 @@ class Supervisor:
 
     def _expire_dead_owners(self) -> None:
         for job in self.queue.jobs(include_final=False):
-            if job.state == "running" and job.lease_owner and owner_is_dead(job.lease_owner):
+            if job.state == JobState.RUNNING and job.lease_owner and owner_is_dead(job.lease_owner):
                 self.queue.expire_lease(job.id, job.lease_owner)
 
     # -- one job ----------------------------------------------------------------------------
@@ -135,14 +135,14 @@ class Supervisor:
         try:
             cfg = config_from_toml((job.dir / "config.toml").read_text(encoding="utf-8"))
         except (OSError, UserError) as err:
-            self._finish(job, "failed", f"cannot read the job's config: {err}")
+            self._finish(job, JobState.FAILED, f"cannot read the job's config: {err}")
             return
         lock = self._lock(job)
         if lock is None:
             return
         try:
             _JobRun(self, job, cfg, lock).run()
-        except UserError as err:  # e.g. the lease was taken over: leave the job to its holder
+        except HeroforgeError as err:  # e.g. the lease was taken over: the job is its holder's
             self.log(f"job {job.id}: {err}")
         finally:
             os.close(lock)
@@ -154,13 +154,17 @@ class Supervisor:
         while (fd := proc.lock_job(job.dir)) is None:
             if self.stopping.is_set() or time.monotonic() > deadline:
                 self.log(f"job {job.id}: its folder stays locked by another process; leaving it")
-                self._finish(job, "interrupted", "job folder locked by another process")
+                self._finish(job, JobState.INTERRUPTED, "job folder locked by another process")
                 return None
-            self.queue.heartbeat(job.id, self.owner, self.options.lease_seconds)
+            try:
+                self.queue.heartbeat(job.id, self.owner, self.options.lease_seconds)
+            except HeroforgeError as err:  # e.g. the lease was taken over: the job is its holder's
+                self.log(f"job {job.id}: {err}")
+                return None
             self.stopping.wait(0.5)
         return fd
 
-    def _finish(self, job: Job, state: str, reason: str | None) -> None:
+    def _finish(self, job: Job, state: JobState, reason: str | None) -> None:
         self.queue.release(job.id, self.owner, state, reason)
         self.log(f"job {job.id}: {state}" + (f" ({reason})" if reason else ""))
 
@@ -185,7 +189,7 @@ class _JobRun:
             run_dir = self.run_dir()
             before = read_progress(run_dir)
             if run_dir is not None and before.checkpoint_kimg >= self.job.target_kimg - KIMG_EPS:
-                self._release("done", None, before)
+                self._release(JobState.DONE, None, before)
                 return
             child = self._start(run_dir, before)
             outcome = self._watch(child)
@@ -200,13 +204,14 @@ class _JobRun:
                 why=outcome,
             )
             if outcome in ("cancel", "pause"):
-                self._release("cancelled" if outcome == "cancel" else "paused", None, after)
+                stopped = JobState.CANCELLED if outcome == "cancel" else JobState.PAUSED
+                self._release(stopped, None, after)
                 return
             if outcome == "stop":
-                self._release("interrupted", "supervisor stopped", after)
+                self._release(JobState.INTERRUPTED, "supervisor stopped", after)
                 return
             if code == 0 and after.checkpoint_kimg >= self.job.target_kimg - KIMG_EPS:
-                self._release("done", None, after)
+                self._release(JobState.DONE, None, after)
                 return
             if self._give_up(code, outcome, after):
                 return
@@ -260,7 +265,7 @@ class _JobRun:
                 return "exited"
             try:
                 job = self._heartbeat(child)
-            except UserError:
+            except HeroforgeError:  # the lease was lost or the queue failed: stop the child
                 proc.stop_child(child, self.sup.options.stop_timeout_seconds)
                 raise
             mark = self._activity_mark()
@@ -284,7 +289,7 @@ class _JobRun:
         paths = [self.log_path]
         if run_dir is not None:
             paths += [run_dir / rundir.STATS, run_dir / rundir.CHECKPOINTS / rundir.LATEST]
-        marks = []
+        marks: list[tuple[int, int] | None] = []  # (size, mtime) of each, None: not there
         for path in paths:
             try:
                 st = path.stat()
@@ -342,21 +347,21 @@ class _JobRun:
         )
         self.sup.log(f"job {self.job.id}: {signature} (failure {self.failures}/{jc.max_failures})")
         if self.failures >= jc.max_failures:
-            self._release("failed", f"{signature} ({self.failures} times)", after)
+            self._release(JobState.FAILED, f"{signature} ({self.failures} times)", after)
             return True
         delay = 0.0 if signature == "interrupted" else jc.retry_backoff_seconds
         self.sup.stopping.wait(delay * 2 ** (self.failures - 1))
         if self.sup.stopping.is_set():
-            self._release("interrupted", "supervisor stopped", after)
+            self._release(JobState.INTERRUPTED, "supervisor stopped", after)
             return True
         return False
 
-    def _release(self, state: str, reason: str | None, progress: RunProgress) -> None:
+    def _release(self, state: JobState, reason: str | None, progress: RunProgress) -> None:
         try:
             status = json.dumps(self._status(progress))
             self.queue.heartbeat(
                 self.job.id, self.owner, self.lease, kimg=progress.kimg, status=status
             )
-        except UserError:
+        except HeroforgeError:  # the lease was lost: the job is its new holder's to finish
             return
         self.sup._finish(self.job, state, reason)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import re
 import reprlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 
 from heroforge.config import Config
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 from heroforge.nets.official_config import (
     D_PARAMS,
     G_PARAMS,
@@ -174,10 +175,20 @@ def _metadata(path: Path, contents: OfficialPickle) -> dict[str, Any]:
     return metadata
 
 
-def import_official(pkl: str | Path, out: str | Path) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ImportSummary:
+    """What import_official wrote."""
+
+    path: Path  # out/model.safetensors (its config beside it in model.json)
+    resolution: int  # the generator's output side in pixels
+    channels: int  # 3 (RGB) or 1 (greyscale)
+    c_dim: int  # number of classes; 0 for an unconditional network
+    config: Config  # the heroforge config that rebuilds the networks exactly
+
+
+def import_official(pkl: str | Path, out: str | Path) -> ImportSummary:
     """Read an official StyleGAN2-ADA pickle and write out/model.safetensors (+ .json).
 
-    Returns a summary: the path written, resolution, channels, c_dim and the config.
     Anything the file holds beyond plain data, or networks heroforge cannot reproduce
     exactly, is refused with a one-line UserError; nothing is written then.
     """
@@ -195,12 +206,12 @@ def import_official(pkl: str | Path, out: str | Path) -> dict[str, Any]:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise UserError(f"cannot create {out}: {err.strerror or err}") from None
+        raise OperationalError(f"cannot create {out}: {err.strerror or err}") from None
     save_networks(target, networks, cfg, c_dim, metadata=_metadata(pkl, contents))
-    return {
-        "path": target,
-        "resolution": cfg.data.resolution,
-        "channels": cfg.data.channels,
-        "c_dim": c_dim,
-        "config": cfg,
-    }
+    return ImportSummary(
+        path=target,
+        resolution=cfg.data.resolution,
+        channels=cfg.data.channels,
+        c_dim=c_dim,
+        config=cfg,
+    )

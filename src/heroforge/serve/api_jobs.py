@@ -13,18 +13,17 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from heroforge import rundir
-from heroforge.errors import UserError
+from heroforge.config import MAX_PRIORITY
+from heroforge.errors import OperationalError, UserError
 from heroforge.manager.queue import Job
 from heroforge.manager.status import summary
 from heroforge.serve.context import ServeContext
 from heroforge.serve.runs import list_grids, snapshots
 from heroforge.serve.security import GRID_NAME, checked_name, inside
 
-MAX_PRIORITY = 1_000_000  # far beyond any real use; keeps the number inside SQLite's integers
-
 
 class PriorityBody(BaseModel):
-    priority: int = Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)
+    priority: int = Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY)  # the bound the CLI checks too
 
 
 class BestBody(BaseModel):
@@ -72,8 +71,8 @@ def jobs_router(ctx: ServeContext) -> APIRouter:
         job = ctx.job(job_id)
         try:
             changed: Job = getattr(ctx.queue, action)(job.id, **kwargs)
-        except UserError as err:
-            raise HTTPException(409, str(err)) from None  # e.g. cancelling a finished job
+        except UserError as err:  # e.g. cancelling a finished job; a failed queue is a 503
+            raise HTTPException(409, str(err)) from None
         return summary(changed)
 
     @router.post("/{job_id}/cancel")
@@ -109,6 +108,8 @@ def jobs_router(ctx: ServeContext) -> APIRouter:
             mark_best(path.parent, body.name)
         except UserError:  # its sidecar is missing or damaged: generate could not load it
             raise HTTPException(404, f"no usable snapshot {body.name}") from None
+        except OSError as err:  # best.json could not be written (a full disk): the old one stays
+            raise OperationalError(f"cannot write {path.parent / rundir.BEST}: {err}") from None
         return snapshots(folder)
 
     return router

@@ -13,7 +13,8 @@
 
 Errors come back as {"detail": "one line"}: 400 for a wrong value, 401 without the token,
 404 for anything a URL names that does not exist or is not ours to show, 409 for an action
-the job's state does not allow.
+the job's state does not allow, 503 when the machine fails (the queue locked or damaged, a full
+disk).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 from heroforge.manager import open_queue
 from heroforge.serve.api_explore import explore_router
 from heroforge.serve.api_jobs import jobs_router
@@ -86,5 +87,10 @@ def create_app(
     @app.exception_handler(UserError)
     async def user_error(_request: Request, err: UserError) -> JSONResponse:
         return JSONResponse({"detail": str(err)}, status_code=400)
+
+    @app.exception_handler(OperationalError)
+    async def operational_error(_request: Request, err: OperationalError) -> JSONResponse:
+        # the queue is locked or damaged, a disk is full: not the request's fault, try later
+        return JSONResponse({"detail": str(err)}, status_code=503)
 
     return app

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from heroforge.data.overrides import ACTIONS, read_overrides, set_override
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 
 MANIFEST = "manifest.jsonl"
 OVERRIDES = "overrides.csv"
@@ -93,5 +93,8 @@ class ReviewSets:
         with self._lock:
             if source not in {row["source"] for row in read_manifest(folder)}:
                 raise LookupError(source)
-            set_override(folder / OVERRIDES, source, action)
+            try:
+                set_override(folder / OVERRIDES, source, action)
+            except OSError as err:  # a full disk or a read-only folder: the old file stays
+                raise OperationalError(f"cannot write {folder / OVERRIDES}: {err}") from None
             return read_overrides(folder / OVERRIDES).get(source)
