@@ -250,7 +250,7 @@ def _output_name(source: str, sha: str, taken: set[str]) -> str:
 def finalise(records: list[dict], overrides: dict[str, str], cfg: PrepareConfig) -> list[dict]:
     """Final decision per record: overrides first, then the automatic reason, then --keep,
     then near-duplicates (the biggest source of a group is kept)."""
-    rows, taken = [], set()
+    rows, taken = [], set[str]()
     for rec in sorted(records, key=lambda r: r["source"]):
         row = dict(rec)
         action = overrides.get(rec["source"])
