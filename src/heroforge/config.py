@@ -36,15 +36,21 @@ def _fail(key: str, value: object, allowed: str) -> typing.NoReturn:
     raise ConfigError(f"{key} = {_as_toml(value)} is not allowed: {allowed}")
 
 
-def _positive(section: object, name: str, *, zero_ok: bool = False) -> None:
+class _Section(typing.Protocol):
+    """A section of the config: a dataclass that knows its [name] in TOML."""
+
+    SECTION: typing.ClassVar[str]
+
+
+def _positive(section: _Section, name: str, *, zero_ok: bool = False) -> None:
     value = getattr(section, name)
     if value < 0 or (value == 0 and not zero_ok):
-        _fail(f"{section.SECTION}.{name}", value, ">= 0" if zero_ok else "> 0")  # type: ignore[attr-defined]
+        _fail(f"{section.SECTION}.{name}", value, ">= 0" if zero_ok else "> 0")
 
 
-def _unit_interval(section: object, name: str, *, open_interval: bool = False) -> None:
+def _unit_interval(section: _Section, name: str, *, open_interval: bool = False) -> None:
     value = getattr(section, name)
-    key = f"{section.SECTION}.{name}"  # type: ignore[attr-defined]
+    key = f"{section.SECTION}.{name}"
     if open_interval and not 0 < value < 1:
         _fail(key, value, "a number strictly between 0 and 1")
     if not 0 <= value <= 1:
@@ -385,14 +391,15 @@ def _coerce(key: str, value: object, hint: object) -> object:
                 f"{key} = {_as_toml(value)} has the wrong type: expected {len(args)} numbers"
             )
         return tuple(_coerce(key, v, a) for v, a in zip(value, args, strict=True))
-    ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))  # type: ignore[arg-type]
+    assert isinstance(hint, type)  # every other field is a plain bool, int, float or str
+    ok = isinstance(value, hint) and not (hint is not bool and isinstance(value, bool))
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not ok:
         raise ConfigError(
             f"{key} = {_as_toml(value)} has the wrong type: expected {_TYPE_WORDS[hint]}"
-        )  # type: ignore[index]
-    if hint is float and not math.isfinite(value):  # type: ignore[arg-type]
+        )
+    if isinstance(value, float) and not math.isfinite(value):
         _fail(key, value, "a finite number")
     return value
 
@@ -414,7 +421,7 @@ def _section_from_dict(cls: type, name: str, values: object) -> Any:
 
 
 def config_from_dict(values: dict[str, Any]) -> Config:
-    sections = {f.name: f for f in dataclasses.fields(Config)}
+    sections = typing.get_type_hints(Config)  # section name -> its dataclass
     kwargs = {}
     for name, section_values in values.items():
         if name not in sections:
@@ -422,7 +429,7 @@ def config_from_dict(values: dict[str, Any]) -> Config:
                 f"unknown section [{name}]{_suggest(name, list(sections))}; sections: "
                 + ", ".join(sections)
             )
-        kwargs[name] = _section_from_dict(sections[name].default_factory, name, section_values)  # type: ignore[misc]
+        kwargs[name] = _section_from_dict(sections[name], name, section_values)
     return Config(**kwargs)
 
 

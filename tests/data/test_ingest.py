@@ -20,13 +20,13 @@ import pytest
 from PIL import Image, ImageOps
 
 from heroforge.data.ingest import (
-    SKIP_CODES,
     IngestLimits,
     Skip,
     Source,
     decode_image,
     list_sources,
 )
+from heroforge.data.ingest_checks import SKIP_CODES
 from heroforge.data.synth import synthesize
 from heroforge.errors import UserError
 

@@ -15,7 +15,7 @@ resumes all of them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 
@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 
 Reduce = Callable[[torch.Tensor], torch.Tensor]
 MODES = ("ada", "fixed", "none")
+
+
+class AdaState(TypedDict):
+    """AdaController.state_dict(): plain numbers, so that it can be saved as JSON."""
+
+    p: float
+    signs_sum: float  # sum of sign(D(real)) since the last adjustment, over all processes
+    signs_count: float  # how many logits that sum covers
+    minibatches: int
+    rt: float | None  # the last measured r_t; None before the first adjustment
 
 
 class AdaController:
@@ -103,7 +113,7 @@ class AdaController:
             self.p = min(max(self.p + adjust, 0.0), 1.0)
         return self.p
 
-    def state_dict(self) -> dict[str, float | int | None]:
+    def state_dict(self) -> AdaState:
         if self._pending[1].item() != 0:
             raise RuntimeError("AdaController.state_dict() between accumulate() and step()")
         total, count = self._totals.tolist()
@@ -115,17 +125,17 @@ class AdaController:
             "rt": self.rt,
         }
 
-    def load_state_dict(self, state: dict[str, float | int | None]) -> None:
+    def load_state_dict(self, state: AdaState) -> None:
         """Resume exactly; in "fixed" and "none" mode p stays what the configuration says."""
         missing = {"p", "signs_sum", "signs_count", "minibatches", "rt"} - set(state)
         if missing:
             raise ValueError(f"AdaController state lacks {', '.join(sorted(missing))}")
-        p = float(state["p"])  # type: ignore[arg-type]
+        p = float(state["p"])
         if not 0 <= p <= 1:
             raise ValueError(f"AdaController state has p = {p}, outside [0, 1]")
         if self.mode == "ada":
             self.p = p
         self.rt = None if state["rt"] is None else float(state["rt"])
-        self.minibatches = int(state["minibatches"])  # type: ignore[arg-type]
+        self.minibatches = int(state["minibatches"])
         self._totals = self._totals.new_tensor([state["signs_sum"], state["signs_count"]])
         self._pending.zero_()

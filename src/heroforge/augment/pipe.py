@@ -82,6 +82,8 @@ class AugmentPipe(nn.Module):
     luma flip only) or 3 channels; quarter turns of non-square images are limited to 180 degrees.
     """
 
+    p: torch.Tensor  # a buffer, declared for the type checker
+
     def __init__(
         self,
         pipe: str = "bgc",  # which transforms are used: bgc, bg, blit, geom or color

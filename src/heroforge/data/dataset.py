@@ -165,7 +165,8 @@ class ImageDataset(Dataset):
             image = image[:, :, ::-1]
         label = torch.zeros(self.c_dim, dtype=torch.float32)
         if self._use_labels:
-            label[self._labels[i]] = 1.0  # type: ignore[index]
+            assert self._labels is not None  # __init__ refuses use_labels without labels
+            label[self._labels[i]] = 1.0
         return torch.from_numpy(image.copy()), label  # copy: writable and C-contiguous
 
     def fingerprint(self) -> str:

@@ -27,64 +27,22 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from heroforge.data.ingest_checks import (
+    DEFAULT_LIMITS,
+    EXTENSIONS_BY_FORMAT,
+    IMAGE_EXTENSIONS,
+    IngestLimits,
+    Skip,
+    check_file_name,
+    check_folder_name,
+    check_size,
+    is_hidden,
+)
 from heroforge.data.ingest_convert import orient, to_rgb_alpha
+from heroforge.data.ingest_zip import list_zip, read_zip_entry
 from heroforge.errors import UserError
 
-EXTENSIONS_BY_FORMAT = {
-    "JPEG": (".jpg", ".jpeg"),
-    "PNG": (".png",),
-    "WEBP": (".webp",),
-    "GIF": (".gif",),
-    "BMP": (".bmp",),
-    "TIFF": (".tif", ".tiff"),
-}
-IMAGE_EXTENSIONS = frozenset(ext for exts in EXTENSIONS_BY_FORMAT.values() for ext in exts)
-SKIP_CODES = frozenset(
-    {
-        "not_an_image",  # the content is none of the picture formats, whatever its name
-        "unsupported_extension",  # not a picture extension, or a hidden file
-        "symlink",
-        "directory",  # a folder named like a picture, or a hidden folder
-        "unsafe_path",  # a zip name that climbs out of the zip, or an unprintable name
-        "too_large",  # file bytes, a zip entry's size or ratio, a side in pixels
-        "too_small",
-        "decompression_bomb",  # more pixels than max_pixels
-        "truncated",
-        "empty",
-        "unreadable",  # anything else a decoder or the file system refused
-    }
-)
 EXIF_ORIENTATION = 0x0112
-
-
-@dataclass(frozen=True)
-class IngestLimits:
-    max_pixels: int = 64_000_000  # refuse bigger images (decompression bombs) before decoding
-    max_side: int = 20_000  # refuse absurd header sizes
-    min_side: int = 16  # refuse tiny images (1x1 etc.)
-    max_file_bytes: int = 100 * 2**20  # refuse bigger files / zip entries
-    max_zip_ratio: float = 200.0  # refuse zip entries compressed more than this (zip bombs)
-    max_zip_entries: int = 1_000_000
-
-
-DEFAULT_LIMITS = IngestLimits()
-
-
-class Skip(Exception):  # noqa: N818 (a skip is an outcome, not an error)
-    """A file that is skipped; .code is machine-readable, str(skip) a one-line human reason."""
-
-    def __init__(self, code: str, reason: str) -> None:
-        if code not in SKIP_CODES:
-            raise ValueError(f"unknown skip code {code!r}")
-        # Reasons often quote decoder messages: squeeze them onto one short line.
-        reason = " ".join(str(reason).split())[:300] or code
-        super().__init__(reason)
-        self.code = code
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[type[Skip], tuple[str, str]]:
-        # Worker processes send skips back by pickle, which would call Skip(reason) by default.
-        return (Skip, (self.code, self.reason))
 
 
 @dataclass(frozen=True)
@@ -97,8 +55,6 @@ class Source:
     def read_bytes(self, limits: IngestLimits = DEFAULT_LIMITS) -> bytes:
         """The file's bytes, never more than limits.max_file_bytes; raises Skip."""
         if self.is_zip:
-            from heroforge.data.ingest_zip import read_zip_entry  # imports this module
-
             return read_zip_entry(self.container, self.name, limits)
         return _read_file(Path(self.container, *self.name.split("/")), limits)
 
@@ -137,9 +93,9 @@ def list_sources(
     if root.is_dir():
         sources, skipped = _list_folder(root.resolve(), limits)
     elif root.is_file() and root.suffix.lower() == ".zip":
-        from heroforge.data.ingest_zip import list_zip  # imports this module
-
-        sources, skipped = list_zip(root.resolve(), limits)
+        container = root.resolve()
+        entries, skipped = list_zip(container, limits)
+        sources = [Source(name, size, str(container), True) for name, size in entries]
     elif not root.exists():
         raise UserError(f"{path} does not exist")
     else:
@@ -167,7 +123,7 @@ def _list_folder(root: Path, limits: IngestLimits) -> tuple[list[Source], list[t
             name = f"{folder}/{entry.name}" if folder else entry.name
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    if not _is_hidden(entry.name):
+                    if not is_hidden(entry.name):
                         pending.append(name)
                     check_folder_name(name)
                 else:
@@ -191,55 +147,14 @@ def _folder_file(entry: os.DirEntry, name: str, root: Path, limits: IngestLimits
 # ----------------------------------------------------------------------------------- checks
 
 
-def _is_hidden(part: str) -> bool:
-    # __MACOSX holds the resource forks macOS adds to zips: "._name.png" files, not pictures.
-    return part.startswith(".") or part == "__MACOSX"
-
-
 def _printable(name: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
-
-
-def check_name_chars(name: str) -> None:
-    # Names become manifest ids and log lines: they must encode to UTF-8 and fit on one line.
-    if not name.isprintable():
-        raise Skip("unsafe_path", "the name holds control characters")
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Skip("unsafe_path", "the name is not valid UTF-8") from None
-
-
-def check_folder_name(name: str) -> None:
-    """Report the folders a user would miss or mistake for a picture; others pass silently."""
-    part = PurePosixPath(name).name
-    if _is_hidden(part):
-        raise Skip("directory", "a hidden folder: not searched")
-    if PurePosixPath(part).suffix.lower() in IMAGE_EXTENSIONS:
-        raise Skip("directory", "a folder named like a picture; the files in it are searched")
-
-
-def check_file_name(name: str) -> None:
-    check_name_chars(name)
-    path = PurePosixPath(name)
-    if any(_is_hidden(part) for part in path.parts):
-        raise Skip("unsupported_extension", "a hidden file")
-    suffix = path.suffix.lower()
-    if suffix not in IMAGE_EXTENSIONS:
-        raise Skip("unsupported_extension", f"{suffix or 'no extension'}: not a picture extension")
 
 
 def _check_stat(info: os.stat_result, limits: IngestLimits) -> None:
     if not stat.S_ISREG(info.st_mode):
         raise Skip("unreadable", "not a regular file")  # a fifo or device would block or never end
     check_size(info.st_size, limits)
-
-
-def check_size(size: int, limits: IngestLimits) -> None:
-    if size == 0:
-        raise Skip("empty", "the file is empty")
-    if size > limits.max_file_bytes:
-        raise Skip("too_large", f"{size} bytes, more than {limits.max_file_bytes}")
 
 
 # ---------------------------------------------------------------------------------- reading
@@ -322,6 +237,7 @@ def _decode_opened(
         rgb = orient(rgb, orientation)
         alpha = None if alpha is None else orient(alpha, orientation)
         notes.append("exif-rotated")
+    assert img.format is not None  # Image.open names the format whose plugin read the header
     fmt = "JPEG" if img.format == "MPO" else img.format  # MPO: a phone's JPEG with extra views
     extra = [exif_note, _frames_note(img), _extension_note(name, fmt)]
     shown = size[::-1] if orientation in (5, 6, 7, 8) else size  # these turn it by 90 degrees

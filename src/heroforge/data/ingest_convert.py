@@ -41,7 +41,7 @@ def to_rgb_alpha(img: Image.Image) -> tuple[np.ndarray, np.ndarray | None, list[
     if img.mode in DEEP_MODES:
         grey, note = deep_to_8bit(np.asarray(img), img.mode)
         return np.repeat(grey[:, :, None], 3, axis=2), None, [note, "greyscale->rgb"]
-    notes = [note] if (note := _mode_note(img)) else []
+    notes = [mode_note] if (mode_note := _mode_note(img)) else []
     if img.mode in ("RGBa", "La"):
         # Premultiplied colour is darkened by its alpha; store it straight like every other mode.
         img = img.convert("RGBA" if img.mode == "RGBa" else "LA")

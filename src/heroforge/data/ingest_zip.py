@@ -2,7 +2,7 @@
 
 A zip is hostile in ways a folder is not: names that climb out of it (zip slip), sizes that
 lie, entries that inflate a thousandfold (zip bombs), symlink entries. Everything here refuses
-those with a Skip; `ingest.py` holds the checks shared with folders.
+those with a Skip; `ingest_checks.py` holds the checks shared with folders.
 """
 
 from __future__ import annotations
@@ -13,10 +13,9 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-from heroforge.data.ingest import (
+from heroforge.data.ingest_checks import (
     IngestLimits,
     Skip,
-    Source,
     check_file_name,
     check_folder_name,
     check_name_chars,
@@ -25,8 +24,11 @@ from heroforge.data.ingest import (
 from heroforge.errors import UserError
 
 
-def list_zip(path: Path, limits: IngestLimits) -> tuple[list[Source], list[tuple[str, Skip]]]:
-    """The zip's picture entries and its skipped entries, unsorted; UserError if unusable."""
+def list_zip(
+    path: Path, limits: IngestLimits
+) -> tuple[list[tuple[str, int]], list[tuple[str, Skip]]]:
+    """The zip's picture entries as (name, size) and its skipped entries, unsorted; UserError
+    if the zip is unusable."""
     try:
         with zipfile.ZipFile(path) as archive:
             infos = archive.infolist()
@@ -38,27 +40,25 @@ def list_zip(path: Path, limits: IngestLimits) -> tuple[list[Source], list[tuple
         )
     # Two entries with one name would share one manifest id, and zipfile can only read the last.
     counts = Counter(info.filename for info in infos)
-    sources: list[Source] = []
+    entries: list[tuple[str, int]] = []
     skipped: list[tuple[str, Skip]] = []
     for info in infos:
         try:
             if counts[info.filename] > 1:
                 raise Skip("unsafe_path", f"the zip holds {counts[info.filename]} entries so named")
-            source = _zip_entry(info, str(path), limits)
+            if _is_picture_entry(info, limits):
+                entries.append((info.filename, info.file_size))
         except Skip as skip:
             skipped.append((info.filename, skip))
-            continue
-        if source is not None:
-            sources.append(source)
-    return sources, skipped
+    return entries, skipped
 
 
-def _zip_entry(info: zipfile.ZipInfo, container: str, limits: IngestLimits) -> Source | None:
-    """The entry as a Source, None for a plain folder entry; raises Skip."""
+def _is_picture_entry(info: zipfile.ZipInfo, limits: IngestLimits) -> bool:
+    """True for an entry to read as a picture, False for a plain folder entry; raises Skip."""
     _check_zip_path(info.filename)
     if info.is_dir():
         check_folder_name(info.filename.rstrip("/"))
-        return None
+        return False
     # The unix st_mode when the zip was made on unix; many tools store only the permission
     # bits, so a file type of 0 counts as a regular file.
     kind = stat.S_IFMT(info.external_attr >> 16)
@@ -68,7 +68,7 @@ def _zip_entry(info: zipfile.ZipInfo, container: str, limits: IngestLimits) -> S
     if kind not in (0, stat.S_IFREG):
         raise Skip("unreadable", "not a regular file")
     _check_zip_sizes(info, limits)
-    return Source(info.filename, info.file_size, container, True)
+    return True
 
 
 def _check_zip_path(name: str) -> None:

@@ -257,7 +257,7 @@ def finalise(
 ) -> list[dict]:
     """Final decision per record: overrides first, then the automatic reason, then --keep,
     then near-duplicates (the biggest source of a group is kept)."""
-    rows, taken = [], set()
+    rows, taken = [], set[str]()
     for rec in sorted(records, key=lambda r: r["source"]):
         row: dict[str, Any] = dict(rec)
         action = overrides.get(rec["source"])

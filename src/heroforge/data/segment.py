@@ -267,7 +267,7 @@ def _background_regions(
         (on_border > 0) | (near_field & (area >= ENCLOSED_BG_SHARE * subject_area))
     )
     neighbours = _adjacency(labels, n)
-    frontier = list(np.flatnonzero(is_bg))
+    frontier: list[int] = np.flatnonzero(is_bg).tolist()
     while frontier:  # breadth-first through background-coloured neighbours
         lab = frontier.pop()
         for other in neighbours.get(lab, ()):
@@ -346,7 +346,10 @@ def _framing_palette(rgb: np.ndarray) -> np.ndarray:
     band = band[:: max(1, len(band) // 20000)]
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
     cv2.setRNGSeed(0)  # the same picture always gets the same palette
-    _, labels, centres = cv2.kmeans(band, PALETTE_SIZE, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+    # bestLabels=None: no initial labels (with KMEANS_PP_CENTERS they would be ignored anyway)
+    _, labels, centres = cv2.kmeans(  # type: ignore[call-overload]  # stubs refuse None labels
+        band, PALETTE_SIZE, None, criteria, 2, cv2.KMEANS_PP_CENTERS
+    )
     share = np.bincount(labels.ravel(), minlength=PALETTE_SIZE) / len(labels)
     # A pattern's colours recur along the frame; a subject that reaches it (arms out to the
     # sides, hair at the top) shows its colours in one stretch per side. Kept: the main

@@ -99,7 +99,8 @@ def _photo_palette(rng: np.random.Generator) -> dict:
     """Everyday clothes and natural skin: muted, the colours of a photo rather than a comic."""
     pal = figures.hero_palette(rng)
     for key in ("suit", "second", "accent"):
-        pal[key] = shade(tuple(int(0.55 * c + 0.45 * 128) for c in pal[key]), rng.uniform(0.7, 1.1))
+        r, g, b = (int(0.55 * c + 0.45 * 128) for c in pal[key])
+        pal[key] = shade((r, g, b), rng.uniform(0.7, 1.1))
     pal["skin"] = figures.SKIN_TONES[rng.integers(len(figures.SKIN_TONES))]
     return pal
 

@@ -9,12 +9,14 @@ its coverage mask comes from the same polygons, so the ground truth is exact.
 from __future__ import annotations
 
 import colorsys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image, ImageDraw
 
 RGB = tuple[int, int, int]
+Point = Sequence[float] | np.ndarray  # (x, y) in figure units
 SUPERSAMPLE = 2
 
 
@@ -35,7 +37,7 @@ def rect(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=float)
 
 
-def capsule(p0: np.ndarray, p1: np.ndarray, r0: float, r1: float, n: int = 10) -> np.ndarray:
+def capsule(p0: Point, p1: Point, r0: float, r1: float, n: int = 10) -> np.ndarray:
     """A limb: a tapered bar from p0 to p1 with round ends of radius r0 and r1."""
     d = np.asarray(p1, float) - np.asarray(p0, float)
     angle = np.arctan2(d[1], d[0])
@@ -64,7 +66,8 @@ def hsv(h: float, s: float, v: float) -> RGB:
 
 
 def shade(color: RGB, factor: float) -> RGB:
-    return tuple(int(min(255, max(0, c * factor))) for c in color)  # type: ignore[return-value]
+    r, g, b = (int(min(255, max(0, c * factor))) for c in color)
+    return r, g, b
 
 
 @dataclass

@@ -116,10 +116,11 @@ def walk_ws(
     check_walk(len(keys), frames_per_step, interp, loop, walks=1)
     seg, t = _frame_times(len(keys), frames_per_step, loop)
     if interp == "slerp-z":
+        zs = [k.z for k in keys if k.z is not None]
         missing = [k.label for k in keys if k.z is None]
         if missing:
             raise UserError(f"slerp-z needs seeds, but {missing[0]} is a saved w: use cubic-w")
-        z = slerp_path(torch.stack([k.z for k in keys]).double(), seg, t, loop)
+        z = slerp_path(torch.stack(zs).double(), seg, t, loop)
         return map_z(model, z, truncation_psi, class_idx)
     path = catmull_rom_path if interp == "cubic-w" else lerp_path
     return path(torch.stack([k.ws for k in keys]), seg.to(keys[0].ws.device), t, loop)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +34,7 @@ def to_pil(image: np.ndarray) -> Image.Image:
     return Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image)
 
 
-def save_png(path: Path, image: np.ndarray, text: dict[str, object] | None = None) -> Path:
+def save_png(path: Path, image: np.ndarray, text: Mapping[str, object] | None = None) -> Path:
     """Write image as a PNG whose text chunks hold `text` (the settings that made it).
 
     Atomic but not fsynced: a picture can be made again, so the slow sync is not worth it.

@@ -178,7 +178,8 @@ def write_seed_images(
         "noise_mode": noise_mode,
         "class": "none" if class_idx is None else class_idx,
     }
-    paths, shown = [], []
+    paths: list[Path] = []
+    shown: list[np.ndarray] = []
     for seed, img in _seed_images(model, seeds, truncation_psi, noise_mode, class_idx, batch_size):
         paths.append(save_png(outdir / seed_filename(seed), img, {"seed": seed, **settings}))
         if grid and len(shown) < GRID_MAX:

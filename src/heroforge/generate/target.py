@@ -139,6 +139,7 @@ def prepare_target(
     log: where the fallback note goes (default: this module's logger, as a warning).
     """
     log = log or _logger.warning
+    method: Method
     if raw:
         rgb, method = pad_square(_flatten_on_white(decoded)), "raw"
     else:

@@ -19,6 +19,7 @@ from heroforge.data.dataset import ImageDataset
 from heroforge.fileio import atomic_file
 from heroforge.metrics import stats
 from heroforge.metrics.inception import InceptionFeatures
+from heroforge.nets.generator import Generator
 from heroforge.runtime.dist import from_rank0
 
 KEEP_ROWS = 10_000  # feature rows kept for KID and precision/recall (mean/cov use all)
@@ -74,7 +75,7 @@ def real_features(
 
 @torch.no_grad()
 def fake_features(
-    G: torch.nn.Module,  # noqa: N803
+    G: Generator,  # noqa: N803
     inception: InceptionFeatures,
     count: int,
     device: torch.device,
@@ -114,7 +115,7 @@ def _gather_batches(feats: list[np.ndarray], world: int) -> np.ndarray | None:
 
 
 def evaluate(
-    G: torch.nn.Module,  # noqa: N803
+    G: Generator,  # noqa: N803
     dataset: ImageDataset,
     cfg: MetricsConfig,
     device: torch.device,

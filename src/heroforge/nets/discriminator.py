@@ -30,6 +30,8 @@ ARCHITECTURES = ("orig", "skip", "resnet")
 
 
 class DiscriminatorBlock(ReducedPrecision, nn.Module):
+    resample_filter: torch.Tensor  # a buffer, declared for the type checker
+
     def __init__(
         self,
         in_channels: int,  # feature maps from the block above; 0 = first block (reads the image)
@@ -76,11 +78,13 @@ class DiscriminatorBlock(ReducedPrecision, nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(features, image at this resolution) -> (features, image at half, for "skip")."""
         ref = img if x is None else x
+        assert ref is not None  # the first block reads the image; the others get features
         dtype = self.compute_dtype(ref)
         layout = memory_format(self.channels_last, ref, dtype, self)
         if x is not None:
             x = x.to(dtype=dtype, memory_format=layout)
         if self.in_channels == 0 or self.architecture == "skip":
+            assert img is not None  # the first block and every "skip" block get the image
             img = img.to(dtype=dtype, memory_format=layout)
             y = self.fromrgb(img)
             x = y if x is None else x + y
@@ -133,12 +137,14 @@ class DiscriminatorEpilogue(nn.Module):
         # The head always runs in fp32 (its few small layers gain nothing from fp16).
         x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
         if self.architecture == "skip":
+            assert img is not None  # "skip" passes the image down to the head
             x = x + self.fromrgb(img.to(torch.float32))
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.conv(x)
         x = self.out(self.fc(x.flatten(1)))
         if self.cmap_dim:
+            assert cmap is not None  # a conditional discriminator maps its labels
             # Projection: the score is the inner product of features and the label embedding.
             x = (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
         return x

@@ -133,6 +133,7 @@ class Conv2dLayer(nn.Module):
         self.up = up
         self.down = down
         self.conv_clamp = conv_clamp
+        self.resample_filter: torch.Tensor | None
         if resample_filter is not None:
             self.register_buffer("resample_filter", resample_filter, persistent=False)
         else:

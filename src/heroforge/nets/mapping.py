@@ -9,6 +9,8 @@ from heroforge.nets.layers import FullyConnectedLayer, normalize_2nd_moment
 
 
 class MappingNetwork(nn.Module):
+    w_avg: torch.Tensor  # a buffer (only with w_avg_beta), declared for the type checker
+
     def __init__(
         self,
         z_dim: int,  # input latent size; 0 = none (the discriminator maps labels only)
@@ -74,6 +76,8 @@ class MappingNetwork(nn.Module):
             x = getattr(self, f"fc{idx}")(x)
 
         if update_w_avg:
+            if self.w_avg_beta is None:
+                raise ValueError("update_w_avg needs a running mean of w; w_avg_beta is None")
             with torch.no_grad():
                 self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
         if self.num_ws is None:

@@ -158,13 +158,13 @@ class ModConvPlanner:
             _synchronize(device)
             return time.perf_counter() - start
 
-        best = {"split": float("inf"), "grouped": float("inf")}
+        best: dict[ModConvForm, float] = {"split": float("inf"), "grouped": float("inf")}
         for form in best:
             run(form)  # warm-up: kernel choice, allocations
         spent = 0.0
         for rounds in range(1, self.max_repeats + 1):
             for form in best:
-                seconds = run(form)  # type: ignore[arg-type]
+                seconds = run(form)
                 best[form] = min(best[form], seconds)
                 spent += seconds
             if (rounds >= self.repeats and spent >= self.min_seconds) or spent >= self.max_seconds:

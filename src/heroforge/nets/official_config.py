@@ -21,9 +21,15 @@ from heroforge.nets.layers import block_channels
 from heroforge.nets.official_pickle import OfficialPickle, PersistentObject
 
 # Positional order of the official constructors, for arguments recorded without a name.
-G_PARAMS = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
+G_PARAMS: tuple[str, ...] = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels")
 G_PARAMS += ("mapping_kwargs", "synthesis_kwargs")
-D_PARAMS = ("c_dim", "img_resolution", "img_channels", "architecture", "channel_base")
+D_PARAMS: tuple[str, ...] = (
+    "c_dim",
+    "img_resolution",
+    "img_channels",
+    "architecture",
+    "channel_base",
+)
 D_PARAMS += ("channel_max", "num_fp16_res", "conv_clamp", "cmap_dim", "block_kwargs")
 D_PARAMS += ("mapping_kwargs", "epilogue_kwargs")
 ARCHITECTURES = ("orig", "skip", "resnet")
@@ -178,7 +184,14 @@ def discriminator_settings(args: Arguments) -> dict[str, Any]:
 
 
 # What G and D must agree on, because one heroforge setting builds both.
-SHARED = ("c_dim", "resolution", "channels", "channel_base", "channel_max", "num_fp16_res")
+SHARED: tuple[str, ...] = (
+    "c_dim",
+    "resolution",
+    "channels",
+    "channel_base",
+    "channel_max",
+    "num_fp16_res",
+)
 SHARED += ("conv_clamp",)
 
 

@@ -30,7 +30,7 @@ import pickle
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn, TypeGuard
 
 import numpy as np
 import torch
@@ -147,7 +147,7 @@ def _load_storage(data: object) -> _Sealed:
     return _Sealed(storage)
 
 
-def _is_index_tuple(value: object) -> bool:
+def _is_index_tuple(value: object) -> TypeGuard[tuple[int, ...]]:
     return isinstance(value, tuple) and all(isinstance(v, int) and v >= 0 for v in value)
 
 
@@ -207,7 +207,7 @@ class _NumpyDType:
         if code not in _NUMPY_CODES:
             raise _RefusedError(f"it holds a numpy value of dtype {code!r}, not a plain number")
         self.code = code
-        self.byteorder = "="
+        self.byteorder: Literal["<", ">", "|", "="] = "="
 
     def __setstate__(self, state: object) -> None:
         # numpy's state tuple: (version, byte order, ...); only the byte order matters.

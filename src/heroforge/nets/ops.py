@@ -37,10 +37,11 @@ def _padding4(padding: Padding) -> tuple[int, int, int, int]:
     """(x0, x1, y0, y1) from one int or from (x0, x1, y0, y1)."""
     if isinstance(padding, int):
         return padding, padding, padding, padding
-    padding = tuple(int(p) for p in padding)
-    if len(padding) != 4:
-        raise ValueError(f"padding needs 1 or 4 numbers, got {padding}")
-    return padding  # type: ignore[return-value]
+    values = tuple(int(p) for p in padding)
+    if len(values) != 4:
+        raise ValueError(f"padding needs 1 or 4 numbers, got {values}")
+    x0, x1, y0, y1 = values
+    return x0, x1, y0, y1
 
 
 def _scaled_conv(
@@ -61,6 +62,24 @@ def _scaled_conv(
     return nnf.conv2d(x, w, bias, stride, padding, 1, groups)
 
 
+class _Ctx(torch.autograd.function.FunctionCtx):
+    """What autograd passes to forward and backward, as far as this module uses it; torch's
+    own stubs declare saved_tensors and needs_input_grad on a private base class only."""
+
+    saved_tensors: tuple[torch.Tensor, ...]
+    needs_input_grad: tuple[bool, ...]
+
+
+class _InputOnlyCtx(_Ctx):
+    # gain, stride, padding, groups, transposed, the input's (H, W)
+    settings: tuple[float, int, tuple[int, int], int, bool, tuple[int, int]]
+
+
+class _StyledCtx(_Ctx):
+    # gain, stride, padding, groups, transposed
+    settings: tuple[float, int, tuple[int, int], int, bool]
+
+
 class _InputOnlyConv(torch.autograd.Function):
     """conv2d or conv_transpose2d with weight * gain, where weight and bias take no gradient:
     a fixed FIR filter, or D's layers while G trains. Autograd's own convolution keeps its
@@ -70,8 +89,8 @@ class _InputOnlyConv(torch.autograd.Function):
     this same function, so gradients of gradients (R1, path length) work to any order."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
+    def forward(
+        ctx: _InputOnlyCtx,
         x: torch.Tensor,
         w: torch.Tensor,
         gain: float,
@@ -83,22 +102,21 @@ class _InputOnlyConv(torch.autograd.Function):
         output_padding: tuple[int, int],
     ) -> torch.Tensor:
         ctx.save_for_backward(w)
-        ctx.settings = (gain, stride, padding, groups, transposed, tuple(x.shape[2:]))
+        ctx.settings = (gain, stride, padding, groups, transposed, (x.shape[2], x.shape[3]))
         return _scaled_conv(x, w, gain, bias, stride, padding, groups, transposed, output_padding)
 
     @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
-    ) -> tuple[torch.Tensor | None, ...]:
+    def backward(ctx: _InputOnlyCtx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         (w,) = ctx.saved_tensors
         gain, stride, padding, groups, transposed, in_size = ctx.settings
         output_padding = (0, 0)
         if not transposed:  # the transposed conv must give back exactly the input's size
             k = w.shape[2:]
-            output_padding = tuple(
+            rows, cols = (
                 in_size[i] - ((grad.shape[2 + i] - 1) * stride - 2 * padding[i] + k[i])
                 for i in range(2)
             )
+            output_padding = (rows, cols)
         args = (stride, padding, groups, not transposed, output_padding)
         grad_x = (
             _InputOnlyConv.apply(grad, w, gain, None, *args) if ctx.needs_input_grad[0] else None
@@ -115,8 +133,8 @@ class _StyledConv(torch.autograd.Function):
     operations, so gradients of gradients (path length) work."""
 
     @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx,
+    def forward(
+        ctx: _StyledCtx,
         x: torch.Tensor,
         s: torch.Tensor,
         w: torch.Tensor,
@@ -133,9 +151,7 @@ class _StyledConv(torch.autograd.Function):
         )
 
     @staticmethod
-    def backward(  # type: ignore[override]
-        ctx: torch.autograd.function.FunctionCtx, grad: torch.Tensor
-    ) -> tuple[torch.Tensor | None, ...]:
+    def backward(ctx: _StyledCtx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, s, w = ctx.saved_tensors
         gain, stride, padding, groups, transposed = ctx.settings
         need_x, need_s, need_w = ctx.needs_input_grad[:3]
@@ -177,7 +193,7 @@ def _conv(
 ) -> torch.Tensor:
     """nnf.conv2d (or conv_transpose2d) of x [* input_scale] with weight * gain; keeps less
     for backward when it can."""
-    pad = (padding, padding) if isinstance(padding, int) else tuple(padding)
+    pad = (padding, padding) if isinstance(padding, int) else (padding[0], padding[1])
     if input_scale is not None:
         if bias is not None:
             raise ValueError("a convolution with an input scale takes no bias")
@@ -315,9 +331,10 @@ def conv2d_resample(
     bias, when given, is added last.
     """
     k = w.shape[-1]
-    scale = {"input_scale": input_scale}
     if up == 1 and down == 1:
-        return _conv(x, w, bias, padding=k // 2, groups=groups, gain=weight_gain, **scale)
+        return _conv(
+            x, w, bias, padding=k // 2, groups=groups, gain=weight_gain, input_scale=input_scale
+        )
     if f is None or (up, down) not in ((2, 1), (1, 2)):
         raise ValueError(
             f"conv2d_resample supports up=2 or down=2 with a filter, got {up=} {down=}"
@@ -332,10 +349,18 @@ def conv2d_resample(
         x = upfirdn2d(x, f, padding=k // 2 + fw // 2 - 1)
         return _conv(x, w, bias, stride=2, groups=groups, gain=weight_gain)
     if k == 1:
-        x = upsample2d(_conv(x, w, groups=groups, gain=weight_gain, **scale), f)
+        x = upsample2d(_conv(x, w, groups=groups, gain=weight_gain, input_scale=input_scale), f)
     else:
         w = _transpose_weight(w, groups)
-        x = _conv(x, w, stride=2, groups=groups, transposed=True, gain=weight_gain, **scale)
+        x = _conv(
+            x,
+            w,
+            stride=2,
+            groups=groups,
+            transposed=True,
+            gain=weight_gain,
+            input_scale=input_scale,
+        )
         # The transposed conv made 2H + k - 2 pixels; the filter (gain 4 keeps the mean) trims
         # them back to 2H, aligned like zero insertion followed by a 'same' convolution.
         x = upfirdn2d(x, f, padding=fw // 2 - (k - 1) // 2, gain=4.0)

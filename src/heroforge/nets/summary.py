@@ -15,8 +15,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from heroforge.config import Config
-from heroforge.nets.discriminator import build_discriminator
-from heroforge.nets.generator import build_generator
+from heroforge.nets.discriminator import Discriminator, build_discriminator
+from heroforge.nets.generator import Generator, build_generator
 
 
 def count_params(module: nn.Module) -> int:
@@ -24,17 +24,18 @@ def count_params(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad)
 
 
-def _parts(net: nn.Module) -> list[tuple[str, nn.Module]]:
+def _parts(net: Generator | Discriminator) -> list[tuple[str, nn.Module]]:
     """The rows of the breakdown: mapping, then one per resolution block."""
-    if hasattr(net, "synthesis"):
+    if isinstance(net, Generator):
         return [("mapping", net.mapping)] + [
             (f"b{b.resolution}", b) for b in net.synthesis.blocks()
         ]
-    rows = [(f"b{b.resolution}", b) for b in net.blocks()] + [("b4", net.b4)]
+    rows: list[tuple[str, nn.Module]] = [(f"b{b.resolution}", b) for b in net.blocks()]
+    rows.append(("b4", net.b4))
     return rows + ([("mapping", net.mapping)] if net.c_dim else [])
 
 
-def _network_summary(net: nn.Module, run: Any) -> dict[str, Any]:
+def _network_summary(net: Generator | Discriminator, run: Any) -> dict[str, Any]:
     counter = FlopCounterMode(display=False)
     with counter:
         run()

@@ -33,6 +33,9 @@ NOISE_MODES: tuple[NoiseMode, ...] = ("random", "const", "none")
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 convolution, optional 2x upsampling, noise, bias and leaky ReLU."""
 
+    resample_filter: torch.Tensor | None  # buffers, declared for the type checker
+    noise_const: torch.Tensor
+
     def __init__(
         self,
         in_channels: int,  # input feature maps
@@ -120,6 +123,8 @@ class ToRGBLayer(nn.Module):
 
 
 class SynthesisBlock(ReducedPrecision, nn.Module):
+    resample_filter: torch.Tensor  # a buffer, declared for the type checker
+
     def __init__(
         self,
         in_channels: int,  # feature maps from the block below; 0 = first block (constant input)
@@ -143,7 +148,6 @@ class SynthesisBlock(ReducedPrecision, nn.Module):
         self.register_buffer("resample_filter", setup_filter(), persistent=False)
         self.num_conv = 0
         self.num_torgb = 0
-        layer = {"conv_clamp": conv_clamp, "modconv": modconv}
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
         else:
@@ -154,13 +158,18 @@ class SynthesisBlock(ReducedPrecision, nn.Module):
                 resolution,
                 up=2,
                 resample_filter=self.resample_filter,
-                **layer,
+                conv_clamp=conv_clamp,
+                modconv=modconv,
             )
             self.num_conv += 1
-        self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution, **layer)
+        self.conv1 = SynthesisLayer(
+            out_channels, out_channels, w_dim, resolution, conv_clamp=conv_clamp, modconv=modconv
+        )
         self.num_conv += 1
         if is_last or architecture == "skip":
-            self.torgb = ToRGBLayer(out_channels, img_channels, w_dim, **layer)
+            self.torgb = ToRGBLayer(
+                out_channels, img_channels, w_dim, conv_clamp=conv_clamp, modconv=modconv
+            )
             self.num_torgb += 1
         if in_channels and architecture == "resnet":
             self.skip = Conv2dLayer(
@@ -266,6 +275,7 @@ class SynthesisNetwork(nn.Module):
             block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
             x, img = block(x, img, block_ws, noise_mode)
             w_idx += block.num_conv
+        assert img is not None  # the last block always has a toRGB
         return img
 
     def extra_repr(self) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,7 +33,11 @@ from heroforge.nets.discriminator import Discriminator, build_discriminator
 from heroforge.nets.generator import Generator, build_generator
 
 FORMAT = "heroforge-networks/1"
-BUILDERS = {"generator": build_generator, "discriminator": build_discriminator}
+# kind -> builder(cfg, c_dim=...)
+BUILDERS: dict[str, Callable[..., nn.Module]] = {
+    "generator": build_generator,
+    "discriminator": build_discriminator,
+}
 EXTRA = "extra"  # tensor-name prefix of extra_tensors; no network may be called this
 
 
