@@ -66,7 +66,7 @@ RULES = [
         "commands-on-top",
         (PACKAGE,),
         _layer("commands"),
-        exempt=_layer("commands"),
+        exempt=(*_layer("commands"), f"{PACKAGE}.__main__"),  # `python -m heroforge` runs it
         why="the CLI is the top layer: nothing outside heroforge.commands imports it",
     ),
     Rule(
@@ -239,31 +239,13 @@ def describe_circles(
 
 # --- the rules on heroforge itself ---------------------------------------------------------
 
-# Rules that today's code breaks and other branches of issue 21 are fixing; the lead removes a
-# mark after merging that branch (strict: the mark fails the run once the rule holds).
-FIXED_ELSEWHERE = {
-    "below-train": "fixed by the rundir branch (generate/model.py imports train/checkpoint)",
-    "serve-beside-train": "not fixed yet: serve/api_jobs.py imports train.checkpoint.mark_best "
-    "(after the rundir branch, its marker writer in rundir.py can do that job)",
-}
-
-
-def _rule_params() -> list[object]:
-    params = []
-    for rule in RULES:
-        marks = []
-        if rule.name in FIXED_ELSEWHERE:
-            marks.append(pytest.mark.xfail(strict=True, reason=FIXED_ELSEWHERE[rule.name]))
-        params.append(pytest.param(rule, id=rule.name, marks=marks))
-    return params
-
 
 @pytest.fixture(scope="module")
 def heroforge_imports() -> tuple[set[str], list[Import]]:
     return read_imports(SRC)
 
 
-@pytest.mark.parametrize("rule", _rule_params())
+@pytest.mark.parametrize("rule", RULES, ids=lambda rule: rule.name)
 def test_rule_holds(rule, heroforge_imports):
     modules, imports = heroforge_imports
     assert _within_any(modules, rule.modules), f"{rule.name} binds no module: a misspelt name?"
@@ -275,11 +257,6 @@ def _within_any(modules: set[str], prefixes: tuple[str, ...]) -> bool:
     return any(_within(m, prefixes) for m in modules)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fixed by the commands branch (cli <-> data/archive_cli, generate/cli, manager/cli, "
-    "nets/official_cli) and the rundir branch (train/loop <-> judging, rollback, transfer)",
-)
 def test_no_import_circles(heroforge_imports):
     modules, imports = heroforge_imports
     circles = describe_circles(import_circles(modules, imports), imports, SRC)

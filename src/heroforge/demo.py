@@ -17,9 +17,8 @@ from heroforge import rundir
 from heroforge.config import Config
 
 if TYPE_CHECKING:
-    import torch
-
     from heroforge.data.dataset import ImageDataset
+    from heroforge.nets.generator import Generator
 
 DEMO_SEED = 0
 DEMO_COUNT = 200
@@ -31,7 +30,7 @@ DEMO_FID_IMAGES = 128  # generated images per FID: enough to see learning, quick
 
 
 def fid_kid(
-    generator: torch.nn.Module, dataset: ImageDataset, cfg: Config, images: int
+    generator: Generator, dataset: ImageDataset, cfg: Config, images: int
 ) -> tuple[float, float]:
     """FID and KID of a generator's images (on the CPU) against the dataset."""
     import dataclasses
@@ -42,6 +41,7 @@ def fid_kid(
 
     metrics = dataclasses.replace(cfg.metrics, kid=True)
     scores = evaluate(generator.eval(), dataset, metrics, torch.device("cpu"), images)
+    assert scores is not None  # only the ranks after 0 of several processes get None
     return scores["fid"], scores["kid"]
 
 
@@ -57,7 +57,7 @@ def learning_check(archive: Path, cfg: Config, run_dir: Path, images: int) -> di
     dataset = ImageDataset(archive, resolution=cfg.data.resolution)
     seed_everything(cfg.train.seed)
     untrained = build_generator(cfg, dataset.c_dim)
-    trained = load_latest(run_dir / rundir.CHECKPOINTS)[0].loaded.networks["G_ema"]
+    trained = load_latest(run_dir / rundir.CHECKPOINTS)[0].loaded.generator("G_ema")
     result = {}
     for when, g in (("start", untrained), ("end", trained)):
         result[f"fid_{when}"], result[f"kid_{when}"] = fid_kid(g, dataset, cfg, images)

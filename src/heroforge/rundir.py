@@ -39,6 +39,7 @@ CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"  # marker: the newest checkpoint, {"file": NAME, "sha256": ...}
 BEST = "best.json"  # marker: the snapshot generate uses (best stable FID, or the user's choice)
 
+SHA256_KEY = "safetensors_sha256"  # the sidecar's checksum of its .safetensors file
 CHECKPOINT_NAME = re.compile(r"ckpt-(\d{12})\.safetensors")  # the digits: images shown
 
 
@@ -70,6 +71,33 @@ def read_marker(folder: Path, marker: str) -> str | None:
     if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
         return None
     return name
+
+
+def sidecar_path(path: str | Path) -> Path:
+    """The JSON sidecar of a .safetensors network file (nets/weights.py writes both)."""
+    return Path(path).with_suffix(".json")
+
+
+def recorded_sha256(path: Path) -> str:
+    """The checksum of a network file as its sidecar records it (OSError, ValueError or
+    KeyError when the sidecar is missing or damaged)."""
+    sha = json.loads(sidecar_path(path).read_text(encoding="utf-8"))[SHA256_KEY]
+    if not isinstance(sha, str):
+        raise ValueError(f"{SHA256_KEY} must be a string, got {sha!r}")
+    return sha
+
+
+def mark_best(folder: Path, name: str) -> None:
+    """Point BEST at the checkpoint `name` in folder, with its checksum: the snapshot
+    `heroforge generate` loads from the run. Training calls it for the best stable FID; the
+    web page's "use as best" calls it for the user's choice."""
+    if checkpoint_nimg(name) is None or not (folder / name).is_file():
+        raise UserError(f"there is no checkpoint {name!r} in {folder}")
+    try:
+        sha = recorded_sha256(folder / name)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise UserError(f"cannot mark {folder / name} as best: {err}") from None
+    write_marker(folder, BEST, name, sha)
 
 
 def write_marker(folder: Path, marker: str, name: str, sha256: str) -> None:

@@ -10,7 +10,8 @@ from heroforge.config import load_config
 from heroforge.errors import UserError
 from heroforge.nets.discriminator import build_discriminator
 from heroforge.nets.generator import build_generator
-from heroforge.nets.weights import load_networks, save_networks, sidecar_path
+from heroforge.nets.weights import load_networks, save_networks
+from heroforge.rundir import sidecar_path
 
 
 @pytest.fixture

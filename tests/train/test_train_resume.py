@@ -14,9 +14,9 @@ import torch
 
 from every_phase import EVERY_PHASE
 from heroforge.config import load_config
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError, UserError
 from heroforge.nets.loading import load_latest
-from heroforge.rundir import list_checkpoints
+from heroforge.rundir import list_checkpoints, mark_best
 from heroforge.train import checkpoint as ckpt
 from heroforge.train.run import resume, start
 
@@ -158,7 +158,7 @@ def test_a_final_checkpoint_that_cannot_be_written_is_an_error(tiny_archive, tmp
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ckpt, "save_networks", no_space)
-    with pytest.raises(UserError, match="could not write the final checkpoint"):
+    with pytest.raises(OperationalError, match="could not write the final checkpoint"):
         start(tiny_archive, cfg, tmp_path, total_kimg=0.032, log=_quiet)
 
 
@@ -220,7 +220,7 @@ def test_a_snapshot_chosen_as_best_survives_pruning(tiny_archive, tmp_path):
     run_dir, _ = start(tiny_archive, cfg, tmp_path, total_kimg=0.032, log=_quiet)
     folder = run_dir / "checkpoints"
     (chosen,) = list_checkpoints(folder)
-    ckpt.mark_best(folder, chosen.name)
+    mark_best(folder, chosen.name)
     resume(run_dir, total_kimg=0.096, log=_quiet)
     names = [p.name for p in list_checkpoints(folder)]
     assert names[0] != chosen.name and chosen.name in names and len(names) == 2

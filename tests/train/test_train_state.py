@@ -6,7 +6,7 @@ from every_phase import EVERY_PHASE
 from heroforge import rundir
 from heroforge.config import load_config
 from heroforge.nets.loading import load_latest
-from heroforge.nets.weights import sidecar_path
+from heroforge.rundir import sidecar_path
 from heroforge.train.run import resume, start
 from heroforge.train.stability import Verdict
 from heroforge.train.state import Best, MetricsResult, Progress

@@ -46,8 +46,7 @@ def import_official_command(
     labels = f"{summary.c_dim} classes" if summary.c_dim else "unconditional"
     colour = "RGB" if summary.channels == 3 else "greyscale"
     console.print(
-        f"imported G, D and G_ema ({summary.resolution} px, {colour}, {labels}) to "
-        f"{summary.path}"
+        f"imported G, D and G_ema ({summary.resolution} px, {colour}, {labels}) to {summary.path}"
     )
 
 

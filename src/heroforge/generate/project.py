@@ -36,6 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from heroforge.console import Log
 from heroforge.data.ingest import Decoded
 from heroforge.data.ingest_convert import to_rgb_alpha
 from heroforge.errors import UserError
@@ -44,7 +45,7 @@ from heroforge.generate.model import LoadedGenerator
 from heroforge.generate.output import make_grid, prepare_outdir, save_png
 from heroforge.generate.perceptual import MIN_SIZE, InceptionDistance, load_distance, resize
 from heroforge.generate.sample import Progress, synthesize, to_uint8
-from heroforge.generate.target import Log, prepare_target, read_target
+from heroforge.generate.target import prepare_target, read_target
 from heroforge.generate.video import check_format, check_fps, write_animation
 
 VIDEO_FRAMES = 120  # frames of the optimisation a video shows (plus one second of the result)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import stat
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -22,13 +21,13 @@ import cv2
 import numpy as np
 
 from heroforge.config import PrepareConfig
+from heroforge.console import Log
 from heroforge.data.ingest import DEFAULT_LIMITS, Decoded, IngestLimits, Skip, check_size
 from heroforge.data.ingest import decode_image as decode_bytes
 from heroforge.data.prepare import WORK_SIDE, frame
 from heroforge.data.segment import on_white, segment
 from heroforge.errors import UserError
 
-Log = Callable[[str], None]
 Method = Literal["prepared", "centre-crop", "raw"]
 MIN_SUBJECT_PIXELS = 16  # fewer foreground pixels than this is no subject (as prepare decides)
 _logger = logging.getLogger(__name__)

@@ -19,12 +19,12 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from heroforge import rundir
 from heroforge.config import Config, config_from_toml
+from heroforge.console import Log
 from heroforge.errors import EXIT_RESUMABLE, HeroforgeError, UserError
 from heroforge.manager import child as proc
 from heroforge.manager.progress import RunProgress, read_progress
@@ -67,9 +67,7 @@ def owner_is_dead(owner: str) -> bool:
 
 
 class Supervisor:
-    def __init__(
-        self, queue: Queue, options: SupervisorOptions, log: Callable[[str], None] = print
-    ) -> None:
+    def __init__(self, queue: Queue, options: SupervisorOptions, log: Log = print) -> None:
         self.queue, self.options, self._log = queue, options, log
         self.owner = owner_id()
         self.stopping = threading.Event()  # set by SIGTERM/SIGINT

@@ -18,7 +18,8 @@ import torch
 
 from heroforge import rundir
 from heroforge.errors import UserError
-from heroforge.nets.weights import LoadedNetworks, load_networks, sidecar_path
+from heroforge.nets.weights import LoadedNetworks, load_networks
+from heroforge.rundir import sidecar_path
 
 
 @dataclass

@@ -26,6 +26,7 @@ from safetensors.torch import save as safetensors_save
 from torch import nn
 
 import heroforge
+from heroforge import rundir
 from heroforge.config import Config, config_from_dict
 from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes
@@ -49,10 +50,13 @@ class LoadedNetworks:
     metadata: dict[str, Any] = field(default_factory=dict)  # what the caller saved alongside
     extra: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. optimiser state
 
-
-def sidecar_path(path: str | Path) -> Path:
-    """The JSON file that belongs to a .safetensors file."""
-    return Path(path).with_suffix(".json")
+    def generator(self, name: str) -> Generator:
+        """The generator stored under name ("G_ema", "G"); a UserError if there is none."""
+        net = self.networks.get(name)
+        if not isinstance(net, Generator):
+            held = ", ".join(sorted(self.networks)) or "nothing"
+            raise UserError(f"there is no generator {name!r} here, only: {held}")
+        return net
 
 
 def _kind(net: nn.Module) -> str:
@@ -91,7 +95,7 @@ def save_networks(
         "format": FORMAT,
         "heroforge_version": heroforge.__version__,
         "torch_version": torch.__version__,
-        "safetensors_sha256": hashlib.sha256(blob).hexdigest(),
+        rundir.SHA256_KEY: hashlib.sha256(blob).hexdigest(),
         "c_dim": c_dim,
         "networks": {name: _kind(net) for name, net in networks.items()},
         "config": cfg.to_dict(),
@@ -100,11 +104,11 @@ def save_networks(
     # Serialised before anything is written, so metadata that is not JSON leaves no files.
     text = json.dumps(sidecar, indent=2, sort_keys=True) + "\n"
     atomic_write_bytes(path, blob)
-    atomic_write_bytes(sidecar_path(path), text.encode("utf-8"))
+    atomic_write_bytes(rundir.sidecar_path(path), text.encode("utf-8"))
 
 
 def _read_sidecar(path: Path) -> dict[str, Any]:
-    json_path = sidecar_path(path)
+    json_path = rundir.sidecar_path(path)
     try:
         sidecar = json.loads(json_path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -147,9 +151,9 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
         blob = path.read_bytes()
     except OSError as err:
         raise UserError(f"cannot read {path}: {err}") from None
-    if hashlib.sha256(blob).hexdigest() != sidecar.get("safetensors_sha256"):
+    if hashlib.sha256(blob).hexdigest() != sidecar.get(rundir.SHA256_KEY):
         raise UserError(
-            f"{path} does not match {sidecar_path(path).name} (corrupted or half-written)"
+            f"{path} does not match {rundir.sidecar_path(path).name} (corrupted or half-written)"
         )
     try:
         tensors = safetensors_load(blob)

@@ -96,8 +96,6 @@ def jobs_router(ctx: ServeContext) -> APIRouter:
         """Make a snapshot the run's best: best.json names it, as training does for the best
         stable FID, so `heroforge generate --model RUN` (and the explorer) draw with it. A
         running job may still move best.json to a later stable snapshot with a better FID."""
-        from heroforge.train.checkpoint import mark_best  # torch: only when a click needs it
-
         folder = ctx.run_dir(ctx.job(job_id))  # resolved
         checked_name(rundir.CHECKPOINT_NAME, body.name, "snapshot")
         # the checkpoint file itself, not a symlink: best.json must name a file of this run
@@ -105,7 +103,7 @@ def jobs_router(ctx: ServeContext) -> APIRouter:
         if path != folder / rundir.CHECKPOINTS / body.name:
             raise HTTPException(404, "no such snapshot")
         try:
-            mark_best(path.parent, body.name)
+            rundir.mark_best(path.parent, body.name)
         except UserError:  # its sidecar is missing or damaged: generate could not load it
             raise HTTPException(404, f"no usable snapshot {body.name}") from None
         except OSError as err:  # best.json could not be written (a full disk): the old one stays

@@ -11,7 +11,6 @@ and the one best.json names.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,7 @@ import torch
 
 from heroforge import rundir
 from heroforge.config import Config
-from heroforge.errors import UserError
-from heroforge.nets.weights import save_networks, sidecar_path
+from heroforge.nets.weights import save_networks
 
 
 def flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, dict]:
@@ -67,10 +65,9 @@ def save_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / rundir.checkpoint_name(nimg)
     save_networks(path, networks, cfg, c_dim, {**meta, "nimg": nimg}, extra_tensors)
-    sha = json.loads(sidecar_path(path).read_text(encoding="utf-8"))["safetensors_sha256"]
-    rundir.write_marker(folder, rundir.LATEST, path.name, sha)
+    rundir.write_marker(folder, rundir.LATEST, path.name, rundir.recorded_sha256(path))
     if best_nimg == nimg:
-        mark_best(folder, path.name)
+        rundir.mark_best(folder, path.name)
     # best.json may name another than best_nimg's: the user's "use as best" on the web page
     protected = {rundir.read_marker(folder, rundir.BEST)}
     if best_nimg is not None:
@@ -78,19 +75,5 @@ def save_checkpoint(
     for old in rundir.list_checkpoints(folder)[keep:]:
         if old.name not in protected:
             old.unlink(missing_ok=True)
-            sidecar_path(old).unlink(missing_ok=True)
+            rundir.sidecar_path(old).unlink(missing_ok=True)
     return path
-
-
-def mark_best(folder: Path, name: str) -> None:
-    """Point best.json at the checkpoint `name` in folder, with its checksum: the snapshot
-    `heroforge generate` loads from the run. Training calls it for the best stable FID; the
-    web page's "use as best" calls it for the user's choice."""
-    if rundir.checkpoint_nimg(name) is None or not (folder / name).is_file():
-        raise UserError(f"there is no checkpoint {name!r} in {folder}")
-    try:
-        sidecar = json.loads(sidecar_path(folder / name).read_text(encoding="utf-8"))
-        sha = sidecar["safetensors_sha256"]
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        raise UserError(f"cannot mark {folder / name} as best: {err}") from None
-    rundir.write_marker(folder, rundir.BEST, name, sha)

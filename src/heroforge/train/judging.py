@@ -9,9 +9,8 @@ all of it. The functions take the pieces they need, not the Trainer.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from heroforge.config import Config, MetricsConfig, StabilityConfig
+from heroforge.console import Log
 from heroforge.data.dataset import ImageDataset
 from heroforge.nets.generator import Generator
 from heroforge.runtime.dist import DistInfo
@@ -72,7 +71,7 @@ def report(
     measured: bool,  # metrics were measured at this point (they are progress.metrics)
     stats: StatsLog | None,
     board: ScalarBoard | None,
-    log: Callable[[str], None],
+    log: Log,
 ) -> None:
     """The metrics and the verdict in stats.jsonl, TensorBoard and the log."""
     kimg = round(progress.nimg / 1000, 3)

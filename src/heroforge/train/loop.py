@@ -17,7 +17,6 @@ import functools
 import math
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,9 @@ import torch
 from heroforge import rundir
 from heroforge.augment import AdaController, AugmentPipe
 from heroforge.config import Config, TrainConfig
+from heroforge.console import Log
 from heroforge.data.dataset import ImageDataset
-from heroforge.errors import UserError
+from heroforge.errors import OperationalError
 from heroforge.nets.discriminator import build_discriminator
 from heroforge.nets.generator import build_generator
 from heroforge.nets.layers import set_half_dtype
@@ -248,7 +248,7 @@ class Trainer:
         if self.stats:
             self.stats.note(f"received {signal.Signals(signum).name}: checkpoint after this step")
 
-    def run(self, total_kimg: float, log: Callable[[str], None] = print) -> str:
+    def run(self, total_kimg: float, log: Log = print) -> str:
         """Train until total_kimg thousand images; returns "done" or "interrupted"."""
         tc = self.cfg.train
         target = round(total_kimg * 1000)
@@ -287,7 +287,7 @@ class Trainer:
                     if not saved and (done or self.stop_requested):
                         # the last state exists nowhere else: end with an error so that a
                         # supervisor resumes from the previous checkpoint after fixing the disk
-                        raise UserError(
+                        raise OperationalError(
                             "could not write the final checkpoint; fix the disk and resume"
                         )
                     last_ckpt_time, last_ckpt_nimg = time.monotonic(), self.progress.nimg
@@ -299,7 +299,7 @@ class Trainer:
         return "done" if self.progress.nimg >= target else "interrupted"
 
     # -- judgement points (judging.py, rollback.py) -------------------------------------------
-    def _judge(self, log: Callable[[str], None]) -> bool:
+    def _judge(self, log: Log) -> bool:
         """Measure the metrics (every process), give the stability verdict (rank 0) and, with
         stability.rollback, go back to the best stable snapshot if it says unstable. True if
         the run went back."""
@@ -310,7 +310,7 @@ class Trainer:
             judging.report(self.progress, verdict, result is not None, self.stats, self.board, log)
         return self.cfg.stability.rollback and self._roll_back_if(verdict, log)
 
-    def _roll_back_if(self, verdict: Verdict | None, log: Callable[[str], None]) -> bool:
+    def _roll_back_if(self, verdict: Verdict | None, log: Log) -> bool:
         """Rank 0 decides (and first checks that the best snapshot loads); every rank then
         restores it. True if the run went back."""
         checkpoint = None
@@ -343,7 +343,7 @@ class Trainer:
         return True
 
     # -- checkpoints and ticks ------------------------------------------------------------------
-    def _checkpoint(self, log: Callable[[str], None]) -> bool:
+    def _checkpoint(self, log: Log) -> bool:
         """Write a checkpoint and a sample grid; False if the checkpoint could not be written."""
         try:
             path = self.save()
@@ -362,13 +362,12 @@ class Trainer:
                 self.board.flush()  # what a resume keeps is on disk with the checkpoint
         return True
 
-    def _end_tick(
-        self, tick_stats: TickStats, started: float, target: int, log: Callable[[str], None]
-    ) -> None:
+    def _end_tick(self, tick_stats: TickStats, started: float, target: int, log: Log) -> None:
         p = self.progress
         seconds = max(time.monotonic() - started, 1e-9)
         kimg_done = (p.nimg - p.tick_start_nimg) / 1000
         sec_per_kimg = seconds / max(kimg_done, 1e-9)
+        eta_s = round(sec_per_kimg * max(0, target - p.nimg) / 1000, 1)
         record = {
             "tick": p.tick,
             "kimg": round(p.nimg / 1000, 3),
@@ -377,7 +376,7 @@ class Trainer:
             "img_per_s": round(kimg_done * 1000 / seconds, 2),
             "augment_p": round(self.ada.p, 5),
             "rt": None if self.ada.rt is None else round(self.ada.rt, 4),
-            "eta_s": round(sec_per_kimg * max(0, target - p.nimg) / 1000, 1),
+            "eta_s": eta_s,
             "elapsed_s": round(p.elapsed_s, 1),
             "rss_mb": round(peak_rss_mb(), 1),
             **tick_stats.means(),
@@ -394,5 +393,5 @@ class Trainer:
         log(
             f"tick {record['tick']:<5d} kimg {record['kimg']:<9.3f} s/kimg {sec_per_kimg:<8.2f} "
             f"G {record.get('loss/G', math.nan):.3f} D {record.get('loss/D', math.nan):.3f} "
-            f"p {record['augment_p']:.3f} eta {record['eta_s'] / 60:.1f} min"
+            f"p {record['augment_p']:.3f} eta {eta_s / 60:.1f} min"
         )

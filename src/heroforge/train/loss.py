@@ -17,6 +17,8 @@ from torch import nn
 from torch.nn import functional
 
 from heroforge.config import TrainConfig
+from heroforge.nets.discriminator import Discriminator
+from heroforge.nets.generator import Generator
 
 Backward = Callable[[torch.Tensor], None]  # backpropagates one scalar loss
 Stats = dict[str, torch.Tensor]  # detached scalars or vectors for the tick statistics
@@ -25,10 +27,12 @@ Stats = dict[str, torch.Tensor]  # detached scalars or vectors for the tick stat
 class StyleGAN2Loss(nn.Module):
     """Holds the networks' forward passes as used in training and the path-length mean."""
 
+    pl_mean: torch.Tensor  # a buffer (registered in __init__)
+
     def __init__(
         self,
-        G: nn.Module,  # generator being trained  # noqa: N803
-        D: nn.Module,  # discriminator being trained  # noqa: N803
+        G: Generator,  # generator being trained  # noqa: N803
+        D: Discriminator,  # discriminator being trained  # noqa: N803
         augment: nn.Module | None,  # ADA pipe applied to everything D sees; None = off
         cfg: TrainConfig,  # losses' weights, intervals and style-mixing probability
         compile: bool = False,  # torch.compile the main phases' synthesis and D
@@ -76,8 +80,9 @@ class StyleGAN2Loss(nn.Module):
             total = reduce(total.clone())
             mean = total[:-1] / total[-1]
             if key == "w":
-                w_avg = self.G.mapping.w_avg
-                w_avg.copy_(mean.lerp(w_avg, self.G.mapping.w_avg_beta))
+                w_avg, beta = self.G.mapping.w_avg, self.G.mapping.w_avg_beta
+                assert beta is not None  # every config builds G with a running mean of w
+                w_avg.copy_(mean.lerp(w_avg, beta))
             else:
                 self.pl_mean.copy_(self.pl_mean.lerp(mean[0], self.cfg.pl_decay))
         self.sums = {}

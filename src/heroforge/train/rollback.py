@@ -16,15 +16,16 @@ here take the pieces they need.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from heroforge import rundir
 from heroforge.config import Config, StabilityConfig
+from heroforge.console import Log
 from heroforge.errors import UserError
 from heroforge.nets.loading import Checkpoint
-from heroforge.nets.weights import load_networks, sidecar_path
+from heroforge.nets.weights import load_networks
+from heroforge.rundir import sidecar_path
 from heroforge.train.stability import Verdict
 from heroforge.train.state import Progress
 from heroforge.train.stats import StatsLog
@@ -48,7 +49,7 @@ def best_to_return_to(
     progress: Progress,
     cfg: StabilityConfig,
     verdict: Verdict | None,
-    log: Callable[[str], None],
+    log: Log,
 ) -> Checkpoint | None:
     """The best stable checkpoint, loaded, if the verdict calls for a rollback and one is
     allowed; else None (with a log line saying why not, when the run is unstable)."""
@@ -102,7 +103,7 @@ def discard_stats(
     run_dir: Path,
     to_nimg: int,  # the snapshot the run went back to: later lines are abandoned
     event: dict[str, Any],  # what record() returned
-    log: Callable[[str], None],
+    log: Log,
 ) -> None:
     """Move the abandoned lines of stats.jsonl aside, then log the rollback there and here."""
     moved = stats.move_after(to_nimg, run_dir / rundir.DISCARDED_STATS)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -20,6 +19,7 @@ import torch
 from heroforge import __version__, rundir
 from heroforge.checks import require_folder
 from heroforge.config import Config
+from heroforge.console import Log
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
 from heroforge.nets.loading import load_latest
@@ -52,7 +52,7 @@ def start(
     cfg: Config,
     outdir: str | Path,
     total_kimg: float | None = None,
-    log: Callable[[str], None] = print,
+    log: Log = print,
     init_from: str | Path | None = None,
 ) -> tuple[Path, str]:
     """Create a run folder and train; returns (run dir, "done" | "interrupted").
@@ -96,7 +96,7 @@ def resume(
     data: str | Path | None = None,
     total_kimg: float | None = None,
     force: bool = False,
-    log: Callable[[str], None] = print,
+    log: Log = print,
 ) -> tuple[Path, str]:
     """Continue a run from its newest good checkpoint (or from the start if it has none)."""
     run_dir = Path(run_dir)
@@ -144,7 +144,7 @@ def _init_again(record: dict, cfg: Config, c_dim: int, force: bool) -> InitModel
     return init
 
 
-def _train(trainer: Trainer, target: float, log: Callable[[str], None]) -> str:
+def _train(trainer: Trainer, target: float, log: Log) -> str:
     """Train, then wait for every process: rank 0 is still writing the final checkpoint when the
     others finish, and a process that exits while a peer's gloo connection is open aborts."""
     outcome = trainer.run(target, log)

@@ -65,7 +65,8 @@ class StatsLog:
         returns how many lines went."""
         if not self.path.exists():
             return 0
-        kept, moved = [], []
+        kept: list[str] = []
+        moved: list[str] = []
         for line in self.path.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)

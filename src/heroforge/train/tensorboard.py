@@ -9,11 +9,11 @@ hides what the previous session logged after that checkpoint, so every step appe
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from heroforge import rundir
+from heroforge.console import Log
 
 SKIP = ("tick", "kimg", "step", "time", "elapsed_s")  # counters, not curves
 
@@ -44,7 +44,7 @@ class ScalarBoard:
         self.folder, self.writer = folder, writer
 
     @classmethod
-    def open(cls, run_dir: Path, nimg: int, log: Callable[[str], None]) -> ScalarBoard | None:
+    def open(cls, run_dir: Path, nimg: int, log: Log) -> ScalarBoard | None:
         """A board continuing at nimg images, or None (logged) if TensorBoard is missing."""
         try:
             import torch.utils.tensorboard  # noqa: F401  (needs the tensorboard package)

@@ -11,7 +11,6 @@ resolutions, fixed: their generic low-level filters stay, and the few new images
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,13 @@ from typing import Any
 
 from torch import nn
 
+from heroforge import rundir
 from heroforge.config import Config, NetworkConfig
 from heroforge.errors import UserError
 from heroforge.nets.discriminator import Discriminator
 from heroforge.nets.generator import Generator
 from heroforge.nets.loading import load_model
-from heroforge.nets.weights import LoadedNetworks, sidecar_path
+from heroforge.nets.weights import LoadedNetworks
 
 # Network keys that change neither which weights exist nor what they mean: the precision on
 # GPUs, the activation clamp that keeps fp16 finite, and the minibatch-std group, which the
@@ -98,5 +98,4 @@ def load_init_model(model: str | Path, cfg: Config, c_dim: int) -> InitModel:
     ):
         held = ", ".join(sorted(nets)) or "nothing"
         raise UserError(f"--init-from {path}: needs a generator and D, the file holds {held}")
-    sidecar = json.loads(sidecar_path(path).read_text(encoding="utf-8"))
-    return InitModel(path, sidecar["safetensors_sha256"], G, D, G_ema, loaded.metadata)
+    return InitModel(path, rundir.recorded_sha256(path), G, D, G_ema, loaded.metadata)
