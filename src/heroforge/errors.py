@@ -1,6 +1,8 @@
 """The errors heroforge expects and explains: the CLI prints each as one line, never a traceback,
 and exits with the class's code. Anything else that escapes is a bug (exit code 1)."""
 
+import errno
+
 
 class HeroforgeError(Exception):
     """An expected failure, explained in one line; never a bug in heroforge."""
@@ -29,3 +31,30 @@ class OperationalError(HeroforgeError):
 # Exit code of `heroforge train` and `heroforge manager run` stopped by SIGTERM/SIGINT after the
 # work was checkpointed: starting them again goes on (EX_TEMPFAIL in sysexits.h).
 EXIT_RESUMABLE = 75
+
+
+# What the machine does wrong, not the path the user gave: a full disk or quota, an I/O error,
+# a file system gone read-only, too many open files, a busy or vanished network file.
+MACHINE_ERRNOS = frozenset(
+    {
+        errno.ENOSPC,
+        errno.EDQUOT,
+        errno.EIO,
+        errno.EROFS,
+        errno.EMFILE,
+        errno.ENFILE,
+        errno.ENOMEM,
+        errno.ESTALE,
+        errno.ETIMEDOUT,
+        errno.EAGAIN,
+        errno.EBUSY,
+    }
+)
+
+
+def write_failure(what: str, err: OSError) -> HeroforgeError:
+    """The one-line error for an OSError met while writing `what` ("cannot write X: reason"):
+    an OperationalError when the machine failed (MACHINE_ERRNOS), else a UserError (a path
+    under a file, a folder the user may not write, a name too long: the path is to change)."""
+    kind = OperationalError if err.errno in MACHINE_ERRNOS else UserError
+    return kind(f"{what}: {err.strerror or err}")

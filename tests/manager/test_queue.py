@@ -133,9 +133,9 @@ def test_busy_queue_file_gives_one_line(queue, monkeypatch):
     assert queue.jobs() == []
 
 
-def test_a_root_that_cannot_be_made_is_an_operational_failure(tmp_path):
+def test_a_root_under_a_file_is_a_user_error(tmp_path):
     (tmp_path / "file").write_text("not a folder")
-    with pytest.raises(OperationalError, match="cannot create the manager root") as err:
+    with pytest.raises(UserError, match="cannot create the manager root") as err:
         open_queue(tmp_path / "file" / "root")
     assert "\n" not in str(err.value)
 

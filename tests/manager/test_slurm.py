@@ -1,5 +1,6 @@
 """The SLURM batch script starts the run, checkpoints on the preemption signal, resumes."""
 
+import errno
 import json
 import os
 import signal
@@ -27,11 +28,22 @@ def test_multi_node_script_uses_torchrun_rendezvous(tiny_archive, tmp_path):
         sbatch_text(spec, tmp_path, nodes=3, time_limit="1:00:00")
 
 
-def test_a_folder_that_cannot_be_written_is_an_operational_failure(tiny_archive, tmp_path):
+def test_a_folder_under_a_file_is_a_user_error(tiny_archive, tmp_path):
     spec = spec_from_options(tiny_archive, "tiny-cpu", 1.0, [])
     (tmp_path / "file").write_text("in the way")
-    with pytest.raises(OperationalError, match="cannot write the SLURM job into") as err:
+    with pytest.raises(UserError, match="cannot write the SLURM job into .*: Not a directory"):
         write_sbatch(spec, tmp_path / "file" / "job", nodes=1, time_limit="1:00:00")
+
+
+def test_a_full_disk_is_an_operational_failure(tiny_archive, tmp_path, monkeypatch):
+    spec = spec_from_options(tiny_archive, "tiny-cpu", 1.0, [])
+
+    def no_space(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("heroforge.fileio.os.replace", no_space)
+    with pytest.raises(OperationalError, match="cannot write the SLURM job into") as err:
+        write_sbatch(spec, tmp_path / "job", nodes=1, time_limit="1:00:00")
     assert "\n" not in str(err.value)
 
 

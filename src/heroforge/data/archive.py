@@ -24,7 +24,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from heroforge.errors import OperationalError, UserError
+from heroforge.errors import UserError, write_failure
 from heroforge.fileio import atomic_file
 
 LABELS_ENTRY = "dataset.json"
@@ -255,7 +255,7 @@ def write_archive(
             _write_json(zf, LABELS_ENTRY, dataset_json)
             _write_json(zf, PROVENANCE_ENTRY, provenance)
     except OSError as err:  # a full disk, a folder we may not write: the old archive stays
-        raise OperationalError(f"cannot write {out_zip}: {err.strerror or err}") from None
+        raise write_failure(f"cannot write {out_zip}", err) from None
     return ArchiveSummary(
         images=len(paths),
         resolution=side,

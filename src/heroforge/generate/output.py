@@ -11,7 +11,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 import heroforge
-from heroforge.errors import OperationalError, UserError
+from heroforge.errors import UserError, write_failure
 from heroforge.fileio import atomic_file
 
 
@@ -25,7 +25,7 @@ def prepare_outdir(outdir: str | Path) -> Path:
     except FileExistsError:
         raise UserError(f"--outdir {path} is a file, not a folder") from None
     except OSError as err:
-        raise OperationalError(f"cannot write to --outdir {path}: {err.strerror or err}") from None
+        raise write_failure(f"cannot write to --outdir {path}", err) from None
     return path
 
 

@@ -14,7 +14,7 @@ import os
 import shutil
 from pathlib import Path
 
-from heroforge.errors import OperationalError, UserError
+from heroforge.errors import UserError, write_failure
 from heroforge.fileio import atomic_write_text
 from heroforge.manager.queue import Job, Queue
 from heroforge.manager.spec import JobSpec, fingerprint_data
@@ -45,7 +45,7 @@ def open_queue(root: Path | None = None, create: bool = True) -> Queue:
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OperationalError(f"cannot create the manager root {root}: {err}") from None
+        raise write_failure(f"cannot create the manager root {root}", err) from None
     return Queue(root / QUEUE_FILE)
 
 
@@ -70,7 +70,7 @@ def submit(queue: Queue, spec: JobSpec, allow_duplicate: bool = False) -> Job:
             atomic_write_text(job_dir / "config.toml", spec.cfg.to_toml())
         except OSError as err:
             shutil.rmtree(job_dir, ignore_errors=True)
-            raise OperationalError(f"cannot create the job folder {job_dir}: {err}") from None
+            raise write_failure(f"cannot create the job folder {job_dir}", err) from None
         return job_dir
 
     return queue.add(

@@ -14,7 +14,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from heroforge.errors import OperationalError, UserError
+from heroforge.errors import UserError, write_failure
 from heroforge.fileio import atomic_write_text
 
 UNIT_NAME = "heroforge-manager.service"
@@ -66,7 +66,7 @@ def install_unit(
         atomic_write_text(path, unit_text(root.resolve(), gpus, system))
     except OSError as err:
         hint = " (a system unit needs root: sudo)" if system else ""
-        raise OperationalError(f"cannot write {path}: {err}{hint}") from None
+        raise write_failure(f"cannot write {path}{hint}", err) from None
     ctl = "sudo systemctl" if system else "systemctl --user"
     if out is not None:
         folder = "/etc/systemd/system" if system else "~/.config/systemd/user"

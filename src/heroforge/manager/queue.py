@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from heroforge.config import MAX_PRIORITY
-from heroforge.errors import OperationalError, UserError
+from heroforge.errors import OperationalError, UserError, write_failure
 
 
 class JobState(StrEnum):
@@ -122,7 +122,7 @@ class Queue:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             folder = self.path.parent
-            raise OperationalError(f"cannot create the queue's folder {folder}: {err}") from None
+            raise write_failure(f"cannot create the queue's folder {folder}", err) from None
         with self._tx() as db:
             version = db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:

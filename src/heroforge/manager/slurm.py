@@ -15,7 +15,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from heroforge.errors import OperationalError, UserError
+from heroforge.errors import UserError, write_failure
 from heroforge.fileio import atomic_write_text
 from heroforge.manager.spec import JobSpec
 
@@ -86,5 +86,5 @@ def write_sbatch(spec: JobSpec, folder: Path, nodes: int, time_limit: str) -> Pa
         atomic_write_text(folder / "job.sbatch", text)
         (folder / "job.sbatch").chmod(0o755)
     except OSError as err:
-        raise OperationalError(f"cannot write the SLURM job into {folder}: {err}") from None
+        raise write_failure(f"cannot write the SLURM job into {folder}", err) from None
     return folder / "job.sbatch"

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from heroforge.config import Config
-from heroforge.errors import OperationalError, UserError
+from heroforge.errors import UserError, write_failure
 from heroforge.nets.official_config import (
     D_PARAMS,
     G_PARAMS,
@@ -206,7 +206,7 @@ def import_official(pkl: str | Path, out: str | Path) -> ImportSummary:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise OperationalError(f"cannot create {out}: {err.strerror or err}") from None
+        raise write_failure(f"cannot create {out}", err) from None
     save_networks(target, networks, cfg, c_dim, metadata=_metadata(pkl, contents))
     return ImportSummary(
         path=target,

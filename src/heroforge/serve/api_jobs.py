@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 
 from heroforge import rundir
 from heroforge.config import MAX_PRIORITY
-from heroforge.errors import OperationalError, UserError
+from heroforge.errors import UserError, write_failure
 from heroforge.manager.queue import Job
 from heroforge.manager.status import summary
 from heroforge.serve.context import ServeContext
@@ -107,7 +107,7 @@ def jobs_router(ctx: ServeContext) -> APIRouter:
         except UserError:  # its sidecar is missing or damaged: generate could not load it
             raise HTTPException(404, f"no usable snapshot {body.name}") from None
         except OSError as err:  # best.json could not be written (a full disk): the old one stays
-            raise OperationalError(f"cannot write {path.parent / rundir.BEST}: {err}") from None
+            raise write_failure(f"cannot write {path.parent / rundir.BEST}", err) from None
         return snapshots(folder)
 
     return router

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from heroforge.data.overrides import ACTIONS, read_overrides, set_override
-from heroforge.errors import OperationalError, UserError
+from heroforge.errors import UserError, write_failure
 
 MANIFEST = "manifest.jsonl"
 OVERRIDES = "overrides.csv"
@@ -96,5 +96,5 @@ class ReviewSets:
             try:
                 set_override(folder / OVERRIDES, source, action)
             except OSError as err:  # a full disk or a read-only folder: the old file stays
-                raise OperationalError(f"cannot write {folder / OVERRIDES}: {err}") from None
+                raise write_failure(f"cannot write {folder / OVERRIDES}", err) from None
             return read_overrides(folder / OVERRIDES).get(source)
