@@ -44,7 +44,8 @@ def test_help_lists_every_command(cli):
 def test_every_command_has_help_with_examples(cli, command):
     code, out, _ = cli(*command, "--help")
     assert code == 0
-    assert "Example" in out and "heroforge " + command[0] in out
+    assert "Example" in out
+    assert "heroforge " + command[0] in out
 
 
 def test_console_script_runs_without_a_traceback_on_user_errors():
@@ -61,7 +62,8 @@ def test_console_script_runs_without_a_traceback_on_user_errors():
 
 def test_unknown_command_is_a_usage_error(cli):
     code, _, err = cli("trian")
-    assert code == 2 and "No such command" in err
+    assert code == 2
+    assert "No such command" in err
 
 
 def test_ctrl_c_says_so_and_exits_130(cli, monkeypatch, tmp_path):
@@ -73,7 +75,8 @@ def test_ctrl_c_says_so_and_exits_130(cli, monkeypatch, tmp_path):
 
     monkeypatch.setattr(prepare, "prepare", interrupted)
     code, _, err = cli("prepare", str(tmp_path), "--out", str(tmp_path / "out"))
-    assert code == 130 and err.startswith("heroforge: interrupted")
+    assert code == 130
+    assert err.startswith("heroforge: interrupted")
 
 
 def test_ctrl_c_is_quiet_where_it_is_the_usual_way_to_stop(capsys):
@@ -105,6 +108,7 @@ def test_long_steps_leave_a_progress_line_in_logs_now_and_then(cli, monkeypatch,
     lines = err.splitlines()
     assert code == 0
     assert lines[0] == "project: 1/4 (25%), about 0:00 left"
-    assert lines[3].startswith("project: 4/4 (100%)") and lines[4] == "morph: 7"
+    assert lines[3].startswith("project: 4/4 (100%)")
+    assert lines[4] == "morph: 7"
     assert lines[5].startswith("archive: 1999999/2000000 (99%), about 0:00 left")
     assert "synth: 3/3 (100%), about 0:00 left" in lines

@@ -70,9 +70,11 @@ def test_reads_back_our_archive(archive, pixels):
     assert ds.names == tuple(f"00000/img{i:08d}.png" for i in range(COUNT))
     for i in range(COUNT):
         image, label = ds[i]
-        assert image.dtype == torch.uint8 and image.shape == (3, SIDE, SIDE)
+        assert image.dtype == torch.uint8
+        assert image.shape == (3, SIDE, SIDE)
         assert torch.equal(image, _chw(pixels[i]))
-        assert label.dtype == torch.float32 and label.shape == (0,)
+        assert label.dtype == torch.float32
+        assert label.shape == (0,)
     with pytest.raises(IndexError):
         ds[COUNT]
 
@@ -231,7 +233,8 @@ def test_fingerprint_is_stable_and_sees_every_change(tmp_path, pixels):
         ImageDataset(path, max_images=5).fingerprint(),
         ImageDataset(path, use_labels=True).fingerprint(),
     }
-    assert base not in others and len(others) == 4
+    assert base not in others
+    assert len(others) == 4
     # Labels count only when they are used.
     relabelled = _archive(tmp_path / "d", pixels, [0] * 11 + [1])
     assert ImageDataset(relabelled).fingerprint() == base

@@ -216,7 +216,9 @@ def _decode_all(sources: list[Source], limits: IngestLimits) -> dict[str, object
 
 def _assert_one_line(skip: Skip) -> None:
     assert skip.code in SKIP_CODES
-    assert str(skip) and "\n" not in str(skip) and len(str(skip)) <= 300
+    assert str(skip)
+    assert "\n" not in str(skip)
+    assert len(str(skip)) <= 300
 
 
 def test_folder_corpus_every_bad_file_skipped_with_its_code(tmp_path):
@@ -247,12 +249,15 @@ def test_folder_corpus_good_files_decode_to_rgb_and_alpha(tmp_path):
     sources, _ = list_sources(tmp_path, LIMITS)
     decoded = {n: d for n, d in _decode_all(sources, LIMITS).items() if n in GOOD}
     for d in decoded.values():
-        assert d.rgb.dtype == np.uint8 and d.rgb.ndim == 3 and d.rgb.shape[2] == 3
+        assert d.rgb.dtype == np.uint8
+        assert d.rgb.ndim == 3
+        assert d.rgb.shape[2] == 3
         assert d.rgb.shape[:2] == d.original_size[::-1]
     assert decoded["rgba.png"].alpha is not None
     assert decoded["palette.png"].alpha is not None
     assert "palette->rgba" in decoded["palette.png"].notes
-    assert decoded["good.png"].alpha is None and decoded["good.png"].notes == []
+    assert decoded["good.png"].alpha is None
+    assert decoded["good.png"].notes == []
     assert decoded["cmyk.jpg"].original_mode == "CMYK"
     assert np.abs(decoded["cmyk.jpg"].rgb[5, 5].astype(int) - [255, 0, 0]).max() <= 3
     for name in ("grey16.png", "grey16.tif"):
@@ -337,7 +342,8 @@ def test_zip_corpus_hostile_entries_skipped_good_ones_decode(tmp_path):
     _build_zip(tmp_path / "raw.zip")
     with zipfile.ZipFile(tmp_path / "raw.zip") as archive:
         names = archive.namelist()
-    assert "../evil.png" in names and "/etc/x.png" in names  # zipfile kept the hostile names
+    assert "../evil.png" in names
+    assert "/etc/x.png" in names  # zipfile kept the hostile names
     before = _snapshot(tmp_path)
 
     with nothing_written():
@@ -378,7 +384,8 @@ def test_zip_entry_whose_header_lies_is_refused_when_read(tmp_path):
     assert [(n, s.code) for n, s in skipped] == [("locked.png", "unreadable")]
     with pytest.raises(Skip) as info:
         sources[0].read_bytes(IngestLimits())
-    assert info.value.code == "unreadable" and "CRC" in str(info.value)
+    assert info.value.code == "unreadable"
+    assert "CRC" in str(info.value)
 
 
 def test_zip_with_too_many_entries_is_a_user_error(tmp_path):
@@ -425,16 +432,21 @@ def test_float_tiff_is_scaled_to_8_bits():
     values = np.linspace(0, 1, 16 * 16, dtype=np.float32).reshape(16, 16)
     decoded = decode_image(_encode(Image.fromarray(values), "TIFF"), "float.tif")
     assert decoded.original_mode == "F"
-    assert decoded.rgb[0, 0, 0] == 0 and decoded.rgb[-1, -1, 0] == 255
+    assert decoded.rgb[0, 0, 0] == 0
+    assert decoded.rgb[-1, -1, 0] == 255
 
 
 def test_alpha_kept_when_meaningful_dropped_when_opaque():
     kept = decode_image(_encode(_rgba(0), "PNG"), "a.png")
-    assert kept.alpha is not None and kept.alpha[:10].max() == 0 and kept.alpha[10:].min() == 255
+    assert kept.alpha is not None
+    assert kept.alpha[:10].max() == 0
+    assert kept.alpha[10:].min() == 255
     opaque = decode_image(_encode(_rgba(None), "PNG"), "b.png")
-    assert opaque.alpha is None and opaque.notes == ["alpha dropped: opaque"]
+    assert opaque.alpha is None
+    assert opaque.notes == ["alpha dropped: opaque"]
     grey = decode_image(_encode(_rgba(128).convert("LA"), "PNG"), "c.png")
-    assert grey.original_mode == "LA" and grey.alpha[0, 0] == 128
+    assert grey.original_mode == "LA"
+    assert grey.alpha[0, 0] == 128
     assert grey.notes == ["greyscale->rgb"]
 
 
@@ -443,8 +455,10 @@ def test_palette_with_transparency_becomes_rgb_plus_alpha():
     img.putpalette([0, 0, 0, 255, 0, 0])
     img.paste(0, (0, 0, 10, 20))
     decoded = decode_image(_encode(img, "PNG", transparency=0), "p.png")
-    assert decoded.original_mode == "P" and decoded.notes == ["palette->rgba"]
-    assert decoded.alpha[:, :10].max() == 0 and decoded.alpha[:, 10:].min() == 255
+    assert decoded.original_mode == "P"
+    assert decoded.notes == ["palette->rgba"]
+    assert decoded.alpha[:, :10].max() == 0
+    assert decoded.alpha[:, 10:].min() == 255
     assert decoded.rgb[0, 15].tolist() == [255, 0, 0]
 
 
@@ -464,8 +478,10 @@ def test_exif_rotated_jpeg_swaps_its_size():
     exif = Image.Exif()
     exif[0x0112] = 6
     decoded = decode_image(_encode(_picture(40, 20), "JPEG", exif=exif), "r.jpg")
-    assert decoded.rgb.shape == (40, 20, 3) and decoded.original_size == (40, 20)
-    assert decoded.full_size == (20, 40) and decoded.scale == 1.0
+    assert decoded.rgb.shape == (40, 20, 3)
+    assert decoded.original_size == (40, 20)
+    assert decoded.full_size == (20, 40)
+    assert decoded.scale == 1.0
 
 
 def _smooth_picture(w: int, h: int) -> Image.Image:
@@ -482,8 +498,10 @@ def test_big_jpeg_decoded_reduced_with_its_full_size_kept():
     full = decode_image(data, "big.jpg")
     half = decode_image(data, "big.jpg", shrink_to=768)
     # the longer side 1700 >= 2 x 768: halved (a quarter would be 425 < 768)
-    assert half.rgb.shape == (850, 500, 3) and half.scale == 0.5
-    assert half.full_size == full.full_size == (1000, 1700) and half.original_size == (1700, 1000)
+    assert half.rgb.shape == (850, 500, 3)
+    assert half.scale == 0.5
+    assert half.full_size == full.full_size == (1000, 1700)
+    assert half.original_size == (1700, 1000)
     shrunk = np.asarray(Image.fromarray(full.rgb).resize((500, 850), Image.Resampling.BOX))
     assert np.abs(shrunk.astype(int) - half.rgb).mean() < 2.0
 
@@ -491,7 +509,8 @@ def test_big_jpeg_decoded_reduced_with_its_full_size_kept():
 @pytest.mark.parametrize(("size", "fmt"), [((1400, 900), "JPEG"), ((1700, 1000), "PNG")])
 def test_shrink_to_leaves_small_jpegs_and_other_formats_whole(size, fmt):
     decoded = decode_image(_encode(_smooth_picture(*size), fmt), "p", shrink_to=768)
-    assert decoded.rgb.shape[1::-1] == size and decoded.scale == 1.0
+    assert decoded.rgb.shape[1::-1] == size
+    assert decoded.scale == 1.0
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
@@ -557,7 +576,8 @@ def test_corrupted_bytes_never_raise_anything_but_skip():
                 data = data[: rng.integers(1, len(data))]
             try:
                 decoded = decode_image(bytes(data), "fuzz.png")
-                assert decoded.rgb.dtype == np.uint8 and decoded.rgb.shape[2] == 3
+                assert decoded.rgb.dtype == np.uint8
+                assert decoded.rgb.shape[2] == 3
             except Skip as skip:
                 _assert_one_line(skip)
                 codes.add(skip.code)
@@ -576,7 +596,8 @@ def test_every_synthetic_picture_decodes(tmp_path):
     synthesize(tmp_path / "set", 30, seed=1, workers=1)
     labels = json.loads((tmp_path / "set" / "labels.json").read_text())["images"]
     sources, skipped = list_sources(tmp_path / "set" / "raw")
-    assert skipped == [] and len(sources) == 30
+    assert skipped == []
+    assert len(sources) == 30
     decoded = _decode_all(sources, IngestLimits())
     assert any(label["format"] == "png-rgba" for label in labels)
     for label in labels:

@@ -43,7 +43,8 @@ def test_manifest_has_a_decision_for_every_input(raw_set, prepared):
     rows = _rows(prepared)
     assert sorted(r["source"] for r in rows) == sorted(p.name for p in raw_set.iterdir())
     by_name = {r["source"]: r for r in rows}
-    assert by_name["empty.png"]["decision"] == "error" and by_name["empty.png"]["reason"] == "empty"
+    assert by_name["empty.png"]["decision"] == "error"
+    assert by_name["empty.png"]["reason"] == "empty"
     assert by_name["notes.png"]["reason"] == "not_an_image"
     assert by_name["cut.jpg"]["decision"] == "error"
     for row in rows:
@@ -59,7 +60,9 @@ def test_kept_pictures_are_square_pngs_on_white(prepared):
     )
     for row in kept:
         img = Image.open(prepared / row["output"])
-        assert img.format == "PNG" and img.mode == "RGB" and img.size == (64, 64)
+        assert img.format == "PNG"
+        assert img.mode == "RGB"
+        assert img.size == (64, 64)
         pixels = np.asarray(img)
         assert (pixels[0] == 255).mean() > 0.5  # the top row is mostly pure white
         assert (pixels != 255).any()  # and there is a subject
@@ -123,8 +126,10 @@ def test_overrides_are_honoured(raw_set, prepared):
     upper_only = load_config("superheroes-512", ["prepare.size=64"]).prepare
     prep.prepare(raw_set, prepared, CFG, workers=1)
     rows = {r["source"]: r for r in _rows(prepared)}
-    assert rows[kept]["decision"] == "exclude" and rows[kept]["reason"] == "override"
-    assert rows[dropped]["decision"] == "keep" and rows[dropped]["override"] == "include"
+    assert rows[kept]["decision"] == "exclude"
+    assert rows[kept]["reason"] == "override"
+    assert rows[dropped]["decision"] == "keep"
+    assert rows[dropped]["override"] == "include"
     assert (prepared / rows[dropped]["output"]).exists()
     full = next(
         s
@@ -137,9 +142,11 @@ def test_overrides_are_honoured(raw_set, prepared):
     assert summary["unknown_overrides"] == ["no-such-hero.png"]
     set_override(overrides, "no-such-hero.png", None)
     rows = {r["source"]: r for r in _rows(prepared)}
-    assert rows[full]["body"] == "upper" and rows[full]["decision"] == "keep"
+    assert rows[full]["body"] == "upper"
+    assert rows[full]["decision"] == "keep"
     unforced = [r for r in rows.values() if r["decision"] == "keep" and r["override"] != "include"]
-    assert unforced and all(r["body"] == "upper" for r in unforced)  # --keep upper, unless forced
+    assert unforced
+    assert all(r["body"] == "upper" for r in unforced)  # --keep upper, unless forced
     for source in (kept, dropped, full):  # the module's shared folder goes back as it was
         set_override(overrides, source, None)
     assert read_overrides(overrides) == {}
@@ -174,15 +181,19 @@ def test_cli_prepare_and_archive(cli, raw_set, tmp_path):
     out = tmp_path / "p"
     code, _, err = cli("prepare", str(raw_set), "--out", str(out), "--size", "64", "--keep", "both")
     assert code == 0, err
-    assert "kept" in err and "review" in err
+    assert "kept" in err
+    assert "review" in err
     code, _, err = cli("archive", str(out), "--out", str(tmp_path / "d.zip"))
     assert code == 0, err
     code, _, err = cli("prepare", str(tmp_path / "missing"), "--out", str(out))
-    assert code == 2 and err.startswith("heroforge: error:")
+    assert code == 2
+    assert err.startswith("heroforge: error:")
     code, _, err = cli("prepare", str(raw_set), "--out", str(out), "--keep", "half")
-    assert code == 2 and "prepare.keep" in err
+    assert code == 2
+    assert "prepare.keep" in err
     code, _, err = cli("prepare", str(raw_set), "--out", str(out), "--set", "train.batch=8")
-    assert code == 2 and "prepare takes only prepare.KEY=VALUE settings" in err
+    assert code == 2
+    assert "prepare takes only prepare.KEY=VALUE settings" in err
 
 
 @pytest.mark.parametrize(
@@ -200,10 +211,12 @@ def test_prepare_refuses_an_out_folder_that_cannot_work(cli, tmp_path, place, me
     (raw / "hero.png").write_bytes(b"not analysed")
     (tmp_path / "file.txt").write_text("x")
     code, _, err = cli("prepare", str(raw), "--out", str(tmp_path / place))
-    assert code == 2 and message in err
+    assert code == 2
+    assert message in err
     assert sorted(p.name for p in raw.iterdir()) == ["hero.png"]  # nothing written there
     code, _, err = cli("prepare", str(raw), "--out", str(tmp_path / "out"), "--workers", "-1")
-    assert code == 2 and "--workers must be 0" in err
+    assert code == 2
+    assert "--workers must be 0" in err
 
 
 def test_big_jpeg_is_analysed_reduced_and_recorded_at_its_full_size(synth_set, tmp_path):

@@ -69,7 +69,8 @@ def test_morph_child_and_mix(run, model_path, tmp_path):
     result = run("child", *model, "--parents", "1,2", "--mode", "coarse-from-a")
     assert result.exit_code == 0, result.output
     latent = tmp_path / "child-seed1-seed2-coarse-from-a16.latent.safetensors"
-    assert latent.is_file() and "panel:" in result.output
+    assert latent.is_file()
+    assert "panel:" in result.output
 
     result = run("morph", *model, "--seeds", f"{latent},3", "--frames-per-step", "2")
     assert result.exit_code == 0, result.output
@@ -96,16 +97,20 @@ def test_other_commands_refuse_bad_arguments(run, model_path, tmp_path, args, sa
 def test_help_has_examples(run):
     for command in ("generate", "morph", "child", "mix"):
         result = run(command, "--help")
-        assert result.exit_code == 0 and "Examples:" in result.output
+        assert result.exit_code == 0
+        assert "Examples:" in result.output
 
 
 def test_wired_into_heroforge(cli, model_path, tmp_path):
     code, _, err = cli("generate", "--model", str(model_path), "--seeds", "a", "--outdir", "x")
-    assert code == 2 and err.strip().count("\n") == 0 and "is not a seed" in err
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert "is not a seed" in err
     code, _, _ = cli(
         "generate", "--model", str(model_path), "--seeds", "1", "--outdir", str(tmp_path)
     )
-    assert code == 0 and (tmp_path / "seed0001.png").is_file()
+    assert code == 0
+    assert (tmp_path / "seed0001.png").is_file()
 
 
 def test_the_python_api_in_three_lines(model_path):

@@ -38,7 +38,8 @@ def test_script_trains_stops_on_sigterm_and_resumes(tiny_archive, tmp_path):
     stats = tmp_path / "job" / "runs"
     deadline = time.time() + 300
     while not any(p.stat().st_size for p in stats.glob("*/stats.jsonl")):
-        assert time.time() < deadline and first.poll() is None, first.stdout.read().decode()
+        assert time.time() < deadline, first.stdout.read().decode()
+        assert first.poll() is None, first.stdout.read().decode()
         time.sleep(0.05)
     first.send_signal(signal.SIGTERM)  # what SLURM sends to the batch shell before preemption
     assert first.wait(timeout=120) == 75, first.stdout.read().decode()

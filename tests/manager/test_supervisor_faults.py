@@ -68,7 +68,8 @@ def test_kill9_of_trainer_and_supervisor_loses_nothing(manager):
 
     job = manager.queue.get(faulty)
     assert (job.state, job.kimg) == ("done", TARGET), manager.logs()
-    assert len(killed_at) == 3 and job.restarts >= 4
+    assert len(killed_at) == 3
+    assert job.restarts >= 4
     run_dir = _run_dir(manager, faulty)
     assert _kimg_sequence(run_dir) == pytest.approx([INTERVAL * i for i in range(1, 9)])
     a, b = _weights(_run_dir(manager, reference)), _weights(run_dir)
@@ -88,7 +89,8 @@ def test_kill9_of_trainer_and_supervisor_loses_nothing(manager):
 def test_two_supervisors_never_run_one_job_twice(manager):
     jobs = [manager.submit(0.032) for _ in range(3)]
     first, second = manager.supervisor(), manager.supervisor()
-    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0, manager.logs()
+    assert first.wait(timeout=300) == 0, manager.logs()
+    assert second.wait(timeout=300) == 0, manager.logs()
     owners = set()
     for job_id in jobs:
         events = manager.queue.events(job_id)
@@ -109,7 +111,8 @@ def test_sigterm_checkpoints_and_the_next_supervisor_resumes_first(manager):
     sup.send_signal(signal.SIGTERM)
     assert sup.wait(timeout=120) == 75, manager.logs()
     job = manager.queue.get(job_id)
-    assert job.state == "interrupted" and job.child_pid is None
+    assert job.state == "interrupted"
+    assert job.child_pid is None
     stopped_at = _kimg_sequence(_run_dir(manager, job_id))[-1]
     saved = load_latest(_run_dir(manager, job_id) / "checkpoints")[0].meta["nimg"]
     assert saved >= round(stopped_at * 1000)  # the step it was in when told to stop: none lost
@@ -154,5 +157,7 @@ def test_a_job_that_fails_the_same_way_is_marked_failed_and_the_next_runs(manage
     fine = manager.submit(0.032)
     assert manager.supervisor().wait(timeout=300) == 0, manager.logs()
     job = manager.queue.get(broken)
-    assert job.state == "failed" and "2 times" in job.reason and "does not exist" in job.reason
+    assert job.state == "failed"
+    assert "2 times" in job.reason
+    assert "does not exist" in job.reason
     assert manager.queue.get(fine).state == "done"

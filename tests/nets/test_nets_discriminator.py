@@ -27,7 +27,8 @@ def test_forward_and_backward_at_every_resolution(resolution):
     disc = build_discriminator(tiny_cfg(resolution))
     img = torch.randn(4, 3, resolution, resolution, requires_grad=True)
     logits = disc(img)
-    assert logits.shape == (4, 1) and torch.isfinite(logits).all()
+    assert logits.shape == (4, 1)
+    assert torch.isfinite(logits).all()
     logits.sum().backward()
     assert img.grad.abs().sum() > 0
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in disc.parameters())
@@ -57,7 +58,8 @@ def test_minibatch_std_groups_image_i_with_images_i_plus_k_times_n_over_g():
     x = torch.randn(4, 6, 3, 3)
     x[2] = x[0]  # with N=4, G=2 the groups are {0, 2} and {1, 3}
     y = layer(x)
-    assert y.shape == (4, 7, 3, 3) and torch.equal(y[:, :6], x)
+    assert y.shape == (4, 7, 3, 3)
+    assert torch.equal(y[:, :6], x)
     torch.testing.assert_close(y[0, 6], torch.full((3, 3), 1e-4))  # sqrt(0 + 1e-8)
     torch.testing.assert_close(y[0, 6], y[2, 6])
     expected = x[[1, 3]].std(dim=0, unbiased=False).mean()  # group {1, 3}: population std
@@ -85,11 +87,13 @@ def test_minibatch_std_size_comes_from_the_config():
 def test_conditioning_projects_onto_the_mapped_label():
     torch.manual_seed(1)
     disc = build_discriminator(tiny_cfg(32), c_dim=5)
-    assert disc.mapping.num_layers == 8 and disc.b4.out.weight.shape[0] == 16  # cmap_dim = 16
+    assert disc.mapping.num_layers == 8
+    assert disc.b4.out.weight.shape[0] == 16  # cmap_dim = 16
     img = torch.randn(2, 3, 32, 32)
     c = torch.eye(5)[:2]
     a, b = disc(img, c), disc(img, c.flip(0))
-    assert a.shape == (2, 1) and not torch.allclose(a, b)
+    assert a.shape == (2, 1)
+    assert not torch.allclose(a, b)
     with pytest.raises(ValueError, match="labels"):
         disc(img)
 

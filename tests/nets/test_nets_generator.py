@@ -27,7 +27,8 @@ def test_forward_and_backward_at_every_resolution(resolution):
     torch.manual_seed(0)
     gen = build_generator(tiny_cfg(resolution))
     img = gen(torch.randn(2, 16))
-    assert img.shape == (2, 3, resolution, resolution) and img.dtype == torch.float32
+    assert img.shape == (2, 3, resolution, resolution)
+    assert img.dtype == torch.float32
     assert torch.isfinite(img).all()
     img.square().mean().backward()
     grads = {n: p.grad for n, p in gen.named_parameters()}

@@ -21,7 +21,9 @@ def test_review_lists_the_manifest_with_thumbnails(client, prepared):
     assert data["actions"] == ["include", "exclude", "upper", "full"]
     assert data["sets"] == [{"index": 0, "name": "prepared", "path": str(prepared.resolve())}]
     kept = next(r for r in data["rows"] if r["decision"] == "keep")
-    assert kept["framed"] and kept["pending"] is None and "thumb" not in kept
+    assert kept["framed"]
+    assert kept["pending"] is None
+    assert "thumb" not in kept
     thumb = client.get(f"/api/review/thumb/{kept['sha256']}.jpg")
     assert thumb.headers["content-type"] == "image/jpeg"
     assert max(Image.open(io.BytesIO(thumb.content)).size) <= 160

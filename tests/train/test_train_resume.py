@@ -120,7 +120,8 @@ def test_damaged_newest_checkpoint_falls_back(tiny_archive, tmp_path):
     newest.write_bytes(bytes(data))
     checkpoint, problems = load_latest(run_dir / "checkpoints")
     assert checkpoint.path == older
-    assert problems and "corrupted or half-written" in problems[0]
+    assert problems
+    assert "corrupted or half-written" in problems[0]
     messages = []
     resume(run_dir, total_kimg=0.096, log=messages.append)
     assert any("skipped a damaged checkpoint" in m for m in messages)
@@ -147,7 +148,8 @@ def test_full_disk_keeps_the_previous_checkpoint(tiny_archive, tmp_path, monkeyp
     assert names == ["ckpt-000000000096.safetensors", "ckpt-000000000032.safetensors"]
     assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
     checkpoint, problems = load_latest(run_dir / "checkpoints")
-    assert not problems and checkpoint.meta["progress"]["nimg"] == 96
+    assert not problems
+    assert checkpoint.meta["progress"]["nimg"] == 96
 
 
 def test_a_final_checkpoint_that_cannot_be_written_is_an_error(tiny_archive, tmp_path, monkeypatch):
@@ -200,8 +202,10 @@ def test_resume_of_a_finished_run_says_so_and_keeps_its_target(tiny_archive, tmp
 )
 def test_train_options_that_cannot_work_are_refused(cli, tmp_path, args, message):
     code, _, err = cli("train", *[str(tmp_path) if a == "RUN" else a for a in args])
-    assert code == 2 and message in err
-    assert not list(tmp_path.iterdir()) and not Path("runs").exists()
+    assert code == 2
+    assert message in err
+    assert not list(tmp_path.iterdir())
+    assert not Path("runs").exists()
 
 
 def test_an_outdir_that_is_a_file_is_refused(cli, tiny_archive, tmp_path):
@@ -209,7 +213,8 @@ def test_an_outdir_that_is_a_file_is_refused(cli, tiny_archive, tmp_path):
     taken.write_bytes(b"x")
     code, _, err = cli("train", "--data", str(tiny_archive), "--preset", "tiny-cpu",
                        "--outdir", str(taken))  # fmt: skip
-    assert code == 2 and "is a file; give a folder for the runs" in err
+    assert code == 2
+    assert "is a file; give a folder for the runs" in err
 
 
 def test_a_snapshot_chosen_as_best_survives_pruning(tiny_archive, tmp_path):
@@ -222,5 +227,7 @@ def test_a_snapshot_chosen_as_best_survives_pruning(tiny_archive, tmp_path):
     ckpt.mark_best(folder, chosen.name)
     resume(run_dir, total_kimg=0.096, log=_quiet)
     names = [p.name for p in list_checkpoints(folder)]
-    assert names[0] != chosen.name and chosen.name in names and len(names) == 2
+    assert names[0] != chosen.name
+    assert chosen.name in names
+    assert len(names) == 2
     assert json.loads((folder / "best.json").read_text())["file"] == chosen.name

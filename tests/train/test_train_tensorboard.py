@@ -40,7 +40,8 @@ def test_a_reopened_board_hides_the_steps_after_the_checkpoint(tmp_path, monkeyp
     assert scalars["loss/G"][2][1] == pytest.approx(1.096)  # the second session's value
     assert scalars["progress/rt"] == [(32, 0.5), (64, 0.5)]
     assert scalars["metrics/fid"] == [(128, 12.5)]
-    assert "progress/tick" not in scalars and "progress/kimg" not in scalars
+    assert "progress/tick" not in scalars
+    assert "progress/kimg" not in scalars
 
 
 def test_without_tensorboard_one_line_and_nothing_written(tmp_path, monkeypatch):

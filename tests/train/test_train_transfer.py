@@ -58,13 +58,15 @@ def test_a_run_starts_from_the_model_and_frozen_d_blocks_keep_their_weights(
     assert status == "done"
 
     # the weights (w_avg too) come over; counters and ADA start fresh
-    assert seen.pop("nimg") == 0 and seen.pop("p") == 0.0
+    assert seen.pop("nimg") == 0
+    assert seen.pop("p") == 0.0
     assert seen.keys() == expected.keys()
     assert all(torch.equal(seen[k], expected[k]) for k in expected)
     assert any(k.endswith("mapping.w_avg") for k in expected)
     final, _ = load_latest(run_dir / "checkpoints")
     assert final.meta["progress"]["nimg"] == 64
-    assert "opt_G" in final.meta and final.meta["progress"]["extra"].get("best") is None
+    assert "opt_G" in final.meta
+    assert final.meta["progress"]["extra"].get("best") is None
 
     # Freeze-D: b32 and b16 (the two blocks nearest the image) never moved; the rest did
     after = _state({"D": final.loaded.networks["D"]})
@@ -116,10 +118,12 @@ def test_cli_refuses_a_mismatched_model_before_making_a_run(
                        "--outdir", str(tmp_path / "runs"), "--init-from", str(source_run),
                        "--set", "network.channel_max=32")  # fmt: skip
     assert code == 2
-    assert err.startswith("heroforge: error: --init-from") and err.count("\n") == 1
+    assert err.startswith("heroforge: error: --init-from")
+    assert err.count("\n") == 1
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
     code, _, err = cli("train", "--resume", str(source_run), "--init-from", str(source_run))
-    assert code == 2 and "--resume takes the run's own config" in err
+    assert code == 2
+    assert "--resume takes the run's own config" in err
 
 
 def test_resume_before_the_first_checkpoint_starts_from_the_model_again(
