@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from helpers.images import encode, random_pixels
 from heroforge.data.ingest import (
     SKIP_CODES,
     IngestLimits,
@@ -84,20 +85,13 @@ def nothing_written():
 # ------------------------------------------------------------------------------- builders
 
 
-def _encode(img: Image.Image, fmt: str, **params) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **params)
-    return buf.getvalue()
-
-
 def _picture(w: int = 40, h: int = 30, seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return Image.fromarray(random_pixels(1, h, w, seed)[0])
 
 
 def _png_claiming(w: int, h: int) -> bytes:
     """A valid 16x16 PNG whose IHDR claims w x h (CRC fixed): a decompression-bomb header."""
-    data = bytearray(_encode(Image.new("L", (16, 16)), "PNG"))
+    data = bytearray(encode(Image.new("L", (16, 16)), "PNG"))
     data[16:24] = struct.pack(">II", w, h)  # after the signature, IHDR length and type
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
     return bytes(data)
@@ -114,7 +108,7 @@ def _rgba(alpha: int | None) -> Image.Image:
 
 def _animated(fmt: str) -> bytes:
     frames = [Image.new("RGB", (32, 32), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
-    return _encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
+    return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
 
 
 def _snapshot(folder: Path) -> dict[str, tuple]:
@@ -136,27 +130,27 @@ LIMITS = IngestLimits(max_file_bytes=200_000)
 
 # Files that are listed and decode.
 GOOD = {
-    "good.png": _encode(_picture(), "PNG"),
-    "sub/deeper/good.jpg": _encode(_picture(), "JPEG"),
-    "photo.png/inside.png": _encode(_picture(), "PNG"),
-    "rgba.png": _encode(_rgba(0), "PNG"),
-    "palette.png": _encode(_picture().quantize(8), "PNG", transparency=0),
-    "cmyk.jpg": _encode(Image.new("CMYK", (32, 32), (0, 255, 255, 0)), "JPEG"),
-    "grey16.png": _encode(Image.fromarray(np.full((20, 20), 40000, np.uint16)), "PNG"),
-    "grey16.tif": _encode(Image.fromarray(np.full((20, 20), 40000, np.uint16)), "TIFF"),
+    "good.png": encode(_picture(), "PNG"),
+    "sub/deeper/good.jpg": encode(_picture(), "JPEG"),
+    "photo.png/inside.png": encode(_picture(), "PNG"),
+    "rgba.png": encode(_rgba(0), "PNG"),
+    "palette.png": encode(_picture().quantize(8), "PNG", transparency=0),
+    "cmyk.jpg": encode(Image.new("CMYK", (32, 32), (0, 255, 255, 0)), "JPEG"),
+    "grey16.png": encode(Image.fromarray(np.full((20, 20), 40000, np.uint16)), "PNG"),
+    "grey16.tif": encode(Image.fromarray(np.full((20, 20), 40000, np.uint16)), "TIFF"),
     "anim.gif": _animated("GIF"),
-    "jpeg_named.png": _encode(_picture(), "JPEG"),
-    "picture.BMP": _encode(_picture(), "BMP"),
-    "rgba_lzw.tif": _encode(_rgba(0), "TIFF", compression="tiff_lzw"),  # libtiff's decoder
+    "jpeg_named.png": encode(_picture(), "JPEG"),
+    "picture.BMP": encode(_picture(), "BMP"),
+    "rgba_lzw.tif": encode(_rgba(0), "TIFF", compression="tiff_lzw"),  # libtiff's decoder
 }
 # Files that are listed, then refused by decode_image: name -> (skip code, bytes).
 BAD_AT_DECODE = {
-    "truncated.jpg": ("truncated", _encode(_picture(200, 200), "JPEG")[:3000]),
-    "truncated.png": ("truncated", _encode(_picture(200, 200), "PNG")[:20000]),
+    "truncated.jpg": ("truncated", encode(_picture(200, 200), "JPEG")[:3000]),
+    "truncated.png": ("truncated", encode(_picture(200, 200), "PNG")[:20000]),
     "text.png": ("not_an_image", b"hello, I am not a picture\n" * 10),
     "eps.png": ("not_an_image", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"),
     "bomb.png": ("decompression_bomb", _png_claiming(50_000, 50_000)),
-    "tiny.png": ("too_small", _encode(Image.new("RGB", (1, 1)), "PNG")),
+    "tiny.png": ("too_small", encode(Image.new("RGB", (1, 1)), "PNG")),
     "absurd.png": ("too_large", _png_claiming(30_000, 20)),
 }
 # Entries refused by list_sources: name as printed in the skipped list -> skip code.
@@ -191,7 +185,7 @@ def _build_corpus(folder: Path) -> None:
     _write(folder / "README", b"not a picture")
     _write(folder / ".DS_Store", b"\0\0\0\1Bud1")
     _write(folder / ".hidden" / "secret.png", GOOD["good.png"])
-    _write(folder / "big.bmp", _encode(_picture(300, 300), "BMP"))  # > LIMITS.max_file_bytes
+    _write(folder / "big.bmp", encode(_picture(300, 300), "BMP"))  # > LIMITS.max_file_bytes
     _write(folder / "new\nline.png", GOOD["good.png"])
     with open(os.path.join(os.fsencode(folder), b"bad\xff.png"), "wb") as f:
         f.write(GOOD["good.png"])
@@ -421,7 +415,7 @@ def _decode_in_worker(source: Source) -> tuple[int, ...] | Skip:
 
 def test_sixteen_bit_greyscale_is_scaled_not_clipped():
     values = np.array([[65535, 32768, 0, 257]], np.uint16).repeat(16, 0).repeat(4, 1)
-    decoded = decode_image(_encode(Image.fromarray(values), "PNG"), "deep.png")
+    decoded = decode_image(encode(Image.fromarray(values), "PNG"), "deep.png")
     row = decoded.rgb[0, ::4]
     assert row[:, 0].tolist() == [255, 128, 0, 1]
     assert (decoded.rgb == decoded.rgb[:, :, :1]).all()  # grey in all three channels
@@ -430,21 +424,21 @@ def test_sixteen_bit_greyscale_is_scaled_not_clipped():
 
 def test_float_tiff_is_scaled_to_8_bits():
     values = np.linspace(0, 1, 16 * 16, dtype=np.float32).reshape(16, 16)
-    decoded = decode_image(_encode(Image.fromarray(values), "TIFF"), "float.tif")
+    decoded = decode_image(encode(Image.fromarray(values), "TIFF"), "float.tif")
     assert decoded.original_mode == "F"
     assert decoded.rgb[0, 0, 0] == 0
     assert decoded.rgb[-1, -1, 0] == 255
 
 
 def test_alpha_kept_when_meaningful_dropped_when_opaque():
-    kept = decode_image(_encode(_rgba(0), "PNG"), "a.png")
+    kept = decode_image(encode(_rgba(0), "PNG"), "a.png")
     assert kept.alpha is not None
     assert kept.alpha[:10].max() == 0
     assert kept.alpha[10:].min() == 255
-    opaque = decode_image(_encode(_rgba(None), "PNG"), "b.png")
+    opaque = decode_image(encode(_rgba(None), "PNG"), "b.png")
     assert opaque.alpha is None
     assert opaque.notes == ["alpha dropped: opaque"]
-    grey = decode_image(_encode(_rgba(128).convert("LA"), "PNG"), "c.png")
+    grey = decode_image(encode(_rgba(128).convert("LA"), "PNG"), "c.png")
     assert grey.original_mode == "LA"
     assert grey.alpha[0, 0] == 128
     assert grey.notes == ["greyscale->rgb"]
@@ -454,7 +448,7 @@ def test_palette_with_transparency_becomes_rgb_plus_alpha():
     img = Image.new("P", (20, 20), 1)
     img.putpalette([0, 0, 0, 255, 0, 0])
     img.paste(0, (0, 0, 10, 20))
-    decoded = decode_image(_encode(img, "PNG", transparency=0), "p.png")
+    decoded = decode_image(encode(img, "PNG", transparency=0), "p.png")
     assert decoded.original_mode == "P"
     assert decoded.notes == ["palette->rgba"]
     assert decoded.alpha[:, :10].max() == 0
@@ -467,8 +461,8 @@ def test_exif_orientation_applied_like_pillow(orientation):
     exif = Image.Exif()
     exif[0x0112] = orientation
     img = _picture(40, 20)
-    decoded = decode_image(_encode(img, "PNG", exif=exif), "o.png")
-    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(_encode(img, "PNG", exif=exif))))
+    decoded = decode_image(encode(img, "PNG", exif=exif), "o.png")
+    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(encode(img, "PNG", exif=exif))))
     assert np.array_equal(decoded.rgb, np.asarray(upright))
     assert decoded.original_size == (40, 20)
     assert ("exif-rotated" in decoded.notes) == (orientation != 1)
@@ -477,7 +471,7 @@ def test_exif_orientation_applied_like_pillow(orientation):
 def test_exif_rotated_jpeg_swaps_its_size():
     exif = Image.Exif()
     exif[0x0112] = 6
-    decoded = decode_image(_encode(_picture(40, 20), "JPEG", exif=exif), "r.jpg")
+    decoded = decode_image(encode(_picture(40, 20), "JPEG", exif=exif), "r.jpg")
     assert decoded.rgb.shape == (40, 20, 3)
     assert decoded.original_size == (40, 20)
     assert decoded.full_size == (20, 40)
@@ -494,7 +488,7 @@ def _smooth_picture(w: int, h: int) -> Image.Image:
 def test_big_jpeg_decoded_reduced_with_its_full_size_kept():
     exif = Image.Exif()
     exif[0x0112] = 6  # turned by 90 degrees when shown
-    data = _encode(_smooth_picture(1700, 1000), "JPEG", quality=95, exif=exif)
+    data = encode(_smooth_picture(1700, 1000), "JPEG", quality=95, exif=exif)
     full = decode_image(data, "big.jpg")
     half = decode_image(data, "big.jpg", shrink_to=768)
     # the longer side 1700 >= 2 x 768: halved (a quarter would be 425 < 768)
@@ -508,7 +502,7 @@ def test_big_jpeg_decoded_reduced_with_its_full_size_kept():
 
 @pytest.mark.parametrize(("size", "fmt"), [((1400, 900), "JPEG"), ((1700, 1000), "PNG")])
 def test_shrink_to_leaves_small_jpegs_and_other_formats_whole(size, fmt):
-    decoded = decode_image(_encode(_smooth_picture(*size), fmt), "p", shrink_to=768)
+    decoded = decode_image(encode(_smooth_picture(*size), fmt), "p", shrink_to=768)
     assert decoded.rgb.shape[1::-1] == size
     assert decoded.scale == 1.0
 
@@ -546,7 +540,7 @@ def test_header_sizes_refused_before_decoding(size, code):
 
 
 def test_limits_are_honoured():
-    png = _encode(_picture(100, 100), "PNG")
+    png = encode(_picture(100, 100), "PNG")
     for limits, code in [
         (IngestLimits(max_pixels=9_999), "decompression_bomb"),
         (IngestLimits(max_side=99), "too_large"),
@@ -564,7 +558,7 @@ def test_corrupted_bytes_never_raise_anything_but_skip():
     """Overwrite and cut bytes of every format: each result is a picture or a Skip."""
     rng = np.random.default_rng(0)
     originals = [
-        _encode(_picture(48, 32), fmt) for fmt in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+        encode(_picture(48, 32), fmt) for fmt in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
     ] + [_animated("GIF"), _animated("PNG")]
     codes = set()
     for original in originals:

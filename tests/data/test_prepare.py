@@ -1,5 +1,3 @@
-import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +5,7 @@ import pytest
 from PIL import Image
 
 import heroforge.data.prepare as prep
+from helpers.files import copy_synth_pictures, read_manifest
 from heroforge.config import load_config
 from heroforge.data.inspect import Scores
 from heroforge.data.overrides import read_overrides, set_override
@@ -15,17 +14,11 @@ from heroforge.errors import UserError
 CFG = load_config("superheroes-512", ["prepare.size=64", "prepare.keep=both"]).prepare
 
 
-def _rows(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def raw_set(tmp_path_factory, synth_set) -> Path:
     """The first 40 synthetic pictures plus a few broken files."""
     folder, labels = synth_set
-    raw = tmp_path_factory.mktemp("raw")
-    for label in labels[:40]:
-        shutil.copy(folder / "raw" / label["file"], raw / label["file"])
+    raw = copy_synth_pictures(synth_set, tmp_path_factory.mktemp("raw"), 40)
     (raw / "empty.png").write_bytes(b"")
     (raw / "notes.png").write_text("not a picture at all")
     (raw / "cut.jpg").write_bytes((folder / "raw" / labels[1]["file"]).read_bytes()[:200])
@@ -40,7 +33,7 @@ def prepared(raw_set, tmp_path_factory) -> Path:
 
 
 def test_manifest_has_a_decision_for_every_input(raw_set, prepared):
-    rows = _rows(prepared)
+    rows = read_manifest(prepared)
     assert sorted(r["source"] for r in rows) == sorted(p.name for p in raw_set.iterdir())
     by_name = {r["source"]: r for r in rows}
     assert by_name["empty.png"]["decision"] == "error"
@@ -53,7 +46,7 @@ def test_manifest_has_a_decision_for_every_input(raw_set, prepared):
 
 
 def test_kept_pictures_are_square_pngs_on_white(prepared):
-    kept = [r for r in _rows(prepared) if r["decision"] == "keep"]
+    kept = [r for r in read_manifest(prepared) if r["decision"] == "keep"]
     assert len(kept) >= 8
     assert sorted(p.name for p in (prepared / "images").iterdir()) == sorted(
         Path(r["output"]).name for r in kept
@@ -66,12 +59,14 @@ def test_kept_pictures_are_square_pngs_on_white(prepared):
         pixels = np.asarray(img)
         assert (pixels[0] == 255).mean() > 0.5  # the top row is mostly pure white
         assert (pixels != 255).any()  # and there is a subject
-    assert (prepared / "review.html").read_text().count('class="card"') == len(_rows(prepared))
+    assert (prepared / "review.html").read_text().count('class="card"') == len(
+        read_manifest(prepared)
+    )
 
 
 def test_decisions_follow_the_truth_on_clear_cases(prepared, synth_set):
     labels = {lb["file"]: lb for lb in synth_set[1]}
-    rows = [r for r in _rows(prepared) if r["source"] in labels]
+    rows = [r for r in read_manifest(prepared) if r["source"] in labels]
     photo = [r for r in rows if labels[r["source"]]["kind"] == "photo"]
     cluttered = [r for r in rows if labels[r["source"]]["background"] == "cluttered"]
     assert all(r["decision"] == "exclude" for r in photo + cluttered)
@@ -86,14 +81,14 @@ def test_decisions_follow_the_truth_on_clear_cases(prepared, synth_set):
 
 
 def test_rerun_recomputes_nothing(raw_set, prepared, monkeypatch):
-    before = _rows(prepared)
+    before = read_manifest(prepared)
 
     def boom(*_args, **_kwargs):
         raise AssertionError("segment() ran again")
 
     monkeypatch.setattr(prep, "segment", boom)
     prep.prepare(raw_set, prepared, CFG, workers=1)
-    assert _rows(prepared) == before
+    assert read_manifest(prepared) == before
 
 
 def test_interrupted_run_continues_where_it_stopped(raw_set, tmp_path, monkeypatch):
@@ -111,12 +106,12 @@ def test_interrupted_run_continues_where_it_stopped(raw_set, tmp_path, monkeypat
     real = prep.segment
     monkeypatch.setattr(prep, "segment", lambda *a: calls.append(1) or real(*a))
     prep.prepare(raw_set, out, CFG, workers=1)
-    decodable = sum(r["decision"] != "error" for r in _rows(out))
+    decodable = sum(r["decision"] != "error" for r in read_manifest(out))
     assert len(calls) == decodable - finished  # what finished came from the cache
 
 
 def test_overrides_are_honoured(raw_set, prepared):
-    rows = {r["source"]: r for r in _rows(prepared)}
+    rows = {r["source"]: r for r in read_manifest(prepared)}
     kept = next(s for s, r in rows.items() if r["decision"] == "keep")
     dropped = next(s for s, r in rows.items() if r.get("reason") == "not_human")
     overrides = prepared / "overrides.csv"
@@ -125,7 +120,7 @@ def test_overrides_are_honoured(raw_set, prepared):
     assert read_overrides(overrides) == {kept: "exclude", dropped: "include"}
     upper_only = load_config("superheroes-512", ["prepare.size=64"]).prepare
     prep.prepare(raw_set, prepared, CFG, workers=1)
-    rows = {r["source"]: r for r in _rows(prepared)}
+    rows = {r["source"]: r for r in read_manifest(prepared)}
     assert rows[kept]["decision"] == "exclude"
     assert rows[kept]["reason"] == "override"
     assert rows[dropped]["decision"] == "keep"
@@ -141,7 +136,7 @@ def test_overrides_are_honoured(raw_set, prepared):
     summary = prep.prepare(raw_set, prepared, upper_only, workers=1)
     assert summary["unknown_overrides"] == ["no-such-hero.png"]
     set_override(overrides, "no-such-hero.png", None)
-    rows = {r["source"]: r for r in _rows(prepared)}
+    rows = {r["source"]: r for r in read_manifest(prepared)}
     assert rows[full]["body"] == "upper"
     assert rows[full]["decision"] == "keep"
     unforced = [r for r in rows.values() if r["decision"] == "keep" and r["override"] != "include"]

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from helpers.cli import user_error
 from heroforge.cli import app
-from heroforge.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -16,13 +16,6 @@ def run():
     """The real heroforge app, with the raised UserError kept for inspection."""
     runner = CliRunner()
     return lambda *args: runner.invoke(app, [str(a) for a in args])
-
-
-def user_error(result):
-    """The UserError a command raised (heroforge.cli.main prints it as one line, exit 2)."""
-    assert isinstance(result.exception, UserError), result.output
-    assert "\n" not in str(result.exception)
-    return str(result.exception)
 
 
 def test_generate(run, model_path, tmp_path):

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import make_generator
+from helpers.networks import make_generator
 from heroforge.config import load_config
 from heroforge.errors import UserError
 from heroforge.generate.model import load_generator, parse_device

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_generator
+from helpers.networks import make_generator
 from heroforge.config import load_config
 from heroforge.errors import UserError
 from heroforge.generate.latents import seed_ws, seed_z

@@ -10,6 +10,7 @@ import typer
 from PIL import Image
 from typer.testing import CliRunner
 
+from helpers.cli import user_error
 from heroforge.errors import UserError
 from heroforge.generate.child import write_child
 from heroforge.generate.cli import PROJECT_EPILOG, project_command
@@ -115,12 +116,6 @@ def test_cli_writes_latent_pictures_and_video(model_path, target_png, tmp_path):
     gif = Image.open(out / "hero-projection.gif")
     assert gif.size == (64, 32)  # target | projection
     assert "mean pixel error" in result.output
-
-
-def user_error(result) -> str:
-    assert isinstance(result.exception, UserError), result.output
-    assert "\n" not in str(result.exception)
-    return str(result.exception)
 
 
 @pytest.mark.parametrize(

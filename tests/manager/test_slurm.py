@@ -1,6 +1,5 @@
 """The SLURM batch script starts the run, checkpoints on the preemption signal, resumes."""
 
-import json
 import os
 import signal
 import subprocess
@@ -8,6 +7,7 @@ import time
 
 import pytest
 
+from helpers.training import tick_kimgs
 from heroforge.errors import UserError
 from heroforge.manager.slurm import sbatch_text, write_sbatch
 from heroforge.manager.spec import spec_from_options
@@ -47,6 +47,4 @@ def test_script_trains_stops_on_sigterm_and_resumes(tiny_archive, tmp_path):
     assert second.returncode == 0, second.stdout.decode() + second.stderr.decode()
     assert "resumed" in second.stderr.decode() + second.stdout.decode()
     (run,) = list(stats.iterdir())
-    ticks = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
-    kimgs = [t["kimg"] for t in ticks if "event" not in t]
-    assert kimgs == pytest.approx([0.032, 0.064, 0.096, 0.128])
+    assert tick_kimgs(run) == pytest.approx([0.032, 0.064, 0.096, 0.128])

@@ -1,7 +1,6 @@
 """The supervisor sees a job to its exact target through kill -9s of the trainer and of itself,
 racing supervisors, hangs, SIGTERM, cancel requests and jobs that keep failing."""
 
-import json
 import os
 import random
 import signal
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.training import checkpoint_tensors, tick_kimgs
 from heroforge.manager.progress import find_run_dir
 from heroforge.train.checkpoint import load_latest
 
@@ -17,21 +17,8 @@ TARGET = 0.256  # 32 steps of 8 images; a checkpoint every 0.032 kimg
 INTERVAL = 0.032
 
 
-def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    checkpoint, _ = load_latest(run_dir / "checkpoints")
-    tensors = {f"{n}.{k}": v for n, net in checkpoint.loaded.networks.items()
-               for k, v in net.state_dict().items()}  # fmt: skip
-    tensors.update({f"extra.{k}": v for k, v in checkpoint.loaded.extra.items()})
-    return tensors
-
-
 def _run_dir(manager, job_id: int) -> Path:
     return find_run_dir(manager.queue.get(job_id).dir / "runs")
-
-
-def _kimg_sequence(run_dir: Path) -> list[float]:
-    lines = (run_dir / "stats.jsonl").read_text().splitlines()
-    return [r["kimg"] for r in map(json.loads, lines) if "event" not in r and "kimg" in r]
 
 
 def _is_trainer(pid: int | None) -> bool:
@@ -71,8 +58,9 @@ def test_kill9_of_trainer_and_supervisor_loses_nothing(manager):
     assert len(killed_at) == 3
     assert job.restarts >= 4
     run_dir = _run_dir(manager, faulty)
-    assert _kimg_sequence(run_dir) == pytest.approx([INTERVAL * i for i in range(1, 9)])
-    a, b = _weights(_run_dir(manager, reference)), _weights(run_dir)
+    assert tick_kimgs(run_dir) == pytest.approx([INTERVAL * i for i in range(1, 9)])
+    a = checkpoint_tensors(_run_dir(manager, reference), with_extra=True)
+    b = checkpoint_tensors(run_dir, with_extra=True)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "weights differ from the uninterrupted run"
 
@@ -113,7 +101,7 @@ def test_sigterm_checkpoints_and_the_next_supervisor_resumes_first(manager):
     job = manager.queue.get(job_id)
     assert job.state == "interrupted"
     assert job.child_pid is None
-    stopped_at = _kimg_sequence(_run_dir(manager, job_id))[-1]
+    stopped_at = tick_kimgs(_run_dir(manager, job_id))[-1]
     saved = load_latest(_run_dir(manager, job_id) / "checkpoints")[0].meta["nimg"]
     assert saved >= round(stopped_at * 1000)  # the step it was in when told to stop: none lost
     manager.supervisor().wait(timeout=300)
@@ -122,7 +110,7 @@ def test_sigterm_checkpoints_and_the_next_supervisor_resumes_first(manager):
     later_claim = next(e["time"] for e in manager.queue.events(later) if e["kind"] == "claimed")
     assert claims[1] < later_claim  # the interrupted job went before the higher priority
     assert manager.queue.get(job_id).state == "done"
-    assert _kimg_sequence(_run_dir(manager, job_id))[-1] == pytest.approx(TARGET)
+    assert tick_kimgs(_run_dir(manager, job_id))[-1] == pytest.approx(TARGET)
 
 
 @pytest.mark.slow

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from every_phase import EVERY_PHASE
+from helpers.training import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.data.dataset import ImageDataset
 from heroforge.nets.synthesis import SynthesisBlock

@@ -5,6 +5,7 @@ import sys
 
 import pytest
 
+from helpers.training import quiet
 from heroforge.config import load_config
 from heroforge.train.run import start
 from heroforge.train.tensorboard import ScalarBoard
@@ -56,7 +57,7 @@ def test_without_tensorboard_one_line_and_nothing_written(tmp_path, monkeypatch)
 def test_training_writes_tick_scalars(tiny_archive, tmp_path):
     pytest.importorskip("tensorboard")
     cfg = load_config("tiny-cpu", ["train.tick_kimg=0.032", "train.checkpoint_kimg=0.032"])
-    run_dir, _ = start(tiny_archive, cfg, tmp_path, total_kimg=0.064, log=lambda *_: None)
+    run_dir, _ = start(tiny_archive, cfg, tmp_path, total_kimg=0.064, log=quiet)
     scalars = _scalars(run_dir / "tensorboard")
     assert [s for s, _ in scalars["loss/D_fake"]] == [32, 64]
     assert {"loss/G", "progress/augment_p", "progress/sec_per_kimg"} <= scalars.keys()
