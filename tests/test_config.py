@@ -25,8 +25,10 @@ def test_round_trip_through_toml(name):
 def test_reference_preset_matches_mission_numbers():
     cfg = load_config("superheroes-512")
     assert cfg.replace({"job": {"name": ""}}) == Config()  # the defaults are the reference run
-    assert cfg.data.resolution == 512 and cfg.data.channels == 3
-    assert cfg.network.mapping_layers == 2 and cfg.network.mbstd_group == 4
+    assert cfg.data.resolution == 512
+    assert cfg.data.channels == 3
+    assert cfg.network.mapping_layers == 2
+    assert cfg.network.mbstd_group == 4
     assert (cfg.network.channel_base, cfg.network.channel_max) == (32768, 512)
     assert cfg.train.r1_gamma == pytest.approx(0.0002 * 512**2 / 64)
     assert cfg.train.ema_kimg == pytest.approx(64 * 10 / 32)
@@ -39,14 +41,17 @@ def test_reference_preset_matches_mission_numbers():
 
 def test_tiny_preset_is_small():
     cfg = load_config("tiny-cpu")
-    assert cfg.data.resolution <= 64 and cfg.network.channel_max <= 64
-    assert cfg.train.gpus == 1 and cfg.train.deterministic
+    assert cfg.data.resolution <= 64
+    assert cfg.network.channel_max <= 64
+    assert cfg.train.gpus == 1
+    assert cfg.train.deterministic
     assert cfg.train.betas == (0.0, 0.99)  # unlisted keys keep the reference values
 
 
 def test_overrides_apply_in_order_and_parse_types():
     cfg = load_config("tiny-cpu", ["train.batch=16", "augment.pipe=bg", "train.batch=32"])
-    assert cfg.train.batch == 32 and cfg.augment.pipe == "bg"
+    assert cfg.train.batch == 32
+    assert cfg.augment.pipe == "bg"
     assert load_config("tiny-cpu", ["train.g_lr=1"]).train.g_lr == 1.0  # int accepted as float
     assert isinstance(load_config("tiny-cpu", ["train.g_lr=1"]).train.g_lr, float)
     assert load_config("tiny-cpu", ["train.betas=[0.5, 0.9]"]).train.betas == (0.5, 0.9)
@@ -66,7 +71,8 @@ def test_user_file_over_defaults(tmp_path):
     path = tmp_path / "run.toml"
     path.write_text('[data]\nresolution = 256\n[job]\nname = "mine"\n')
     cfg = load_config(str(path))
-    assert cfg.data.resolution == 256 and cfg.job.name == "mine"
+    assert cfg.data.resolution == 256
+    assert cfg.job.name == "mine"
     assert cfg.train.batch == 64
 
 
@@ -102,7 +108,8 @@ def test_rejections_are_one_line_with_exit_2(cli, override, message):
     code, out, err = cli("config", "show", "tiny-cpu", "--set", override)
     assert code == 2
     assert out == ""
-    assert err.count("\n") == 1 and "Traceback" not in err
+    assert err.count("\n") == 1
+    assert "Traceback" not in err
     assert message in err
 
 
@@ -110,20 +117,25 @@ def test_bad_files_are_rejected(cli, tmp_path):
     broken = tmp_path / "broken.toml"
     broken.write_text("[train\nbatch = 3")
     code, _, err = cli("config", "show", str(broken))
-    assert code == 2 and "is not valid TOML" in err
+    assert code == 2
+    assert "is not valid TOML" in err
     code, _, err = cli("config", "show", str(tmp_path / "missing.toml"))
-    assert code == 2 and "cannot read config file" in err
+    assert code == 2
+    assert "cannot read config file" in err
     code, _, err = cli("config", "show", "superheroes-521")
-    assert code == 2 and "did you mean superheroes-512?" in err
+    assert code == 2
+    assert "did you mean superheroes-512?" in err
     scalar = tmp_path / "scalar.toml"
     scalar.write_text("train = 3\n")
     code, _, err = cli("config", "show", str(scalar))
-    assert code == 2 and "[train] must be a table of keys" in err
+    assert code == 2
+    assert "[train] must be a table of keys" in err
 
 
 def test_config_show_prints_resolved_toml(cli):
     code, out, err = cli("config", "show", "tiny-cpu", "--set", "train.batch=16")
     assert code == 0, err
     cfg = config_from_toml(out)
-    assert cfg.train.batch == 16 and cfg.data.resolution == 32
+    assert cfg.train.batch == 16
+    assert cfg.data.resolution == 32
     assert cfg == load_config("tiny-cpu", ["train.batch=16"])

@@ -21,6 +21,7 @@ def test_long_steps_leave_a_progress_line_in_logs_now_and_then(cli, monkeypatch,
     lines = err.splitlines()
     assert code == 0
     assert lines[0] == "project: 1/4 (25%), about 0:00 left"
-    assert lines[3].startswith("project: 4/4 (100%)") and lines[4] == "morph: 7"
+    assert lines[3].startswith("project: 4/4 (100%)")
+    assert lines[4] == "morph: 7"
     assert lines[5].startswith("archive: 1999999/2000000 (99%), about 0:00 left")
     assert "synth: 3/3 (100%), about 0:00 left" in lines

@@ -42,7 +42,8 @@ def test_p_zero_returns_the_input_itself(name):
 def test_p_one_changes_every_kind_of_image():
     x = images(8)
     out = AugmentPipe("bgc", p=1.0)(x, generator=gen())
-    assert out.shape == x.shape and out.dtype == x.dtype
+    assert out.shape == x.shape
+    assert out.dtype == x.dtype
     assert all(not torch.equal(a, b) for a, b in zip(out, x, strict=True))
 
 
@@ -229,7 +230,8 @@ def test_built_from_the_augment_config():
     )
     assert float(AugmentPipe.from_config(AugmentConfig(mode="none", p=0.3)).p) == 0.0
     pipe = AugmentPipe.from_config(AugmentConfig(pipe="bg", p=0.1))
-    assert pipe.strength["hue"] == 0 and pipe.strength["xflip"] == 1
+    assert pipe.strength["hue"] == 0
+    assert pipe.strength["xflip"] == 1
     with pytest.raises(ValueError, match="unknown augment pipe"):
         AugmentPipe("bgcfn")
 
@@ -254,7 +256,9 @@ def test_few_shapes_mode_gives_the_same_images(monkeypatch):
     monkeypatch.setattr(resample, "_upsample2", record)
     few = pipe(x, generator=gen(3))
     n, _, h, w = shapes[0]
-    assert n in (1, 2, 4, 8) and (h - 24) % 32 == 0 and (w - 24) % 32 == 0
+    assert n in (1, 2, 4, 8)
+    assert (h - 24) % 32 == 0
+    assert (w - 24) % 32 == 0
     assert torch.allclose(few, plain, atol=1e-5)
 
 
@@ -270,4 +274,5 @@ def test_random_parameters_never_read_values_from_the_images_device(monkeypatch,
     x = torch.empty(8, 3, 32, 32, device="meta")
     for generator in (gen(1), None):
         out = pipe(x, generator=generator)
-        assert out.device.type == "meta" and out.shape == x.shape
+        assert out.device.type == "meta"
+        assert out.shape == x.shape

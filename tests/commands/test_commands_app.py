@@ -62,7 +62,8 @@ def test_help_keeps_its_order_of_commands():
 def test_every_command_has_help_with_examples(cli, command):
     code, out, _ = cli(*command, "--help")
     assert code == 0
-    assert "Example" in out and "heroforge " + command[0] in out
+    assert "Example" in out
+    assert "heroforge " + command[0] in out
 
 
 def test_console_script_runs_without_a_traceback_on_user_errors():
@@ -79,7 +80,8 @@ def test_console_script_runs_without_a_traceback_on_user_errors():
 
 def test_unknown_command_is_a_usage_error(cli):
     code, _, err = cli("trian")
-    assert code == 2 and "No such command" in err
+    assert code == 2
+    assert "No such command" in err
 
 
 def test_importing_the_commands_does_not_import_torch():

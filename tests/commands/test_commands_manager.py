@@ -14,20 +14,27 @@ def test_submit_list_show_and_steer_from_the_cli(cli, tiny_archive, tmp_path):
     root = str(tmp_path / "root")
     for listing in (["queue", "list"], ["status"]):  # a mistyped root is named, not made
         code, _, err = cli(*listing, "--root", root)
-        assert code == 0 and f"no queue at {tmp_path / 'root'} yet" in err
+        assert code == 0
+        assert f"no queue at {tmp_path / 'root'} yet" in err
         code, out, _ = cli(*listing, "--root", root, "--json")
-        assert code == 0 and json.loads(out) == []
+        assert code == 0
+        assert json.loads(out) == []
     code, _, err = cli("queue", "show", "1", "--root", root)
-    assert code == 2 and "no queue at" in err and "check --root" in err
+    assert code == 2
+    assert "no queue at" in err
+    assert "check --root" in err
     assert not (tmp_path / "root").exists()
     submit = ["queue", "submit", "--root", root, "--data", str(tiny_archive), "--preset",
               "tiny-cpu", "--kimg", "0.5", "--set", "job.priority=2"]  # fmt: skip
     code, _, err = cli(*submit)
-    assert code == 0 and "queued job 1" in err, err
+    assert code == 0, err
+    assert "queued job 1" in err, err
     code, _, err = cli("queue", "list", "--active", "--root", root)
-    assert code == 0 and "tiny" in err
+    assert code == 0
+    assert "tiny" in err
     code, _, err = cli(*submit)
-    assert code == 2 and err.startswith("heroforge: error: job 1 (queued) already trains")
+    assert code == 2
+    assert err.startswith("heroforge: error: job 1 (queued) already trains")
     assert err.count("\n") == 1
     code, out, _ = cli("queue", "show", "1", "--root", root)
     shown = json.loads(out)
@@ -37,9 +44,11 @@ def test_submit_list_show_and_steer_from_the_cli(cli, tiny_archive, tmp_path):
     assert cli("queue", "priority", "1", "7", "--root", root)[2].strip() == "job 1: priority 7"
     assert cli("queue", "cancel", "1", "--root", root)[2].strip() == "job 1: cancelled"
     code, _, err = cli("queue", "cancel", "1", "--root", root)
-    assert code == 2 and "already cancelled" in err
+    assert code == 2
+    assert "already cancelled" in err
     code, _, err = cli("queue", "show", "5", "--root", root)
-    assert code == 2 and err.strip() == "heroforge: error: there is no job 5"
+    assert code == 2
+    assert err.strip() == "heroforge: error: there is no job 5"
 
 
 def test_bad_submissions_are_one_line_errors(cli, tmp_path):
@@ -53,7 +62,9 @@ def test_bad_submissions_are_one_line_errors(cli, tmp_path):
         ["queue", "submit", "--data", str(tmp_path / "x.zip"), "--set", "train.batch=0"],
     ):
         code, _, err = cli(*args, "--root", root)
-        assert code == 2 and err.startswith("heroforge: error: ") and err.count("\n") == 1, err
+        assert code == 2, err
+        assert err.startswith("heroforge: error: "), err
+        assert err.count("\n") == 1, err
     assert open_queue(tmp_path / "root").jobs() == []
 
 
@@ -82,7 +93,9 @@ def test_manager_install_writes_a_unit_that_restarts_and_checkpoints(cli, tmp_pa
     unit = tmp_path / "heroforge-manager.service"
     code, _, err = cli("manager", "install", "--root", str(tmp_path / "r"), "--gpus", "4",
                        "--out", str(unit))  # fmt: skip
-    assert code == 0 and "copy it to ~/.config/systemd/user/" in err and "enable --now" in err
+    assert code == 0
+    assert "copy it to ~/.config/systemd/user/" in err
+    assert "enable --now" in err
     text = unit.read_text()
     for expected in ("Restart=always", "KillMode=mixed", "KillSignal=SIGTERM", "--gpus 4",
                      f"--root {tmp_path / 'r'}", "TimeoutStopSec=360"):  # fmt: skip
@@ -92,7 +105,9 @@ def test_manager_install_writes_a_unit_that_restarts_and_checkpoints(cli, tmp_pa
 def test_manager_install_refuses_a_unit_that_could_never_start(cli, tmp_path):
     unit = tmp_path / "u.service"
     code, _, err = cli("manager", "install", "--gpus", "0", "--out", str(unit))
-    assert code == 2 and "--gpus must be >= 1" in err and not unit.exists()
+    assert code == 2
+    assert "--gpus must be >= 1" in err
+    assert not unit.exists()
 
 
 def test_manager_install_where_it_cannot_write_is_an_operational_failure(tmp_path):

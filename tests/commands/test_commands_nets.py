@@ -20,7 +20,8 @@ def test_json_has_the_official_counts_and_a_breakdown(run):
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert (summary["G"], summary["D"]) == (28_700_647, 28_982_849)
-    assert summary["G_blocks"][-1]["name"] == "b512" and summary["G_flops"] > 0
+    assert summary["G_blocks"][-1]["name"] == "b512"
+    assert summary["G_flops"] > 0
 
 
 def test_table_lists_blocks_params_and_flops(run):
@@ -32,7 +33,8 @@ def test_table_lists_blocks_params_and_flops(run):
 
 def test_help_has_examples(run):
     result = run("summary", "--help")
-    assert result.exit_code == 0 and "Examples" in result.stdout
+    assert result.exit_code == 0
+    assert "Examples" in result.stdout
     assert "heroforge nets summary --preset superheroes-512" in result.stdout
 
 

@@ -1,15 +1,14 @@
 import errno
 import hashlib
-import io
 import json
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 from typer.testing import CliRunner
 
+from helpers.images import encode, random_pixels
 from heroforge.commands import app
 from heroforge.data import archive
 from heroforge.data.archive import ArchiveSummary, archive_name, read_labels_file, write_archive
@@ -19,20 +18,12 @@ COUNT = 12
 SIDE = 32
 
 
-def _save(path: Path, array: np.ndarray, fmt: str = "PNG") -> None:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format=fmt)
-    path.write_bytes(buf.getvalue())
-
-
 @pytest.fixture
 def prepared(tmp_path) -> Path:
     """A prepared folder: 12 random 32 px RGB pictures in images/."""
-    rng = np.random.default_rng(0)
     (tmp_path / "prep" / "images").mkdir(parents=True)
-    for i in range(COUNT):
-        pixels = rng.integers(0, 256, (SIDE, SIDE, 3), dtype=np.uint8)
-        _save(tmp_path / "prep" / "images" / f"hero_{i:03d}.png", pixels)
+    for i, pixels in enumerate(random_pixels(COUNT, SIDE, SIDE)):
+        (tmp_path / "prep" / "images" / f"hero_{i:03d}.png").write_bytes(encode(pixels))
     return tmp_path / "prep"
 
 
@@ -99,7 +90,7 @@ def test_a_missing_or_bad_label_is_refused(prepared, tmp_path, bad):
 def test_greyscale_pictures_make_a_one_channel_archive(tmp_path):
     (tmp_path / "images").mkdir()
     for i in range(3):
-        _save(tmp_path / "images" / f"{i}.png", np.full((16, 16), 40 * i, np.uint8))
+        (tmp_path / "images" / f"{i}.png").write_bytes(encode(np.full((16, 16), 40 * i, np.uint8)))
     assert write_archive(tmp_path, tmp_path / "grey.zip").channels == 1
 
 
@@ -107,21 +98,25 @@ def _break(images: Path, case: str) -> str:
     """Spoil the prepared folder in one way; returns the name the error must give."""
     rng = np.random.default_rng(1)
     if case == "non-square":
-        _save(images / "hero_005.png", rng.integers(0, 256, (32, 16, 3), np.uint8))
+        (images / "hero_005.png").write_bytes(encode(rng.integers(0, 256, (32, 16, 3), np.uint8)))
     elif case == "mixed-size":
-        _save(images / "hero_005.png", rng.integers(0, 256, (64, 64, 3), np.uint8))
+        (images / "hero_005.png").write_bytes(encode(rng.integers(0, 256, (64, 64, 3), np.uint8)))
     elif case == "not-power-of-two":
         for p in images.iterdir():
-            _save(p, rng.integers(0, 256, (24, 24, 3), np.uint8))
+            p.write_bytes(encode(rng.integers(0, 256, (24, 24, 3), np.uint8)))
         return "hero_000.png"
     elif case == "rgba":
-        _save(images / "hero_005.png", rng.integers(0, 256, (32, 32, 4), np.uint8))
+        (images / "hero_005.png").write_bytes(encode(rng.integers(0, 256, (32, 32, 4), np.uint8)))
     elif case == "mixed-mode":
-        _save(images / "hero_005.png", rng.integers(0, 256, (32, 32), np.uint8))
+        (images / "hero_005.png").write_bytes(encode(rng.integers(0, 256, (32, 32), np.uint8)))
     elif case == "jpeg-named-png":
-        _save(images / "hero_005.png", rng.integers(0, 256, (32, 32, 3), np.uint8), "JPEG")
+        (images / "hero_005.png").write_bytes(
+            encode(rng.integers(0, 256, (32, 32, 3), np.uint8), "JPEG")
+        )
     elif case == "jpeg-file":
-        _save(images / "hero_005.jpg", rng.integers(0, 256, (32, 32, 3), np.uint8), "JPEG")
+        (images / "hero_005.jpg").write_bytes(
+            encode(rng.integers(0, 256, (32, 32, 3), np.uint8), "JPEG")
+        )
     elif case == "truncated":
         data = (images / "hero_005.png").read_bytes()
         (images / "hero_005.png").write_bytes(data[: len(data) // 2])
@@ -194,7 +189,7 @@ def test_a_failure_midway_keeps_the_previous_archive(prepared, tmp_path, monkeyp
     out = tmp_path / "set.zip"
     write_archive(prepared, out)
     before = out.read_bytes()
-    _save(prepared / "images" / "hero_000.png", np.zeros((SIDE, SIDE, 3), np.uint8))
+    (prepared / "images" / "hero_000.png").write_bytes(encode(np.zeros((SIDE, SIDE, 3), np.uint8)))
     _fail_after(monkeypatch, 5)
     with pytest.raises(KeyboardInterrupt):
         write_archive(prepared, out)
@@ -225,7 +220,9 @@ def test_a_picture_changed_after_verification_is_refused(prepared, tmp_path, mon
 
     def verify_then_change(*args, **kwargs):
         result = real(*args, **kwargs)
-        _save(prepared / "images" / "hero_003.png", np.zeros((SIDE, SIDE, 3), np.uint8))
+        (prepared / "images" / "hero_003.png").write_bytes(
+            encode(np.zeros((SIDE, SIDE, 3), np.uint8))
+        )
         return result
 
     monkeypatch.setattr(archive, "_verify", verify_then_change)

@@ -1,4 +1,3 @@
-import io
 import json
 import pickle
 import zipfile
@@ -7,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 from torch.utils.data import DataLoader
 
+from helpers.images import encode, random_pixels
 from heroforge.data.archive import write_archive
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import UserError
@@ -18,23 +17,12 @@ COUNT = 12
 SIDE = 32
 
 
-def _png(array: np.ndarray, fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format=fmt)
-    return buf.getvalue()
-
-
-def _pixels(count: int = COUNT, side: int = SIDE, seed: int = 0) -> list[np.ndarray]:
-    rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, (side, side, 3), dtype=np.uint8) for _ in range(count)]
-
-
 def _archive(tmp_path: Path, pixels: list[np.ndarray], labels: list[int] | None = None) -> Path:
     """Prepared folder -> zip with write_archive; returns the zip."""
     images = tmp_path / "prep" / "images"
     images.mkdir(parents=True, exist_ok=True)
     for i, array in enumerate(pixels):
-        (images / f"hero_{i:03d}.png").write_bytes(_png(array))
+        (images / f"hero_{i:03d}.png").write_bytes(encode(array))
     classes = None if labels is None else {f"hero_{i:03d}.png": c for i, c in enumerate(labels)}
     out = tmp_path / "set.zip"
     write_archive(tmp_path / "prep", out, classes)
@@ -51,7 +39,7 @@ def _zip(path: Path, entries: dict[str, bytes]) -> Path:
 
 @pytest.fixture
 def pixels() -> list[np.ndarray]:
-    return _pixels()
+    return random_pixels(COUNT, SIDE, SIDE)
 
 
 @pytest.fixture
@@ -70,16 +58,18 @@ def test_reads_back_our_archive(archive, pixels):
     assert ds.names == tuple(f"00000/img{i:08d}.png" for i in range(COUNT))
     for i in range(COUNT):
         image, label = ds[i]
-        assert image.dtype == torch.uint8 and image.shape == (3, SIDE, SIDE)
+        assert image.dtype == torch.uint8
+        assert image.shape == (3, SIDE, SIDE)
         assert torch.equal(image, _chw(pixels[i]))
-        assert label.dtype == torch.float32 and label.shape == (0,)
+        assert label.dtype == torch.float32
+        assert label.shape == (0,)
     with pytest.raises(IndexError):
         ds[COUNT]
 
 
 def test_reads_an_official_style_archive_with_labels(tmp_path, pixels):
     names = [f"00000/img{i:08d}.png" for i in range(4)]
-    entries = {name: _png(pixels[i]) for i, name in enumerate(names)}
+    entries = {name: encode(pixels[i]) for i, name in enumerate(names)}
     entries["dataset.json"] = json.dumps({"labels": [[n, i % 2] for i, n in enumerate(names)]})
     entries["__MACOSX/00000/._img00000000.png"] = b"resource fork, not a picture"
     ds = ImageDataset(_zip(tmp_path / "official.zip", entries), use_labels=True)
@@ -126,7 +116,7 @@ def test_use_labels_without_labels_is_refused(archive):
     ],
 )
 def test_bad_dataset_json_is_refused(tmp_path, pixels, labels, reason):
-    entries = {"00000/img00000000.png": _png(pixels[0]), "dataset.json": labels}
+    entries = {"00000/img00000000.png": encode(pixels[0]), "dataset.json": labels}
     with pytest.raises(UserError, match=reason):
         ImageDataset(_zip(tmp_path / "bad.zip", entries))
 
@@ -141,9 +131,9 @@ def test_max_images_takes_the_first_images_in_name_order(archive, pixels):
 def test_folder_input_is_recursive_and_sorted(tmp_path, pixels):
     root = tmp_path / "pictures"
     (root / "b").mkdir(parents=True)
-    (root / "a.png").write_bytes(_png(pixels[0]))
-    (root / "b" / "c.JPG").write_bytes(_png(pixels[1], "JPEG"))
-    (root / "b" / "a.png").write_bytes(_png(pixels[2]))
+    (root / "a.png").write_bytes(encode(pixels[0]))
+    (root / "b" / "c.JPG").write_bytes(encode(pixels[1], "JPEG"))
+    (root / "b" / "a.png").write_bytes(encode(pixels[2]))
     (root / "notes.txt").write_text("not a picture")
     (root / ".hidden.png").write_bytes(b"junk")
     ds = ImageDataset(root)
@@ -154,7 +144,7 @@ def test_folder_input_is_recursive_and_sorted(tmp_path, pixels):
 
 def test_greyscale_images_have_one_channel(tmp_path):
     grey = np.arange(16 * 16, dtype=np.uint8).reshape(16, 16)
-    (tmp_path / "g.png").write_bytes(_png(grey))
+    (tmp_path / "g.png").write_bytes(encode(grey))
     ds = ImageDataset(tmp_path, mirror=True)
     assert ds.channels == 1
     assert torch.equal(ds[0][0], torch.from_numpy(grey)[None])
@@ -176,14 +166,14 @@ def test_resolution_mismatch_says_what_to_do(archive):
 )
 def test_non_square_or_mixed_sizes_are_refused(tmp_path, shapes, bad):
     for name, shape in zip(["a.png", "b.png"], shapes, strict=True):
-        (tmp_path / name).write_bytes(_png(np.zeros(shape, np.uint8)))
+        (tmp_path / name).write_bytes(encode(np.zeros(shape, np.uint8)))
     with pytest.raises(UserError, match=bad) as err:
         ImageDataset(tmp_path)
     assert "\n" not in str(err.value)
 
 
 def test_alpha_and_undecodable_pictures_are_refused(tmp_path, pixels):
-    (tmp_path / "a.png").write_bytes(_png(np.zeros((32, 32, 4), np.uint8)))
+    (tmp_path / "a.png").write_bytes(encode(np.zeros((32, 32, 4), np.uint8)))
     with pytest.raises(UserError, match=r"a\.png is RGBA"):
         ImageDataset(tmp_path)
     (tmp_path / "a.png").write_bytes(b"GIF89a not really")
@@ -193,7 +183,7 @@ def test_alpha_and_undecodable_pictures_are_refused(tmp_path, pixels):
 
 @pytest.mark.parametrize("name", ["../x.png", "/abs/x.png", "a/../../x.png", "C:/x.png"])
 def test_an_unsafe_entry_name_refuses_the_archive(tmp_path, pixels, name):
-    path = _zip(tmp_path / "evil.zip", {"00000/img00000000.png": _png(pixels[0]), name: b""})
+    path = _zip(tmp_path / "evil.zip", {"00000/img00000000.png": encode(pixels[0]), name: b""})
     with pytest.raises(UserError, match="unsafe entry name"):
         ImageDataset(path)
     assert not (tmp_path / "x.png").exists()
@@ -211,7 +201,7 @@ def test_missing_empty_or_non_zip_inputs_are_refused(tmp_path):
 
 
 def test_a_corrupt_picture_is_a_user_error_when_read(tmp_path, pixels):
-    data = _png(pixels[0])
+    data = encode(pixels[0])
     entries = {"00000/img00000000.png": data[: len(data) // 2]}  # the header survives
     ds = ImageDataset(_zip(tmp_path / "cut.zip", entries))
     with pytest.raises(UserError, match=r"img00000000\.png cannot be read"):
@@ -231,7 +221,8 @@ def test_fingerprint_is_stable_and_sees_every_change(tmp_path, pixels):
         ImageDataset(path, max_images=5).fingerprint(),
         ImageDataset(path, use_labels=True).fingerprint(),
     }
-    assert base not in others and len(others) == 4
+    assert base not in others
+    assert len(others) == 4
     # Labels count only when they are used.
     relabelled = _archive(tmp_path / "d", pixels, [0] * 11 + [1])
     assert ImageDataset(relabelled).fingerprint() == base
@@ -239,11 +230,11 @@ def test_fingerprint_is_stable_and_sees_every_change(tmp_path, pixels):
 
 
 def test_folder_fingerprint_hashes_the_bytes(tmp_path, pixels):
-    (tmp_path / "a.png").write_bytes(_png(pixels[0]))
-    (tmp_path / "b.png").write_bytes(_png(pixels[1]))
+    (tmp_path / "a.png").write_bytes(encode(pixels[0]))
+    (tmp_path / "b.png").write_bytes(encode(pixels[1]))
     base = ImageDataset(tmp_path).fingerprint()
     assert ImageDataset(tmp_path).fingerprint() == base
-    (tmp_path / "b.png").write_bytes(_png(pixels[2]))
+    (tmp_path / "b.png").write_bytes(encode(pixels[2]))
     assert ImageDataset(tmp_path).fingerprint() != base
 
 

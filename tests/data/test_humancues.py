@@ -2,8 +2,6 @@
 and the cache key that keeps the two apart."""
 
 import dataclasses
-import json
-import shutil
 import subprocess
 import sys
 import warnings
@@ -11,6 +9,7 @@ import warnings
 import pytest
 
 import heroforge.data.prepare as prep
+from helpers.files import copy_synth_pictures, read_manifest
 from heroforge.config import load_config
 from heroforge.data import humancues
 from heroforge.data.ingest import decode_image
@@ -46,7 +45,8 @@ def test_drawn_heroes_show_a_face_or_pose_and_outliers_do_not(synth_set):
     judged = [lb for lb in labels[:30] if lb["kind"] != "photo" and lb["background"] != "cluttered"]
     full = [lb for lb in judged if lb["kind"] == "hero" and lb["body"] == "full"]
     others = [lb for lb in judged if not lb["human_like"]]
-    assert len(full) >= 5 and len(others) >= 4
+    assert len(full) >= 5
+    assert len(others) >= 4
     for lb in full:  # whole figures float: colour alone never vouches for them, MediaPipe does
         s = _scores(folder, lb["file"])
         assert s.face >= CFG.min_face or s.pose >= CFG.min_pose, lb["file"]
@@ -55,7 +55,8 @@ def test_drawn_heroes_show_a_face_or_pose_and_outliers_do_not(synth_set):
     for lb in others:
         s = _scores(folder, lb["file"])
         assert not prep.is_human(s, CFG, humancues.MEDIAPIPE), lb["file"]
-        assert max(s.face, s.face_short) < CFG.min_face and s.pose < CFG.min_pose
+        assert max(s.face, s.face_short) < CFG.min_face
+        assert s.pose < CFG.min_pose
         fooled_colour += prep.is_human(s, CFG, humancues.COLOUR)
     assert fooled_colour >= 1  # an orange object the colour/shape score alone calls human
 
@@ -97,7 +98,8 @@ def test_the_face_mesh_is_asked_only_about_weaker_faces(monkeypatch, face, mesh,
     subject = np.zeros((64, 64), bool)
     subject[10:50, 20:44] = True
     cues = humancues.measure(rgb, rgb, subject, human=0.2, body_cut=0.0, cfg=CFG)
-    assert fake.ran == ran and cues.mesh == measured
+    assert fake.ran == ran
+    assert cues.mesh == measured
 
 
 @needs_mediapipe
@@ -112,7 +114,8 @@ def test_the_face_mesh_confirms_drawn_faces_and_not_objects(synth_set):
 
     drawn = [lb for lb in labels[:60] if lb["kind"] == "hero" and lb["background"] != "cluttered"]
     things = [lb for lb in labels[:60] if lb["kind"] in ("object", "robot")]
-    assert len(drawn) >= 10 and len(things) >= 3
+    assert len(drawn) >= 10
+    assert len(things) >= 3
     assert sum(map(confirmed, drawn)) >= len(drawn) // 4
     assert not any(map(confirmed, things))
 
@@ -147,27 +150,15 @@ def no_mediapipe(monkeypatch):
     monkeypatch.setattr(prep, "_warned", set())
 
 
-def _few(synth_set, tmp_path, count: int = 5):
-    folder, labels = synth_set
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for lb in labels[:count]:
-        shutil.copy(folder / "raw" / lb["file"], raw / lb["file"])
-    return raw
-
-
-def _rows(out) -> list[dict]:
-    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-
-
 def test_without_mediapipe_prepare_uses_colour_cues_and_says_so(synth_set, tmp_path, no_mediapipe):
-    raw = _few(synth_set, tmp_path)
+    raw = copy_synth_pictures(synth_set, tmp_path / "raw", 5)
     assert humancues.method(CFG) == humancues.COLOUR
     with pytest.warns(RuntimeWarning, match="MediaPipe cannot be imported"):
         summary = prep.prepare(raw, tmp_path / "out", CFG, workers=1)
     assert summary.human_cues == "colour"
-    rows = _rows(tmp_path / "out")
-    assert rows and all(r["human_cues"] == "colour" for r in rows)
+    rows = read_manifest(tmp_path / "out")
+    assert rows
+    assert all(r["human_cues"] == "colour" for r in rows)
     assert all(r["scores"]["face"] == -1 and r["scores"]["pose"] == -1 for r in rows)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # warned once per process, not on every run
@@ -183,14 +174,14 @@ def test_the_cache_key_follows_the_method(synth_set, tmp_path, monkeypatch):
         for gate in ("human_alone", "alone_min_cut", "min_face", "min_face_short", "min_face_mesh"):
             assert prep.settings_key(dataclasses.replace(CFG, **{gate: 0.42})) != with_mp, gate
     # a cache made with colour cues only is not reused once MediaPipe is asked for
-    raw = _few(synth_set, tmp_path, count=3)
+    raw = copy_synth_pictures(synth_set, tmp_path / "raw", 3)
     prep.prepare(raw, tmp_path / "out", COLOUR_ONLY, workers=1)
     calls = []
     real = prep.segment
     monkeypatch.setattr(prep, "segment", lambda *a: calls.append(1) or real(*a))
     summary = prep.prepare(raw, tmp_path / "out", CFG, workers=1)
     assert len(calls) == (3 if humancues.method(CFG) == humancues.MEDIAPIPE else 0)
-    assert {r["human_cues"] for r in _rows(tmp_path / "out")} == {summary.human_cues}
+    assert {r["human_cues"] for r in read_manifest(tmp_path / "out")} == {summary.human_cues}
 
 
 @needs_mediapipe
@@ -215,7 +206,8 @@ def test_mediapipe_says_nothing_on_stderr(synth_set):
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert float(done.stdout) >= 0 and done.stderr == ""
+    assert float(done.stdout) >= 0
+    assert done.stderr == ""
 
 
 @needs_mediapipe
@@ -224,7 +216,9 @@ def test_a_pool_still_works_after_this_process_ran_the_detectors(synth_set, tmp_
     folder, labels = synth_set
     _scores(folder, labels[0]["file"])  # the detectors now exist in this process
     assert humancues.made_here()
-    raw = _few(synth_set, tmp_path, count=8)  # 8 pictures: a process pool, not a serial run
+    # 8 pictures: a process pool, not a serial run
+    raw = copy_synth_pictures(synth_set, tmp_path / "raw", 8)
     summary = prep.prepare(raw, tmp_path / "out", CFG, workers=2)
-    assert summary.inputs == 8 and summary.human_cues == humancues.MEDIAPIPE
-    assert all(r["decision"] != "error" for r in _rows(tmp_path / "out"))
+    assert summary.inputs == 8
+    assert summary.human_cues == humancues.MEDIAPIPE
+    assert all(r["decision"] != "error" for r in read_manifest(tmp_path / "out"))

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
+from helpers.images import encode, random_pixels
 from heroforge.data.ingest import (
     IngestLimits,
     Skip,
@@ -84,20 +85,13 @@ def nothing_written():
 # ------------------------------------------------------------------------------- builders
 
 
-def _encode(img: Image.Image, fmt: str, **params) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, fmt, **params)
-    return buf.getvalue()
-
-
 def _picture(w: int = 40, h: int = 30, seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+    return Image.fromarray(random_pixels(1, h, w, seed)[0])
 
 
 def _png_claiming(w: int, h: int) -> bytes:
     """A valid 16x16 PNG whose IHDR claims w x h (CRC fixed): a decompression-bomb header."""
-    data = bytearray(_encode(Image.new("L", (16, 16)), "PNG"))
+    data = bytearray(encode(Image.new("L", (16, 16)), "PNG"))
     data[16:24] = struct.pack(">II", w, h)  # after the signature, IHDR length and type
     data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
     return bytes(data)
@@ -114,7 +108,7 @@ def _rgba(alpha: int | None) -> Image.Image:
 
 def _animated(fmt: str) -> bytes:
     frames = [Image.new("RGB", (32, 32), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
-    return _encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
+    return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=100)
 
 
 def _snapshot(folder: Path) -> dict[str, tuple]:
@@ -136,27 +130,27 @@ LIMITS = IngestLimits(max_file_bytes=200_000)
 
 # Files that are listed and decode.
 GOOD = {
-    "good.png": _encode(_picture(), "PNG"),
-    "sub/deeper/good.jpg": _encode(_picture(), "JPEG"),
-    "photo.png/inside.png": _encode(_picture(), "PNG"),
-    "rgba.png": _encode(_rgba(0), "PNG"),
-    "palette.png": _encode(_picture().quantize(8), "PNG", transparency=0),
-    "cmyk.jpg": _encode(Image.new("CMYK", (32, 32), (0, 255, 255, 0)), "JPEG"),
-    "grey16.png": _encode(Image.fromarray(np.full((20, 20), 40000, np.uint16)), "PNG"),
-    "grey16.tif": _encode(Image.fromarray(np.full((20, 20), 40000, np.uint16)), "TIFF"),
+    "good.png": encode(_picture(), "PNG"),
+    "sub/deeper/good.jpg": encode(_picture(), "JPEG"),
+    "photo.png/inside.png": encode(_picture(), "PNG"),
+    "rgba.png": encode(_rgba(0), "PNG"),
+    "palette.png": encode(_picture().quantize(8), "PNG", transparency=0),
+    "cmyk.jpg": encode(Image.new("CMYK", (32, 32), (0, 255, 255, 0)), "JPEG"),
+    "grey16.png": encode(Image.fromarray(np.full((20, 20), 40000, np.uint16)), "PNG"),
+    "grey16.tif": encode(Image.fromarray(np.full((20, 20), 40000, np.uint16)), "TIFF"),
     "anim.gif": _animated("GIF"),
-    "jpeg_named.png": _encode(_picture(), "JPEG"),
-    "picture.BMP": _encode(_picture(), "BMP"),
-    "rgba_lzw.tif": _encode(_rgba(0), "TIFF", compression="tiff_lzw"),  # libtiff's decoder
+    "jpeg_named.png": encode(_picture(), "JPEG"),
+    "picture.BMP": encode(_picture(), "BMP"),
+    "rgba_lzw.tif": encode(_rgba(0), "TIFF", compression="tiff_lzw"),  # libtiff's decoder
 }
 # Files that are listed, then refused by decode_image: name -> (skip code, bytes).
 BAD_AT_DECODE = {
-    "truncated.jpg": ("truncated", _encode(_picture(200, 200), "JPEG")[:3000]),
-    "truncated.png": ("truncated", _encode(_picture(200, 200), "PNG")[:20000]),
+    "truncated.jpg": ("truncated", encode(_picture(200, 200), "JPEG")[:3000]),
+    "truncated.png": ("truncated", encode(_picture(200, 200), "PNG")[:20000]),
     "text.png": ("not_an_image", b"hello, I am not a picture\n" * 10),
     "eps.png": ("not_an_image", b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 10 10\nshowpage\n"),
     "bomb.png": ("decompression_bomb", _png_claiming(50_000, 50_000)),
-    "tiny.png": ("too_small", _encode(Image.new("RGB", (1, 1)), "PNG")),
+    "tiny.png": ("too_small", encode(Image.new("RGB", (1, 1)), "PNG")),
     "absurd.png": ("too_large", _png_claiming(30_000, 20)),
 }
 # Entries refused by list_sources: name as printed in the skipped list -> skip code.
@@ -191,7 +185,7 @@ def _build_corpus(folder: Path) -> None:
     _write(folder / "README", b"not a picture")
     _write(folder / ".DS_Store", b"\0\0\0\1Bud1")
     _write(folder / ".hidden" / "secret.png", GOOD["good.png"])
-    _write(folder / "big.bmp", _encode(_picture(300, 300), "BMP"))  # > LIMITS.max_file_bytes
+    _write(folder / "big.bmp", encode(_picture(300, 300), "BMP"))  # > LIMITS.max_file_bytes
     _write(folder / "new\nline.png", GOOD["good.png"])
     with open(os.path.join(os.fsencode(folder), b"bad\xff.png"), "wb") as f:
         f.write(GOOD["good.png"])
@@ -216,7 +210,9 @@ def _decode_all(sources: list[Source], limits: IngestLimits) -> dict[str, object
 
 def _assert_one_line(skip: Skip) -> None:
     assert skip.code in SKIP_CODES
-    assert str(skip) and "\n" not in str(skip) and len(str(skip)) <= 300
+    assert str(skip)
+    assert "\n" not in str(skip)
+    assert len(str(skip)) <= 300
 
 
 def test_folder_corpus_every_bad_file_skipped_with_its_code(tmp_path):
@@ -247,12 +243,15 @@ def test_folder_corpus_good_files_decode_to_rgb_and_alpha(tmp_path):
     sources, _ = list_sources(tmp_path, LIMITS)
     decoded = {n: d for n, d in _decode_all(sources, LIMITS).items() if n in GOOD}
     for d in decoded.values():
-        assert d.rgb.dtype == np.uint8 and d.rgb.ndim == 3 and d.rgb.shape[2] == 3
+        assert d.rgb.dtype == np.uint8
+        assert d.rgb.ndim == 3
+        assert d.rgb.shape[2] == 3
         assert d.rgb.shape[:2] == d.original_size[::-1]
     assert decoded["rgba.png"].alpha is not None
     assert decoded["palette.png"].alpha is not None
     assert "palette->rgba" in decoded["palette.png"].notes
-    assert decoded["good.png"].alpha is None and decoded["good.png"].notes == []
+    assert decoded["good.png"].alpha is None
+    assert decoded["good.png"].notes == []
     assert decoded["cmyk.jpg"].original_mode == "CMYK"
     assert np.abs(decoded["cmyk.jpg"].rgb[5, 5].astype(int) - [255, 0, 0]).max() <= 3
     for name in ("grey16.png", "grey16.tif"):
@@ -337,7 +336,8 @@ def test_zip_corpus_hostile_entries_skipped_good_ones_decode(tmp_path):
     _build_zip(tmp_path / "raw.zip")
     with zipfile.ZipFile(tmp_path / "raw.zip") as archive:
         names = archive.namelist()
-    assert "../evil.png" in names and "/etc/x.png" in names  # zipfile kept the hostile names
+    assert "../evil.png" in names
+    assert "/etc/x.png" in names  # zipfile kept the hostile names
     before = _snapshot(tmp_path)
 
     with nothing_written():
@@ -378,7 +378,8 @@ def test_zip_entry_whose_header_lies_is_refused_when_read(tmp_path):
     assert [(n, s.code) for n, s in skipped] == [("locked.png", "unreadable")]
     with pytest.raises(Skip) as info:
         sources[0].read_bytes(IngestLimits())
-    assert info.value.code == "unreadable" and "CRC" in str(info.value)
+    assert info.value.code == "unreadable"
+    assert "CRC" in str(info.value)
 
 
 def test_zip_with_too_many_entries_is_a_user_error(tmp_path):
@@ -414,7 +415,7 @@ def _decode_in_worker(source: Source) -> tuple[int, ...] | Skip:
 
 def test_sixteen_bit_greyscale_is_scaled_not_clipped():
     values = np.array([[65535, 32768, 0, 257]], np.uint16).repeat(16, 0).repeat(4, 1)
-    decoded = decode_image(_encode(Image.fromarray(values), "PNG"), "deep.png")
+    decoded = decode_image(encode(Image.fromarray(values), "PNG"), "deep.png")
     row = decoded.rgb[0, ::4]
     assert row[:, 0].tolist() == [255, 128, 0, 1]
     assert (decoded.rgb == decoded.rgb[:, :, :1]).all()  # grey in all three channels
@@ -423,18 +424,23 @@ def test_sixteen_bit_greyscale_is_scaled_not_clipped():
 
 def test_float_tiff_is_scaled_to_8_bits():
     values = np.linspace(0, 1, 16 * 16, dtype=np.float32).reshape(16, 16)
-    decoded = decode_image(_encode(Image.fromarray(values), "TIFF"), "float.tif")
+    decoded = decode_image(encode(Image.fromarray(values), "TIFF"), "float.tif")
     assert decoded.original_mode == "F"
-    assert decoded.rgb[0, 0, 0] == 0 and decoded.rgb[-1, -1, 0] == 255
+    assert decoded.rgb[0, 0, 0] == 0
+    assert decoded.rgb[-1, -1, 0] == 255
 
 
 def test_alpha_kept_when_meaningful_dropped_when_opaque():
-    kept = decode_image(_encode(_rgba(0), "PNG"), "a.png")
-    assert kept.alpha is not None and kept.alpha[:10].max() == 0 and kept.alpha[10:].min() == 255
-    opaque = decode_image(_encode(_rgba(None), "PNG"), "b.png")
-    assert opaque.alpha is None and opaque.notes == ["alpha dropped: opaque"]
-    grey = decode_image(_encode(_rgba(128).convert("LA"), "PNG"), "c.png")
-    assert grey.original_mode == "LA" and grey.alpha[0, 0] == 128
+    kept = decode_image(encode(_rgba(0), "PNG"), "a.png")
+    assert kept.alpha is not None
+    assert kept.alpha[:10].max() == 0
+    assert kept.alpha[10:].min() == 255
+    opaque = decode_image(encode(_rgba(None), "PNG"), "b.png")
+    assert opaque.alpha is None
+    assert opaque.notes == ["alpha dropped: opaque"]
+    grey = decode_image(encode(_rgba(128).convert("LA"), "PNG"), "c.png")
+    assert grey.original_mode == "LA"
+    assert grey.alpha[0, 0] == 128
     assert grey.notes == ["greyscale->rgb"]
 
 
@@ -442,9 +448,11 @@ def test_palette_with_transparency_becomes_rgb_plus_alpha():
     img = Image.new("P", (20, 20), 1)
     img.putpalette([0, 0, 0, 255, 0, 0])
     img.paste(0, (0, 0, 10, 20))
-    decoded = decode_image(_encode(img, "PNG", transparency=0), "p.png")
-    assert decoded.original_mode == "P" and decoded.notes == ["palette->rgba"]
-    assert decoded.alpha[:, :10].max() == 0 and decoded.alpha[:, 10:].min() == 255
+    decoded = decode_image(encode(img, "PNG", transparency=0), "p.png")
+    assert decoded.original_mode == "P"
+    assert decoded.notes == ["palette->rgba"]
+    assert decoded.alpha[:, :10].max() == 0
+    assert decoded.alpha[:, 10:].min() == 255
     assert decoded.rgb[0, 15].tolist() == [255, 0, 0]
 
 
@@ -453,8 +461,8 @@ def test_exif_orientation_applied_like_pillow(orientation):
     exif = Image.Exif()
     exif[0x0112] = orientation
     img = _picture(40, 20)
-    decoded = decode_image(_encode(img, "PNG", exif=exif), "o.png")
-    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(_encode(img, "PNG", exif=exif))))
+    decoded = decode_image(encode(img, "PNG", exif=exif), "o.png")
+    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(encode(img, "PNG", exif=exif))))
     assert np.array_equal(decoded.rgb, np.asarray(upright))
     assert decoded.original_size == (40, 20)
     assert ("exif-rotated" in decoded.notes) == (orientation != 1)
@@ -463,9 +471,11 @@ def test_exif_orientation_applied_like_pillow(orientation):
 def test_exif_rotated_jpeg_swaps_its_size():
     exif = Image.Exif()
     exif[0x0112] = 6
-    decoded = decode_image(_encode(_picture(40, 20), "JPEG", exif=exif), "r.jpg")
-    assert decoded.rgb.shape == (40, 20, 3) and decoded.original_size == (40, 20)
-    assert decoded.full_size == (20, 40) and decoded.scale == 1.0
+    decoded = decode_image(encode(_picture(40, 20), "JPEG", exif=exif), "r.jpg")
+    assert decoded.rgb.shape == (40, 20, 3)
+    assert decoded.original_size == (40, 20)
+    assert decoded.full_size == (20, 40)
+    assert decoded.scale == 1.0
 
 
 def _smooth_picture(w: int, h: int) -> Image.Image:
@@ -478,20 +488,23 @@ def _smooth_picture(w: int, h: int) -> Image.Image:
 def test_big_jpeg_decoded_reduced_with_its_full_size_kept():
     exif = Image.Exif()
     exif[0x0112] = 6  # turned by 90 degrees when shown
-    data = _encode(_smooth_picture(1700, 1000), "JPEG", quality=95, exif=exif)
+    data = encode(_smooth_picture(1700, 1000), "JPEG", quality=95, exif=exif)
     full = decode_image(data, "big.jpg")
     half = decode_image(data, "big.jpg", shrink_to=768)
     # the longer side 1700 >= 2 x 768: halved (a quarter would be 425 < 768)
-    assert half.rgb.shape == (850, 500, 3) and half.scale == 0.5
-    assert half.full_size == full.full_size == (1000, 1700) and half.original_size == (1700, 1000)
+    assert half.rgb.shape == (850, 500, 3)
+    assert half.scale == 0.5
+    assert half.full_size == full.full_size == (1000, 1700)
+    assert half.original_size == (1700, 1000)
     shrunk = np.asarray(Image.fromarray(full.rgb).resize((500, 850), Image.Resampling.BOX))
     assert np.abs(shrunk.astype(int) - half.rgb).mean() < 2.0
 
 
 @pytest.mark.parametrize(("size", "fmt"), [((1400, 900), "JPEG"), ((1700, 1000), "PNG")])
 def test_shrink_to_leaves_small_jpegs_and_other_formats_whole(size, fmt):
-    decoded = decode_image(_encode(_smooth_picture(*size), fmt), "p", shrink_to=768)
-    assert decoded.rgb.shape[1::-1] == size and decoded.scale == 1.0
+    decoded = decode_image(encode(_smooth_picture(*size), fmt), "p", shrink_to=768)
+    assert decoded.rgb.shape[1::-1] == size
+    assert decoded.scale == 1.0
 
 
 @pytest.mark.parametrize("fmt", ["GIF", "WEBP", "PNG"])
@@ -527,7 +540,7 @@ def test_header_sizes_refused_before_decoding(size, code):
 
 
 def test_limits_are_honoured():
-    png = _encode(_picture(100, 100), "PNG")
+    png = encode(_picture(100, 100), "PNG")
     for limits, code in [
         (IngestLimits(max_pixels=9_999), "decompression_bomb"),
         (IngestLimits(max_side=99), "too_large"),
@@ -545,7 +558,7 @@ def test_corrupted_bytes_never_raise_anything_but_skip():
     """Overwrite and cut bytes of every format: each result is a picture or a Skip."""
     rng = np.random.default_rng(0)
     originals = [
-        _encode(_picture(48, 32), fmt) for fmt in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
+        encode(_picture(48, 32), fmt) for fmt in ("PNG", "JPEG", "WEBP", "GIF", "BMP", "TIFF")
     ] + [_animated("GIF"), _animated("PNG")]
     codes = set()
     for original in originals:
@@ -557,7 +570,8 @@ def test_corrupted_bytes_never_raise_anything_but_skip():
                 data = data[: rng.integers(1, len(data))]
             try:
                 decoded = decode_image(bytes(data), "fuzz.png")
-                assert decoded.rgb.dtype == np.uint8 and decoded.rgb.shape[2] == 3
+                assert decoded.rgb.dtype == np.uint8
+                assert decoded.rgb.shape[2] == 3
             except Skip as skip:
                 _assert_one_line(skip)
                 codes.add(skip.code)
@@ -576,7 +590,8 @@ def test_every_synthetic_picture_decodes(tmp_path):
     synthesize(tmp_path / "set", 30, seed=1, workers=1)
     labels = json.loads((tmp_path / "set" / "labels.json").read_text())["images"]
     sources, skipped = list_sources(tmp_path / "set" / "raw")
-    assert skipped == [] and len(sources) == 30
+    assert skipped == []
+    assert len(sources) == 30
     decoded = _decode_all(sources, IngestLimits())
     assert any(label["format"] == "png-rgba" for label in labels)
     for label in labels:

@@ -1,5 +1,3 @@
-import json
-import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -8,6 +6,7 @@ import pytest
 from PIL import Image
 
 import heroforge.data.prepare as prep
+from helpers.files import copy_synth_pictures, read_manifest
 from heroforge.config import load_config
 from heroforge.data.inspect import Scores
 from heroforge.data.overrides import read_overrides, set_override
@@ -16,17 +15,11 @@ from heroforge.errors import UserError
 CFG = load_config("superheroes-512", ["prepare.size=64", "prepare.keep=both"]).prepare
 
 
-def _rows(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-
-
 @pytest.fixture(scope="module")
 def raw_set(tmp_path_factory, synth_set) -> Path:
     """The first 40 synthetic pictures plus a few broken files."""
     folder, labels = synth_set
-    raw = tmp_path_factory.mktemp("raw")
-    for label in labels[:40]:
-        shutil.copy(folder / "raw" / label["file"], raw / label["file"])
+    raw = copy_synth_pictures(synth_set, tmp_path_factory.mktemp("raw"), 40)
     (raw / "empty.png").write_bytes(b"")
     (raw / "notes.png").write_text("not a picture at all")
     (raw / "cut.jpg").write_bytes((folder / "raw" / labels[1]["file"]).read_bytes()[:200])
@@ -41,10 +34,11 @@ def prepared(raw_set, tmp_path_factory) -> Path:
 
 
 def test_manifest_has_a_decision_for_every_input(raw_set, prepared):
-    rows = _rows(prepared)
+    rows = read_manifest(prepared)
     assert sorted(r["source"] for r in rows) == sorted(p.name for p in raw_set.iterdir())
     by_name = {r["source"]: r for r in rows}
-    assert by_name["empty.png"]["decision"] == "error" and by_name["empty.png"]["reason"] == "empty"
+    assert by_name["empty.png"]["decision"] == "error"
+    assert by_name["empty.png"]["reason"] == "empty"
     assert by_name["notes.png"]["reason"] == "not_an_image"
     assert by_name["cut.jpg"]["decision"] == "error"
     for row in rows:
@@ -54,7 +48,7 @@ def test_manifest_has_a_decision_for_every_input(raw_set, prepared):
 
 def test_the_summary_counts_what_the_manifest_says(raw_set, prepared):
     summary = prep.prepare(raw_set, prepared, CFG, workers=1)  # cached: quick, same decisions
-    rows = _rows(prepared)
+    rows = read_manifest(prepared)
     assert summary.inputs == len(rows)
     assert summary.kept == sum(r["decision"] == "keep" for r in rows)
     assert summary.excluded == Counter(r["reason"] for r in rows if r["decision"] == "exclude")
@@ -63,23 +57,27 @@ def test_the_summary_counts_what_the_manifest_says(raw_set, prepared):
 
 
 def test_kept_pictures_are_square_pngs_on_white(prepared):
-    kept = [r for r in _rows(prepared) if r["decision"] == "keep"]
+    kept = [r for r in read_manifest(prepared) if r["decision"] == "keep"]
     assert len(kept) >= 8
     assert sorted(p.name for p in (prepared / "images").iterdir()) == sorted(
         Path(r["output"]).name for r in kept
     )
     for row in kept:
         img = Image.open(prepared / row["output"])
-        assert img.format == "PNG" and img.mode == "RGB" and img.size == (64, 64)
+        assert img.format == "PNG"
+        assert img.mode == "RGB"
+        assert img.size == (64, 64)
         pixels = np.asarray(img)
         assert (pixels[0] == 255).mean() > 0.5  # the top row is mostly pure white
         assert (pixels != 255).any()  # and there is a subject
-    assert (prepared / "review.html").read_text().count('class="card"') == len(_rows(prepared))
+    assert (prepared / "review.html").read_text().count('class="card"') == len(
+        read_manifest(prepared)
+    )
 
 
 def test_decisions_follow_the_truth_on_clear_cases(prepared, synth_set):
     labels = {lb["file"]: lb for lb in synth_set[1]}
-    rows = [r for r in _rows(prepared) if r["source"] in labels]
+    rows = [r for r in read_manifest(prepared) if r["source"] in labels]
     photo = [r for r in rows if labels[r["source"]]["kind"] == "photo"]
     cluttered = [r for r in rows if labels[r["source"]]["background"] == "cluttered"]
     assert all(r["decision"] == "exclude" for r in photo + cluttered)
@@ -94,14 +92,14 @@ def test_decisions_follow_the_truth_on_clear_cases(prepared, synth_set):
 
 
 def test_rerun_recomputes_nothing(raw_set, prepared, monkeypatch):
-    before = _rows(prepared)
+    before = read_manifest(prepared)
 
     def boom(*_args, **_kwargs):
         raise AssertionError("segment() ran again")
 
     monkeypatch.setattr(prep, "segment", boom)
     prep.prepare(raw_set, prepared, CFG, workers=1)
-    assert _rows(prepared) == before
+    assert read_manifest(prepared) == before
 
 
 def test_interrupted_run_continues_where_it_stopped(raw_set, tmp_path, monkeypatch):
@@ -119,12 +117,12 @@ def test_interrupted_run_continues_where_it_stopped(raw_set, tmp_path, monkeypat
     real = prep.segment
     monkeypatch.setattr(prep, "segment", lambda *a: calls.append(1) or real(*a))
     prep.prepare(raw_set, out, CFG, workers=1)
-    decodable = sum(r["decision"] != "error" for r in _rows(out))
+    decodable = sum(r["decision"] != "error" for r in read_manifest(out))
     assert len(calls) == decodable - finished  # what finished came from the cache
 
 
 def test_overrides_are_honoured(raw_set, prepared):
-    rows = {r["source"]: r for r in _rows(prepared)}
+    rows = {r["source"]: r for r in read_manifest(prepared)}
     kept = next(s for s, r in rows.items() if r["decision"] == "keep")
     dropped = next(s for s, r in rows.items() if r.get("reason") == "not_human")
     overrides = prepared / "overrides.csv"
@@ -133,9 +131,11 @@ def test_overrides_are_honoured(raw_set, prepared):
     assert read_overrides(overrides) == {kept: "exclude", dropped: "include"}
     upper_only = load_config("superheroes-512", ["prepare.size=64"]).prepare
     prep.prepare(raw_set, prepared, CFG, workers=1)
-    rows = {r["source"]: r for r in _rows(prepared)}
-    assert rows[kept]["decision"] == "exclude" and rows[kept]["reason"] == "override"
-    assert rows[dropped]["decision"] == "keep" and rows[dropped]["override"] == "include"
+    rows = {r["source"]: r for r in read_manifest(prepared)}
+    assert rows[kept]["decision"] == "exclude"
+    assert rows[kept]["reason"] == "override"
+    assert rows[dropped]["decision"] == "keep"
+    assert rows[dropped]["override"] == "include"
     assert (prepared / rows[dropped]["output"]).exists()
     full = next(
         s
@@ -147,10 +147,12 @@ def test_overrides_are_honoured(raw_set, prepared):
     summary = prep.prepare(raw_set, prepared, upper_only, workers=1)
     assert summary.unknown_overrides == ["no-such-hero.png"]
     set_override(overrides, "no-such-hero.png", None)
-    rows = {r["source"]: r for r in _rows(prepared)}
-    assert rows[full]["body"] == "upper" and rows[full]["decision"] == "keep"
+    rows = {r["source"]: r for r in read_manifest(prepared)}
+    assert rows[full]["body"] == "upper"
+    assert rows[full]["decision"] == "keep"
     unforced = [r for r in rows.values() if r["decision"] == "keep" and r["override"] != "include"]
-    assert unforced and all(r["body"] == "upper" for r in unforced)  # --keep upper, unless forced
+    assert unforced
+    assert all(r["body"] == "upper" for r in unforced)  # --keep upper, unless forced
     for source in (kept, dropped, full):  # the module's shared folder goes back as it was
         set_override(overrides, source, None)
     assert read_overrides(overrides) == {}
@@ -185,15 +187,19 @@ def test_cli_prepare_and_archive(cli, raw_set, tmp_path):
     out = tmp_path / "p"
     code, _, err = cli("prepare", str(raw_set), "--out", str(out), "--size", "64", "--keep", "both")
     assert code == 0, err
-    assert "kept" in err and "review" in err
+    assert "kept" in err
+    assert "review" in err
     code, _, err = cli("archive", str(out), "--out", str(tmp_path / "d.zip"))
     assert code == 0, err
     code, _, err = cli("prepare", str(tmp_path / "missing"), "--out", str(out))
-    assert code == 2 and err.startswith("heroforge: error:")
+    assert code == 2
+    assert err.startswith("heroforge: error:")
     code, _, err = cli("prepare", str(raw_set), "--out", str(out), "--keep", "half")
-    assert code == 2 and "prepare.keep" in err
+    assert code == 2
+    assert "prepare.keep" in err
     code, _, err = cli("prepare", str(raw_set), "--out", str(out), "--set", "train.batch=8")
-    assert code == 2 and "prepare takes only prepare.KEY=VALUE settings" in err
+    assert code == 2
+    assert "prepare takes only prepare.KEY=VALUE settings" in err
 
 
 @pytest.mark.parametrize(
@@ -211,10 +217,12 @@ def test_prepare_refuses_an_out_folder_that_cannot_work(cli, tmp_path, place, me
     (raw / "hero.png").write_bytes(b"not analysed")
     (tmp_path / "file.txt").write_text("x")
     code, _, err = cli("prepare", str(raw), "--out", str(tmp_path / place))
-    assert code == 2 and message in err
+    assert code == 2
+    assert message in err
     assert sorted(p.name for p in raw.iterdir()) == ["hero.png"]  # nothing written there
     code, _, err = cli("prepare", str(raw), "--out", str(tmp_path / "out"), "--workers", "-1")
-    assert code == 2 and "--workers must be 0" in err
+    assert code == 2
+    assert "--workers must be 0" in err
 
 
 def test_big_jpeg_is_analysed_reduced_and_recorded_at_its_full_size(synth_set, tmp_path):

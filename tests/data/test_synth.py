@@ -63,9 +63,11 @@ def test_the_set_is_varied_and_messy(synth_set):
     bodies = Counter(lb["body"] for lb in labels if lb["body"])
     assert min(bodies["upper"], bodies["full"]) > 40
     aspects = [w / h for w, h in (lb["size"] for lb in labels)]
-    assert min(aspects) < 0.75 and max(aspects) > 1.3
+    assert min(aspects) < 0.75
+    assert max(aspects) > 1.3
     sides = [max(lb["size"]) for lb in labels]
-    assert min(sides) < 300 and max(sides) > 900  # some too small for 512 px
+    assert min(sides) < 300
+    assert max(sides) > 900  # some too small for 512 px
     assert 2 <= sum(lb["duplicate_of"] is not None for lb in labels) <= 20
 
 
@@ -110,7 +112,8 @@ def test_body_extent_matches_what_is_visible(synth_set):
         h = mask.shape[0]
         _, y0, _, y1 = label["head_box"]
         head_h = y1 - y0
-        assert y0 > 0 and head_h > 4, label["file"]  # the head is always fully visible
+        assert y0 > 0, label["file"]
+        assert head_h > 4, label["file"]  # the head is always fully visible
         rows = np.flatnonzero(mask.any(axis=1))
         if label["body"] == "full":
             assert rows[-1] < h - 1, label["file"]  # the feet stand inside the picture
@@ -134,10 +137,12 @@ def test_near_duplicates_look_like_their_original(synth_set):
     for dup in dups:
         original = by_name[dup["duplicate_of"]]
         assert original["duplicate_of"] is None
-        assert dup["kind"] == original["kind"] and dup["body"] == original["body"]
+        assert dup["kind"] == original["kind"]
+        assert dup["body"] == original["body"]
         same = np.mean(thumb(dup) * thumb(original))  # correlation
         others = [np.mean(thumb(dup) * thumb(lb)) for lb in labels[:30] if lb is not original]
-        assert same > 0.9 and same > max(others), dup["file"]
+        assert same > 0.9, dup["file"]
+        assert same > max(others), dup["file"]
 
 
 def test_photographic_pictures_have_photo_statistics(synth_set):
@@ -152,14 +157,16 @@ def test_photographic_pictures_have_photo_statistics(synth_set):
     lossless = [lb for lb in labels if lb["format"] == "png"]
     photo = [colours(lb) for lb in lossless if lb["kind"] == "photo"]
     cartoon = [colours(lb) for lb in lossless if lb["kind"] == "hero"]
-    assert photo and cartoon
+    assert photo
+    assert cartoon
     assert np.median(photo) > 4 * np.median(cartoon)
 
 
 def test_labels_json_is_complete(synth_set):
     folder, labels = synth_set
     index = json.loads((folder / "labels.json").read_text())
-    assert index["seed"] == 3 and index["count"] == 240
+    assert index["seed"] == 3
+    assert index["count"] == 240
     assert [lb["file"] for lb in labels] == sorted(lb["file"] for lb in labels)
 
 
@@ -181,9 +188,12 @@ def test_cli_synth_and_bad_count(cli, tmp_path):
     assert (tmp_path / "s" / "contact_sheet.png").exists()
     assert len(list((tmp_path / "s" / "raw").iterdir())) == 5
     code, _, err = cli("synth", "--out", str(tmp_path / "t"), "--count", "0")
-    assert code == 2 and "--count must be at least 1" in err
+    assert code == 2
+    assert "--count must be at least 1" in err
     code, _, err = cli("synth", "--out", str(tmp_path / "t"), "--count", "2", "--workers", "-2")
-    assert code == 2 and "--workers must be 0" in err
+    assert code == 2
+    assert "--workers must be 0" in err
     (tmp_path / "taken.zip").write_bytes(b"x")
     code, _, err = cli("synth", "--out", str(tmp_path / "taken.zip"), "--count", "2")
-    assert code == 2 and "is a file; give a folder" in err
+    assert code == 2
+    assert "is a file; give a folder" in err

@@ -1,7 +1,6 @@
 """Each prepare worker keeps to one core: no idle BLAS threads spinning beside it."""
 
 import os
-import shutil
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 
@@ -9,6 +8,7 @@ import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import heroforge.data.prepare as prep
+from helpers.files import copy_synth_pictures
 from heroforge.config import load_config
 from heroforge.data.workers import one_core_each
 
@@ -51,11 +51,7 @@ def test_a_pool_worker_runs_numpys_blas_on_one_thread(two_threads, start):
 def test_prepare_analyses_every_picture_with_one_blas_thread(
     two_threads, workers, synth_set, tmp_path, monkeypatch
 ):
-    folder, labels = synth_set
-    raw = tmp_path / "raw"
-    raw.mkdir()
-    for label in labels[:8]:
-        shutil.copy(folder / "raw" / label["file"], raw / label["file"])
+    raw = copy_synth_pictures(synth_set, tmp_path / "raw", 8)
     log = tmp_path / "threads.log"
     monkeypatch.setenv("BLAS_THREADS_LOG", str(log))
     monkeypatch.setattr(prep, "process", _analyse_and_log)

@@ -7,25 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from heroforge.config import load_config
+from helpers.networks import make_generator
 from heroforge.generate.model import LoadedGenerator, load_generator
-from heroforge.nets.generator import build_generator
 from heroforge.nets.weights import save_networks
-
-
-def make_generator(seed: int = 0, c_dim: int = 0):
-    """A tiny-cpu generator with a non-zero average w, so that truncation does something."""
-    torch.manual_seed(seed)
-    cfg = load_config("tiny-cpu")
-    gen = build_generator(cfg, c_dim=c_dim)
-    labels = torch.eye(c_dim)[torch.arange(256) % c_dim] if c_dim else None
-    with torch.no_grad():
-        ws = gen.mapping(torch.randn(256, gen.z_dim), labels)
-        gen.mapping.w_avg.copy_(ws[:, 0].mean(dim=0))  # as training would have left it
-        for name, param in gen.named_parameters():
-            if name.endswith("noise_strength"):
-                param.fill_(0.1)  # starts at 0; trained models use their noise
-    return gen, cfg
 
 
 @pytest.fixture(scope="session")

@@ -31,8 +31,10 @@ def test_the_child_blends_its_parents(model, parents):
     torch.testing.assert_close(child.ws, (a.ws + b.ws) / 2)
     left, right = child.panel[:, :32].astype(int), child.panel[:, 64:].astype(int)
     to_a, to_b = np.abs(child.image - left).mean(), np.abs(child.image - right).mean()
-    assert to_a > 2 and to_b > 2  # a new hero, not a copy of either parent
-    assert to_a < np.abs(left - right).mean() and to_b < np.abs(left - right).mean()
+    assert to_a > 2
+    assert to_b > 2  # a new hero, not a copy of either parent
+    assert to_a < np.abs(left - right).mean()
+    assert to_b < np.abs(left - right).mean()
     only_a = make_child(model, a, b, weight=0.0)
     assert np.array_equal(only_a.image, only_a.panel[:, :32])
     only_b = make_child(model, a, b, weight=1.0)
@@ -47,7 +49,8 @@ def test_layer_modes_take_whole_layers(model, parents):
     assert torch.equal(child.ws[:coarse], a.ws[:coarse])
     assert torch.equal(child.ws[coarse:], b.ws[coarse:])
     child = make_child(model, a, b, mode="fine-from-a", coarse_res=8)
-    assert torch.equal(child.ws[:3], b.ws[:3]) and torch.equal(child.ws[3:], a.ws[3:])
+    assert torch.equal(child.ws[:3], b.ws[:3])
+    assert torch.equal(child.ws[3:], a.ws[3:])
 
 
 def test_write_child_and_its_latent_as_a_parent(model, tmp_path):

@@ -4,8 +4,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
+from helpers.cli import user_error
 from heroforge.commands import app
-from heroforge.errors import OperationalError, UserError
 
 
 @pytest.fixture(scope="module")
@@ -13,13 +13,6 @@ def run():
     """The real heroforge app, with the raised UserError kept for inspection."""
     runner = CliRunner()
     return lambda *args: runner.invoke(app, [str(a) for a in args])
-
-
-def user_error(result):
-    """The UserError a command raised (heroforge.commands.main prints it as one line, exit 2)."""
-    assert isinstance(result.exception, UserError), result.output
-    assert "\n" not in str(result.exception)
-    return str(result.exception)
 
 
 def test_generate(run, model_path, tmp_path):
@@ -67,7 +60,8 @@ def test_morph_child_and_mix(run, model_path, tmp_path):
     result = run("child", *model, "--parents", "1,2", "--mode", "coarse-from-a")
     assert result.exit_code == 0, result.output
     latent = tmp_path / "child-seed1-seed2-coarse-from-a16.latent.safetensors"
-    assert latent.is_file() and "panel:" in result.output
+    assert latent.is_file()
+    assert "panel:" in result.output
 
     result = run("morph", *model, "--seeds", f"{latent},3", "--frames-per-step", "2")
     assert result.exit_code == 0, result.output
@@ -94,16 +88,20 @@ def test_other_commands_refuse_bad_arguments(run, model_path, tmp_path, args, sa
 def test_help_has_examples(run):
     for command in ("generate", "morph", "child", "mix"):
         result = run(command, "--help")
-        assert result.exit_code == 0 and "Examples:" in result.output
+        assert result.exit_code == 0
+        assert "Examples:" in result.output
 
 
 def test_wired_into_heroforge(cli, model_path, tmp_path):
     code, _, err = cli("generate", "--model", str(model_path), "--seeds", "a", "--outdir", "x")
-    assert code == 2 and err.strip().count("\n") == 0 and "is not a seed" in err
+    assert code == 2
+    assert err.strip().count("\n") == 0
+    assert "is not a seed" in err
     code, _, _ = cli(
         "generate", "--model", str(model_path), "--seeds", "1", "--outdir", str(tmp_path)
     )
-    assert code == 0 and (tmp_path / "seed0001.png").is_file()
+    assert code == 0
+    assert (tmp_path / "seed0001.png").is_file()
 
 
 def test_the_python_api_in_three_lines(model_path):

@@ -15,8 +15,10 @@ def test_mix_ws_replaces_only_the_chosen_layers():
     rows, cols = torch.zeros(2, 8, 4), torch.ones(3, 8, 4)
     mixed = mix_ws(rows, cols, [0, 2])
     assert mixed.shape == (2, 3, 8, 4)
-    assert (mixed[:, :, [0, 2]] == 1).all() and (mixed[:, :, [1, 3, 4, 5, 6, 7]] == 0).all()
-    assert default_layers(8) == list(range(7)) and default_layers(4) == [0, 1, 2, 3]
+    assert (mixed[:, :, [0, 2]] == 1).all()
+    assert (mixed[:, :, [1, 3, 4, 5, 6, 7]] == 0).all()
+    assert default_layers(8) == list(range(7))
+    assert default_layers(4) == [0, 1, 2, 3]
 
 
 def test_grid_layout(model, tmp_path):
@@ -31,7 +33,8 @@ def test_grid_layout(model, tmp_path):
     for row, hero in enumerate(heroes[:3]):
         assert np.abs(grid[32 * (row + 1) : 32 * (row + 2), :32] - hero).max() <= 1
     cell = grid[32:64, 32:64].astype(int)  # row hero 1 with column hero 4's layers 0-6
-    assert np.abs(cell - heroes[0]).mean() > 1 and np.abs(cell - heroes[3]).mean() > 1
+    assert np.abs(cell - heroes[0]).mean() > 1
+    assert np.abs(cell - heroes[3]).mean() > 1
 
 
 def test_all_layers_from_the_column_give_the_column_hero(model):

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import make_generator
+from helpers.networks import make_generator
 from heroforge.config import load_config
 from heroforge.errors import UserError
 from heroforge.generate.model import load_generator, parse_device
@@ -33,14 +33,18 @@ def run_dir(tmp_path):
 
 
 def test_a_network_file_gives_its_generator(model_path, model):
-    assert model.source == model_path and model.network == "G_ema" and model.c_dim == 0
-    assert not model.G.training and not any(p.requires_grad for p in model.G.parameters())
+    assert model.source == model_path
+    assert model.network == "G_ema"
+    assert model.c_dim == 0
+    assert not model.G.training
+    assert not any(p.requires_grad for p in model.G.parameters())
     assert load_generator(model_path.with_suffix(".json")).source == model_path
 
 
 def test_a_run_folder_gives_the_newest_checkpoint_and_prefers_g_ema(run_dir):
     loaded = load_generator(run_dir, "cpu")
-    assert loaded.source.name == "ckpt-000000002000.safetensors" and loaded.network == "G_ema"
+    assert loaded.source.name == "ckpt-000000002000.safetensors"
+    assert loaded.network == "G_ema"
     expected = make_generator(2)[0].state_dict()
     assert all(torch.equal(v, expected[k]) for k, v in loaded.G.state_dict().items())
     assert load_generator(run_dir / "checkpoints").source == loaded.source
@@ -54,7 +58,8 @@ def test_best_json_wins_and_a_bad_one_falls_back_to_the_latest(run_dir):
         best.write_text(text)
         loaded = load_generator(run_dir)
         assert loaded.source.name == "ckpt-000000002000.safetensors"
-        assert len(loaded.notes) == 1 and "best.json" in loaded.notes[0]
+        assert len(loaded.notes) == 1
+        assert "best.json" in loaded.notes[0]
 
 
 def test_a_damaged_newest_checkpoint_is_skipped_with_a_note(run_dir):

@@ -95,13 +95,15 @@ def test_gif_grid_of_walks(model, tmp_path):
     path = write_morph(model, list(range(8)), tmp_path, frames_per_step=2, grid=(2, 2), loop=True)
     assert path.name == "morph-cubic-w-grid2x2-seed0-seed1-seed2-seed3-and4more.gif"
     gif = Image.open(path)
-    assert gif.size == (64, 64) and gif.n_frames == frame_count(2, 2, loop=True)
+    assert gif.size == (64, 64)
+    assert gif.n_frames == frame_count(2, 2, loop=True)
 
 
 def test_mp4(model, tmp_path):
     pytest.importorskip("imageio_ffmpeg")
     path = write_morph(model, [1, 2], tmp_path, frames_per_step=3, fmt="mp4", fps=10)
-    assert path.suffix == ".mp4" and path.stat().st_size > 0
+    assert path.suffix == ".mp4"
+    assert path.stat().st_size > 0
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temp file left
 
 
@@ -115,7 +117,8 @@ def test_latent_files_are_keys_for_w_walks_only(model, tmp_path):
     key = resolve_keys(model, [5])[0]
     latent = save_latent(tmp_path / "hero.latent.safetensors", key.ws)
     keys = resolve_keys(model, [latent, 6])
-    assert keys[0].label == "hero" and torch.equal(keys[0].ws, key.ws)
+    assert keys[0].label == "hero"
+    assert torch.equal(keys[0].ws, key.ws)
     assert walk_ws(model, keys, STEP).shape[0] == STEP + 1
     with pytest.raises(UserError, match="slerp-z needs seeds"):
         walk_ws(model, keys, STEP, "slerp-z")

@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_generator
+from helpers.networks import make_generator
 from heroforge.config import load_config
 from heroforge.errors import UserError
 from heroforge.generate.latents import seed_ws, seed_z
@@ -61,7 +61,8 @@ def test_random_noise_is_seeded_per_seed(model):
     assert np.array_equal(alone, batched)
     const = pixels(generate_images(model, [3], noise_mode="const"))[0]
     none = pixels(generate_images(model, [3], noise_mode="none"))[0]
-    assert not np.array_equal(alone, const) and not np.array_equal(const, none)
+    assert not np.array_equal(alone, const)
+    assert not np.array_equal(const, none)
     state = torch.random.get_rng_state()
     synthesize(model, seed_ws(model, [3]), "random")
     assert torch.equal(state, torch.random.get_rng_state())  # the caller's stream untouched
@@ -81,9 +82,12 @@ def test_files_are_named_by_seed_and_carry_their_settings(model, tmp_path):
         "grid.png",
     ]
     text = Image.open(paths[0]).text
-    assert text["seed"] == "42" and text["truncation_psi"] == "0.7"
-    assert text["noise_mode"] == "const" and text["model"] == str(model.source)
-    assert text["network"] == "G_ema" and text["Software"].startswith("heroforge")
+    assert text["seed"] == "42"
+    assert text["truncation_psi"] == "0.7"
+    assert text["noise_mode"] == "const"
+    assert text["model"] == str(model.source)
+    assert text["network"] == "G_ema"
+    assert text["Software"].startswith("heroforge")
     grid = Image.open(paths[-1])
     assert grid.size == (3 * 32, 2 * 32)  # 5 seeds: 3 columns, 2 rows
     assert np.array_equal(np.asarray(grid)[:32, 32:64], np.asarray(Image.open(paths[1])))

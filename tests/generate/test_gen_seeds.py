@@ -52,7 +52,8 @@ def test_seed_lists(text, expected):
 def test_bad_seed_lists_are_one_line_errors(text, says):
     with pytest.raises(UserError, match=says) as err:
         parse_seeds(text)
-    assert "\n" not in str(err.value) and len(str(err.value)) < 200
+    assert "\n" not in str(err.value)
+    assert len(str(err.value)) < 200
 
 
 def test_layers_are_bounded_by_the_model():

@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from typer.testing import CliRunner
 
+from helpers.cli import user_error
 from heroforge.commands import app
 from heroforge.errors import UserError
 from heroforge.generate.child import write_child
@@ -47,7 +48,8 @@ def target_png(known, tmp_path):
 def test_projection_recovers_a_generated_hero(model, known):
     ws, target = known
     result = project_image(model, target, ProjectSettings(steps=150, **PIXEL_ONLY), raw=True)
-    assert not result.perceptual and len(result.losses) == 150
+    assert not result.perceptual
+    assert len(result.losses) == 150
     # Measured: loss 0.4256 -> 0.0020, pixel error 0.19 / 255, w found within 0.12 of the
     # true one (the average hero, where the search starts, is 42 levels and 11.8 away).
     assert result.losses[-1] < 0.02 * result.losses[0]
@@ -60,7 +62,8 @@ def test_projection_recovers_a_generated_hero(model, known):
 def test_projection_is_deterministic_for_a_seed(model, known):
     settings = ProjectSettings(steps=12, seed=3, **PIXEL_ONLY)
     a, b = (project_image(model, known[1], settings, raw=True) for _ in range(2))
-    assert torch.equal(a.ws, b.ws) and a.losses == b.losses
+    assert torch.equal(a.ws, b.ws)
+    assert a.losses == b.losses
     other = project_image(
         model, known[1], ProjectSettings(steps=12, seed=4, **PIXEL_ONLY), raw=True
     )
@@ -109,12 +112,6 @@ def test_cli_writes_latent_pictures_and_video(model_path, target_png, tmp_path):
     gif = Image.open(out / "hero-projection.gif")
     assert gif.size == (64, 32)  # target | projection
     assert "mean pixel error" in result.output
-
-
-def user_error(result) -> str:
-    assert isinstance(result.exception, UserError), result.output
-    assert "\n" not in str(result.exception)
-    return str(result.exception)
 
 
 @pytest.mark.parametrize(
@@ -179,11 +176,13 @@ def test_target_preparation(tmp_path, caplog):
     Image.fromarray(hero_on_blue()).save(tmp_path / "hero.png")
     decoded = read_target(tmp_path / "hero.png")
     prepared = prepare_target(decoded, 32)
-    assert prepared.method == "prepared" and prepared.image.shape == (32, 32, 3)
+    assert prepared.method == "prepared"
+    assert prepared.image.shape == (32, 32, 3)
     assert (prepared.image[:, :3] == 255).all()  # the blue background became white
     assert tuple(prepared.image[28, 16]) == (200, 30, 30)  # the bust, framed in the middle
     raw = prepare_target(decoded, 32, raw=True)
-    assert (raw.image[:6] == 255).all() and tuple(raw.image[16, 2]) == (40, 90, 200)
+    assert (raw.image[:6] == 255).all()
+    assert tuple(raw.image[16, 2]) == (40, 90, 200)
     grey = prepare_target(decoded, 16, channels=1)
     assert grey.image.shape == (16, 16, 1)
     noise = np.random.default_rng(0).integers(0, 256, (60, 90, 3), dtype=np.uint8)
@@ -197,7 +196,8 @@ def test_target_preparation(tmp_path, caplog):
 def test_in_memory_pictures_are_prepared_too(model):
     settings = ProjectSettings(steps=1, w_avg_samples=100, **PIXEL_ONLY)
     prepared = project_image(model, hero_on_blue(), settings).target
-    assert prepared.shape == (32, 32, 3) and (prepared[:, :3] == 255).all()
+    assert prepared.shape == (32, 32, 3)
+    assert (prepared[:, :3] == 255).all()
     clear = Image.fromarray(hero_on_blue()).convert("RGBA")
     clear.putalpha(0)  # fully transparent: only white is left on a white square
     assert (project_image(model, clear, settings, raw=True).target == 255).all()
@@ -219,16 +219,19 @@ needs_inception = pytest.mark.skipif(
 @needs_inception
 def test_perceptual_distance_uses_feature_maps(known):
     dist = load_distance(None, torch.device("cpu"), size=64)
-    assert isinstance(dist, InceptionDistance) and dist.uses_feature_maps
+    assert isinstance(dist, InceptionDistance)
+    assert dist.uses_feature_maps
     image = torch.as_tensor(known[1]).permute(2, 0, 1)[None].float() / 127.5 - 1
     same = dist.distance(image, dist.features(image))
     other = dist.distance(image.flip(-1), dist.features(image))
-    assert same.item() == pytest.approx(0, abs=1e-6) and other.item() > 0.01
+    assert same.item() == pytest.approx(0, abs=1e-6)
+    assert other.item() > 0.01
 
 
 @needs_inception
 def test_projection_with_the_perceptual_term(model, known):
     settings = ProjectSettings(steps=3, perceptual_size=64)
     result = project_image(model, known[1], settings, raw=True)
-    assert result.perceptual and len(result.losses) == 3
+    assert result.perceptual
+    assert len(result.losses) == 3
     assert all(np.isfinite(result.losses))

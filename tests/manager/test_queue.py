@@ -28,7 +28,8 @@ def test_submit_freezes_the_config_and_fingerprints_the_data(queue, tiny_archive
     job = submit(queue, _spec(tiny_archive, "job.priority=3"))
     assert (job.state, job.priority, job.target_kimg, job.gpus) == ("queued", 3, 0.064, 1)
     assert (job.dir / "config.toml").read_text().count("priority = 3") == 1
-    assert len(job.fingerprint) == 64 and job.dir.parent == queue.path.parent / "jobs"
+    assert len(job.fingerprint) == 64
+    assert job.dir.parent == queue.path.parent / "jobs"
     assert [e["kind"] for e in queue.events(job.id)] == ["submitted"]
 
 

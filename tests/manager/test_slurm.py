@@ -1,7 +1,6 @@
 """The SLURM batch script starts the run, checkpoints on the preemption signal, resumes."""
 
 import errno
-import json
 import os
 import signal
 import subprocess
@@ -9,6 +8,7 @@ import time
 
 import pytest
 
+from helpers.training import tick_kimgs
 from heroforge.errors import OperationalError, UserError
 from heroforge.manager.slurm import sbatch_text, write_sbatch
 from heroforge.manager.spec import spec_from_options
@@ -31,7 +31,7 @@ def test_multi_node_script_uses_torchrun_rendezvous(tiny_archive, tmp_path):
 def test_a_folder_under_a_file_is_a_user_error(tiny_archive, tmp_path):
     spec = spec_from_options(tiny_archive, "tiny-cpu", 1.0, [])
     (tmp_path / "file").write_text("in the way")
-    with pytest.raises(UserError, match="cannot write the SLURM job into .*: Not a directory"):
+    with pytest.raises(UserError, match=r"cannot write the SLURM job into .*: Not a directory"):
         write_sbatch(spec, tmp_path / "file" / "job", nodes=1, time_limit="1:00:00")
 
 
@@ -58,7 +58,8 @@ def test_script_trains_stops_on_sigterm_and_resumes(tiny_archive, tmp_path):
     stats = tmp_path / "job" / "runs"
     deadline = time.time() + 300
     while not any(p.stat().st_size for p in stats.glob("*/stats.jsonl")):
-        assert time.time() < deadline and first.poll() is None, first.stdout.read().decode()
+        assert time.time() < deadline, first.stdout.read().decode()
+        assert first.poll() is None, first.stdout.read().decode()
         time.sleep(0.05)
     first.send_signal(signal.SIGTERM)  # what SLURM sends to the batch shell before preemption
     assert first.wait(timeout=120) == 75, first.stdout.read().decode()
@@ -66,6 +67,4 @@ def test_script_trains_stops_on_sigterm_and_resumes(tiny_archive, tmp_path):
     assert second.returncode == 0, second.stdout.decode() + second.stderr.decode()
     assert "resumed" in second.stderr.decode() + second.stdout.decode()
     (run,) = list(stats.iterdir())
-    ticks = [json.loads(line) for line in (run / "stats.jsonl").read_text().splitlines()]
-    kimgs = [t["kimg"] for t in ticks if "event" not in t]
-    assert kimgs == pytest.approx([0.032, 0.064, 0.096, 0.128])
+    assert tick_kimgs(run) == pytest.approx([0.032, 0.064, 0.096, 0.128])

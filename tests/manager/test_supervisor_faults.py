@@ -1,7 +1,6 @@
 """The supervisor sees a job to its exact target through kill -9s of the trainer and of itself,
 racing supervisors, hangs, SIGTERM, cancel requests and jobs that keep failing."""
 
-import json
 import os
 import random
 import signal
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from helpers.training import checkpoint_tensors, tick_kimgs
 from heroforge.nets.loading import load_latest
 from heroforge.rundir import find_run_dir
 
@@ -17,21 +17,8 @@ TARGET = 0.256  # 32 steps of 8 images; a checkpoint every 0.032 kimg
 INTERVAL = 0.032
 
 
-def _weights(run_dir: Path) -> dict[str, torch.Tensor]:
-    checkpoint, _ = load_latest(run_dir / "checkpoints")
-    tensors = {f"{n}.{k}": v for n, net in checkpoint.loaded.networks.items()
-               for k, v in net.state_dict().items()}  # fmt: skip
-    tensors.update({f"extra.{k}": v for k, v in checkpoint.loaded.extra.items()})
-    return tensors
-
-
 def _run_dir(manager, job_id: int) -> Path:
     return find_run_dir(manager.queue.get(job_id).dir / "runs")
-
-
-def _kimg_sequence(run_dir: Path) -> list[float]:
-    lines = (run_dir / "stats.jsonl").read_text().splitlines()
-    return [r["kimg"] for r in map(json.loads, lines) if "event" not in r and "kimg" in r]
 
 
 def _is_trainer(pid: int | None) -> bool:
@@ -68,10 +55,12 @@ def test_kill9_of_trainer_and_supervisor_loses_nothing(manager):
 
     job = manager.queue.get(faulty)
     assert (job.state, job.kimg) == ("done", TARGET), manager.logs()
-    assert len(killed_at) == 3 and job.restarts >= 4
+    assert len(killed_at) == 3
+    assert job.restarts >= 4
     run_dir = _run_dir(manager, faulty)
-    assert _kimg_sequence(run_dir) == pytest.approx([INTERVAL * i for i in range(1, 9)])
-    a, b = _weights(_run_dir(manager, reference)), _weights(run_dir)
+    assert tick_kimgs(run_dir) == pytest.approx([INTERVAL * i for i in range(1, 9)])
+    a = checkpoint_tensors(_run_dir(manager, reference), with_extra=True)
+    b = checkpoint_tensors(run_dir, with_extra=True)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a), "weights differ from the uninterrupted run"
 
@@ -88,7 +77,8 @@ def test_kill9_of_trainer_and_supervisor_loses_nothing(manager):
 def test_two_supervisors_never_run_one_job_twice(manager):
     jobs = [manager.submit(0.032) for _ in range(3)]
     first, second = manager.supervisor(), manager.supervisor()
-    assert first.wait(timeout=300) == 0 and second.wait(timeout=300) == 0, manager.logs()
+    assert first.wait(timeout=300) == 0, manager.logs()
+    assert second.wait(timeout=300) == 0, manager.logs()
     owners = set()
     for job_id in jobs:
         events = manager.queue.events(job_id)
@@ -109,8 +99,9 @@ def test_sigterm_checkpoints_and_the_next_supervisor_resumes_first(manager):
     sup.send_signal(signal.SIGTERM)
     assert sup.wait(timeout=120) == 75, manager.logs()
     job = manager.queue.get(job_id)
-    assert job.state == "interrupted" and job.child_pid is None
-    stopped_at = _kimg_sequence(_run_dir(manager, job_id))[-1]
+    assert job.state == "interrupted"
+    assert job.child_pid is None
+    stopped_at = tick_kimgs(_run_dir(manager, job_id))[-1]
     saved = load_latest(_run_dir(manager, job_id) / "checkpoints")[0].meta["nimg"]
     assert saved >= round(stopped_at * 1000)  # the step it was in when told to stop: none lost
     manager.supervisor().wait(timeout=300)
@@ -119,7 +110,7 @@ def test_sigterm_checkpoints_and_the_next_supervisor_resumes_first(manager):
     later_claim = next(e["time"] for e in manager.queue.events(later) if e["kind"] == "claimed")
     assert claims[1] < later_claim  # the interrupted job went before the higher priority
     assert manager.queue.get(job_id).state == "done"
-    assert _kimg_sequence(_run_dir(manager, job_id))[-1] == pytest.approx(TARGET)
+    assert tick_kimgs(_run_dir(manager, job_id))[-1] == pytest.approx(TARGET)
 
 
 @pytest.mark.slow
@@ -154,5 +145,7 @@ def test_a_job_that_fails_the_same_way_is_marked_failed_and_the_next_runs(manage
     fine = manager.submit(0.032)
     assert manager.supervisor().wait(timeout=300) == 0, manager.logs()
     job = manager.queue.get(broken)
-    assert job.state == "failed" and "2 times" in job.reason and "does not exist" in job.reason
+    assert job.state == "failed"
+    assert "2 times" in job.reason
+    assert "does not exist" in job.reason
     assert manager.queue.get(fine).state == "done"

@@ -30,10 +30,12 @@ def test_kid_and_precision_recall_see_shift_and_collapse():
     assert abs(stats.kid(real, same, subsets=20, subset_size=200)) < 0.02
     assert stats.kid(real, shifted, subsets=20, subset_size=200) > 0.1
     p, r = stats.precision_recall(real, same)
-    assert p > 0.6 and r > 0.6  # k-NN balls in 16-D with 400 points miss some
+    assert p > 0.6
+    assert r > 0.6  # k-NN balls in 16-D with 400 points miss some
     collapsed = rng.normal(size=(400, 16)) * 0.05  # every sample near one point: no diversity
     p, r = stats.precision_recall(real, collapsed)
-    assert p > 0.6 and r < 0.2
+    assert p > 0.6
+    assert r < 0.2
 
 
 def test_missing_inception_weights_are_a_one_line_error(tmp_path):
@@ -53,8 +55,10 @@ def test_fid_of_a_generator_against_its_dataset(tiny_archive, tmp_path, monkeypa
     torch.manual_seed(0)
     G = build_generator(cfg).eval()  # noqa: N806
     result = evaluate(G, dataset, cfg.metrics, torch.device("cpu"), num_images=24)
-    assert result["fid"] > 10 and result["num_fake"] == 24
-    assert 0 <= result["precision"] <= 1 and 0 <= result["recall"] <= 1
+    assert result["fid"] > 10
+    assert result["num_fake"] == 24
+    assert 0 <= result["precision"] <= 1
+    assert 0 <= result["recall"] <= 1
     assert list((tmp_path / "heroforge" / "metrics").glob("reals-*.npz"))  # reals cached
     again = evaluate(G, dataset, cfg.metrics, torch.device("cpu"), num_images=24)
     assert again["fid"] == result["fid"]  # fixed latents: comparable over time
@@ -119,7 +123,8 @@ def test_two_processes_share_the_images_and_give_one_process_result(
         )
         results = dict(results)
     assert results[1][:2] == (None, None)
-    assert results[0][2] == [*range(8), *range(16, 24)] and results[1][2] == list(range(8, 16))
+    assert results[0][2] == [*range(8), *range(16, 24)]
+    assert results[1][2] == list(range(8, 16))
     assert results[0][0] == pytest.approx(alone, rel=1e-6)
     one = np.concatenate(fake_features(G, _pixels_as_features, 24, torch.device("cpu")))
     np.testing.assert_allclose(results[0][1], one, rtol=1e-5, atol=1e-6)

@@ -3,31 +3,20 @@
 import pytest
 import torch
 
-from heroforge.config import load_config
+from helpers.networks import tiny_net_config
 from heroforge.nets import layers
 from heroforge.nets.discriminator import build_discriminator
 from heroforge.nets.layers import Conv2dLayer, MinibatchStdLayer
 
 
-def tiny_cfg(resolution=32, *extra):
-    return load_config(
-        "tiny-cpu",
-        [
-            f"data.resolution={resolution}",
-            f"network.channel_base={4 * resolution}",
-            "network.channel_max=16",
-            *extra,
-        ],
-    )
-
-
 @pytest.mark.parametrize("resolution", [32, 64, 128, 256, 512, 1024])
 def test_forward_and_backward_at_every_resolution(resolution):
     torch.manual_seed(0)
-    disc = build_discriminator(tiny_cfg(resolution))
+    disc = build_discriminator(tiny_net_config(resolution))
     img = torch.randn(4, 3, resolution, resolution, requires_grad=True)
     logits = disc(img)
-    assert logits.shape == (4, 1) and torch.isfinite(logits).all()
+    assert logits.shape == (4, 1)
+    assert torch.isfinite(logits).all()
     logits.sum().backward()
     assert img.grad.abs().sum() > 0
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in disc.parameters())
@@ -35,7 +24,7 @@ def test_forward_and_backward_at_every_resolution(resolution):
 
 @pytest.mark.parametrize("architecture", ["orig", "skip", "resnet"])
 def test_every_architecture_runs_and_reads_the_image_where_it_should(architecture):
-    disc = build_discriminator(tiny_cfg(32, f"network.d_architecture={architecture}"))
+    disc = build_discriminator(tiny_net_config(32, f"network.d_architecture={architecture}"))
     reads_rgb = [
         name for name, _ in disc.named_children() if hasattr(getattr(disc, name), "fromrgb")
     ]
@@ -45,7 +34,7 @@ def test_every_architecture_runs_and_reads_the_image_where_it_should(architectur
 
 
 def test_r1_penalty_backpropagates_through_the_input_gradient():
-    disc = build_discriminator(tiny_cfg(32))
+    disc = build_discriminator(tiny_net_config(32))
     real = torch.randn(4, 3, 32, 32, requires_grad=True)
     (grad,) = torch.autograd.grad(disc(real).sum(), real, create_graph=True)
     grad.square().sum().backward()
@@ -57,7 +46,8 @@ def test_minibatch_std_groups_image_i_with_images_i_plus_k_times_n_over_g():
     x = torch.randn(4, 6, 3, 3)
     x[2] = x[0]  # with N=4, G=2 the groups are {0, 2} and {1, 3}
     y = layer(x)
-    assert y.shape == (4, 7, 3, 3) and torch.equal(y[:, :6], x)
+    assert y.shape == (4, 7, 3, 3)
+    assert torch.equal(y[:, :6], x)
     torch.testing.assert_close(y[0, 6], torch.full((3, 3), 1e-4))  # sqrt(0 + 1e-8)
     torch.testing.assert_close(y[0, 6], y[2, 6])
     expected = x[[1, 3]].std(dim=0, unbiased=False).mean()  # group {1, 3}: population std
@@ -76,26 +66,30 @@ def test_minibatch_std_caps_the_group_at_the_batch_and_splits_channels():
 
 
 def test_minibatch_std_size_comes_from_the_config():
-    disc = build_discriminator(tiny_cfg(32, "network.mbstd_group=2", "network.mbstd_channels=2"))
+    disc = build_discriminator(
+        tiny_net_config(32, "network.mbstd_group=2", "network.mbstd_channels=2")
+    )
     assert (disc.b4.mbstd.group_size, disc.b4.mbstd.num_channels) == (2, 2)
     assert disc.b4.conv.weight.shape[1] == 16 + 2
-    assert build_discriminator(tiny_cfg(32, "network.mbstd_channels=0")).b4.mbstd is None
+    assert build_discriminator(tiny_net_config(32, "network.mbstd_channels=0")).b4.mbstd is None
 
 
 def test_conditioning_projects_onto_the_mapped_label():
     torch.manual_seed(1)
-    disc = build_discriminator(tiny_cfg(32), c_dim=5)
-    assert disc.mapping.num_layers == 8 and disc.b4.out.weight.shape[0] == 16  # cmap_dim = 16
+    disc = build_discriminator(tiny_net_config(32), c_dim=5)
+    assert disc.mapping.num_layers == 8
+    assert disc.b4.out.weight.shape[0] == 16  # cmap_dim = 16
     img = torch.randn(2, 3, 32, 32)
     c = torch.eye(5)[:2]
     a, b = disc(img, c), disc(img, c.flip(0))
-    assert a.shape == (2, 1) and not torch.allclose(a, b)
+    assert a.shape == (2, 1)
+    assert not torch.allclose(a, b)
     with pytest.raises(ValueError, match="labels"):
         disc(img)
 
 
 def test_wrong_image_shape_is_refused():
-    disc = build_discriminator(tiny_cfg(32))
+    disc = build_discriminator(tiny_net_config(32))
     with pytest.raises(ValueError, match=r"images of shape \[N, 3, 32, 32\]"):
         disc(torch.randn(2, 3, 64, 64))
 

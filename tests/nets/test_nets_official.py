@@ -331,7 +331,8 @@ def test_every_official_tensor_lands_under_its_name_and_the_networks_run(
         4,
         1,
     )
-    assert loaded.cfg.data.mirror and loaded.cfg.data.use_labels
+    assert loaded.cfg.data.mirror
+    assert loaded.cfg.data.use_labels
     assert loaded.metadata["source"] == "official pickle"
     assert loaded.metadata["augment_p"] == 0.25
     for name in ("G", "D", "G_ema"):
@@ -346,8 +347,10 @@ def test_every_official_tensor_lands_under_its_name_and_the_networks_run(
     with torch.no_grad():
         img = split_form(loaded.networks["G_ema"])(z, c, noise_mode="const")
         logits = loaded.networks["D"](img, c)
-    assert img.shape == (4, 3, RES, RES) and torch.isfinite(img).all()
-    assert logits.shape == (4, 1) and torch.isfinite(logits).all()
+    assert img.shape == (4, 3, RES, RES)
+    assert torch.isfinite(img).all()
+    assert logits.shape == (4, 1)
+    assert torch.isfinite(logits).all()
 
 
 @pytest.mark.parametrize(("g_arch", "d_arch"), [("orig", "skip"), ("resnet", "orig")])

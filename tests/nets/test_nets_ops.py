@@ -97,7 +97,8 @@ def test_upsample2d_and_downsample2d_match_upfirdn2d_and_the_reference():
     down_ref = filter_channels(pad(x, 1, 1, 1, 1), f)[:, :, ::2, ::2]
     torch.testing.assert_close(downsample2d(x, f), down_ref, **TOL)
     torch.testing.assert_close(upfirdn2d(x, f, down=2, padding=1), down_ref, **TOL)
-    assert upsample2d(x, f).shape[-2:] == (16, 16) and downsample2d(x, f).shape[-2:] == (4, 4)
+    assert upsample2d(x, f).shape[-2:] == (16, 16)
+    assert downsample2d(x, f).shape[-2:] == (4, 4)
 
 
 def test_upsampling_keeps_a_constant_image_constant_away_from_the_border():
@@ -223,9 +224,12 @@ def test_the_planner_times_each_case_once_and_keeps_the_real_graph_clean():
     x = torch.randn(2, 4, 8, 8, requires_grad=True)
     w, s = torch.randn(3, 4, 3, 3, requires_grad=True), torch.randn(2, 4)
     form = planner.choose(x, w, s, True, 1, None, None)
-    assert form in ("grouped", "split") and len(planner.choices) == 1
-    assert x.grad is None and w.grad is None
-    assert planner.choose(x, w, s, True, 1, None, None) == form and len(planner.choices) == 1
+    assert form in ("grouped", "split")
+    assert len(planner.choices) == 1
+    assert x.grad is None
+    assert w.grad is None
+    assert planner.choose(x, w, s, True, 1, None, None) == form
+    assert len(planner.choices) == 1
     with torch.no_grad():
         planner.choose(x, w, s, True, 1, None, None)
     assert len(planner.choices) == 2  # inference is timed separately: no backward to pay for
@@ -285,7 +289,8 @@ def test_a_fixed_weight_convolution_keeps_no_activation_and_differentiates_twice
     ref = reference_conv(x.detach(), w * 0.3, f, up, down) + b.reshape(1, -1, 1, 1)
     torch.testing.assert_close(conv(x), ref, **TOL)
     kept = saved_shapes(conv, x)
-    assert kept and all(len(s) == 4 and s[0] != 2 for s in kept)  # weights and filters only
+    assert kept
+    assert all(len(s) == 4 and s[0] != 2 for s in kept)  # weights and filters only
     assert torch.autograd.gradcheck(conv, (x,))
     assert torch.autograd.gradgradcheck(conv, (x,))
 

@@ -40,7 +40,8 @@ def test_buffers_do_not_count_but_the_constant_input_does():
     cfg = load_config("tiny-cpu")
     gen = build_generator(cfg)
     buffers = dict(gen.named_buffers())
-    assert "mapping.w_avg" in buffers and "synthesis.b4.conv1.noise_const" in buffers
+    assert "mapping.w_avg" in buffers
+    assert "synthesis.b4.conv1.noise_const" in buffers
     assert "synthesis.b4.const" in dict(gen.named_parameters())
     assert count_params(gen) == sum(p.numel() for p in gen.parameters())
 
@@ -80,7 +81,8 @@ def test_official_presets_load_with_their_numbers(
 ):
     cfg = load_config(preset)
     net = cfg.network
-    assert cfg.data.resolution == resolution and cfg.train.batch == batch
+    assert cfg.data.resolution == resolution
+    assert cfg.train.batch == batch
     assert (net.mapping_layers, net.channel_base, net.mbstd_group) == (
         mapping_layers,
         channel_base,

@@ -34,7 +34,9 @@ def saved(tmp_path):
 def test_round_trip_is_bit_exact(saved):
     path, nets, cfg, extra = saved
     loaded = load_networks(path)
-    assert loaded.cfg == cfg and loaded.c_dim == 2 and loaded.metadata == {"kimg": 12.5}
+    assert loaded.cfg == cfg
+    assert loaded.c_dim == 2
+    assert loaded.metadata == {"kimg": 12.5}
     assert loaded.extra.keys() == extra.keys()
     assert all(torch.equal(loaded.extra[k], extra[k]) for k in extra)
     assert sorted(loaded.networks) == ["D", "G", "G_ema"]

@@ -86,5 +86,7 @@ def test_a_training_command_restarts_once_with_the_allocator_settings():
     out = subprocess.run(
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     ).stdout.splitlines()
-    assert len(out) == 3 and out[0] == out[1] and out[0].startswith("run ")
+    assert len(out) == 3
+    assert out[0] == out[1]
+    assert out[0].startswith("run ")
     assert out[2] == "tunables " + ":".join(TRAINING_TUNABLES)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from every_phase import EVERY_PHASE
+from helpers.training import EVERY_PHASE, quiet
 from heroforge.config import load_config
 from heroforge.manager import open_queue, submit
 from heroforge.manager.progress import read_progress
@@ -33,7 +33,7 @@ def trained_run(tiny_archive, tmp_path_factory) -> Path:
 
     outdir = tmp_path_factory.mktemp("serve-run")
     cfg = load_config("tiny-cpu", TICKS)
-    run_dir, outcome = start(tiny_archive, cfg, outdir, total_kimg=0.064, log=lambda _: None)
+    run_dir, outcome = start(tiny_archive, cfg, outdir, total_kimg=0.064, log=quiet)
     assert outcome == "done"
     return run_dir
 

@@ -71,7 +71,8 @@ def serving(app: object) -> Iterator[str]:
     try:
         deadline = time.monotonic() + 30
         while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
+            assert thread.is_alive(), "uvicorn did not start"
+            assert time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.02)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
@@ -240,7 +241,8 @@ def test_explorer_child_follows_the_weight_slider(serve, tab):
     slider.focus()
     with tab.page.expect_response(re.compile(r"/child\?.*weight=1&")) as last:
         tab.page.keyboard.press("End")  # the slider to B's end, as a user would
-    assert last.value.ok and last.value.headers["content-type"] == "image/png"
+    assert last.value.ok
+    assert last.value.headers["content-type"] == "image/png"
     expect(child).to_have_attribute("data-weight", "1")
     tab.wait_loaded("#child")
     assert child.get_attribute("src") != half_src

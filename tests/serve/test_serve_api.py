@@ -19,30 +19,36 @@ def test_jobs_lists_every_job_with_its_progress(client):
     jobs = client.get("/api/jobs").json()
     assert [(j["id"], j["state"]) for j in jobs] == [(1, "running"), (2, "queued")]
     running = jobs[0]
-    assert running["kimg"] == 0.064 and running["target_kimg"] == 0.064
+    assert running["kimg"] == 0.064
+    assert running["target_kimg"] == 0.064
     assert (running["eta_s"], running["lost_s"], running["restarts"]) == (12.5, 4.0, 0)
-    assert running["verdict"] == "stable" and running["supervisor"] == "test-supervisor"
+    assert running["verdict"] == "stable"
+    assert running["supervisor"] == "test-supervisor"
 
 
 def test_job_detail_has_queue_events_and_snapshots(client):
     job = client.get("/api/jobs/1").json()
     assert [e["kind"] for e in job["events"]] == ["submitted", "claimed"]
     run = job["run"]
-    assert run["name"].endswith("-tiny-cpu") and run["grids"] == 3
+    assert run["name"].endswith("-tiny-cpu")
+    assert run["grids"] == 3
     assert [c["kimg"] for c in run["checkpoints"]] == [0.032, 0.064]
-    assert run["latest"] == run["checkpoints"][-1]["name"] and run["best"] is None
+    assert run["latest"] == run["checkpoints"][-1]["name"]
+    assert run["best"] is None
     assert client.get("/api/jobs/2").json()["run"] is None  # queued: no run folder yet
 
 
 def test_stats_hold_the_ticks_and_verdicts_to_plot(client):
     stats = client.get("/api/jobs/1/stats").json()
-    assert stats["count"] == 2 and [t["kimg"] for t in stats["ticks"]] == [0.032, 0.064]
+    assert stats["count"] == 2
+    assert [t["kimg"] for t in stats["ticks"]] == [0.032, 0.064]
     assert {"loss/G", "loss/D", "augment_p", "rt", "sec_per_kimg"} <= set(stats["keys"])
     assert "time" not in stats["ticks"][0]  # only what a plot uses
     assert [(v["kimg"], v["verdict"]) for v in stats["verdicts"]] == [(0.064, "stable")]
     assert stats["metrics"] == []  # the tiny preset measures no FID
     thinned = client.get("/api/jobs/1/stats?max_points=1").json()
-    assert [t["kimg"] for t in thinned["ticks"]] == [0.064] and thinned["count"] == 2
+    assert [t["kimg"] for t in thinned["ticks"]] == [0.064]
+    assert thinned["count"] == 2
     assert client.get("/api/jobs/2/stats").status_code == 404
 
 
@@ -75,7 +81,8 @@ def test_grids_are_listed_oldest_first_and_served_as_png(client):
         {"name": "grid-000000.064kimg.png", "kimg": 0.064},
     ]
     response = client.get("/api/jobs/1/grids/grid-000000.064kimg.png")
-    assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
     image = Image.open(io.BytesIO(response.content))
     assert image.size == (8 * 32, 4 * 32)  # 32 fixed seeds of 32 px, 8 per row
     assert client.get("/api/jobs/1/grids/grid-000000.096kimg.png").status_code == 404
@@ -90,7 +97,8 @@ def test_actions_change_the_queue(client, root):
     assert queue.get(2).priority == 7
     assert client.post("/api/jobs/2/cancel", json={}).json()["state"] == "cancelled"
     refused = client.post("/api/jobs/2/cancel", json={})
-    assert refused.status_code == 409 and "already cancelled" in refused.json()["detail"]
+    assert refused.status_code == 409
+    assert "already cancelled" in refused.json()["detail"]
     # a running job gets a request that its supervisor carries out
     paused = client.post("/api/jobs/1/pause", json={}).json()
     assert (paused["state"], paused["request"]) == ("running", "pause")
@@ -115,7 +123,8 @@ def test_use_as_best_writes_best_json_that_generate_loads(client, root):
     older, newer = (c["name"] for c in client.get("/api/jobs/1").json()["run"]["checkpoints"])
     before = client.get("/api/jobs/1/generate?seeds=12").content  # drawn with the newest
     answer = client.post("/api/jobs/1/best", json={"name": older})
-    assert answer.status_code == 200 and answer.json()["best"] == older
+    assert answer.status_code == 200
+    assert answer.json()["best"] == older
     assert client.get("/api/jobs/1").json()["run"]["best"] == older
     assert load_model(folder.parent)[1] == folder / older  # what `heroforge generate` draws with
     assert client.get("/api/jobs/1/generate?seeds=12").content != before  # the explorer too

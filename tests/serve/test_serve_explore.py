@@ -19,7 +19,8 @@ def _other_seed(client) -> bytes:
 
 def test_generate_draws_seeds_at_the_models_size(client):
     one = client.get("/api/jobs/1/generate?seeds=12&trunc=0.7")
-    assert one.status_code == 200 and one.headers["content-type"] == "image/png"
+    assert one.status_code == 200
+    assert one.headers["content-type"] == "image/png"
     assert _image(one.content).shape == (32, 32, 3)
     grid = client.get("/api/jobs/1/generate?seeds=12,40,77&trunc=0.7")
     assert _image(grid.content).shape == (64, 64, 3)  # 3 pictures tiled 2 x 2
@@ -38,7 +39,8 @@ def test_generate_draws_seeds_at_the_models_size(client):
 def test_the_child_changes_with_the_weight(client):
     def child(weight: float) -> np.ndarray:
         response = client.get(f"/api/jobs/1/child?a=12&b=40&weight={weight}&trunc=0.7")
-        assert response.status_code == 200 and response.headers["content-type"] == "image/png"
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "image/png"
         return _image(response.content)
 
     a, b = (
@@ -53,8 +55,10 @@ def test_the_child_changes_with_the_weight(client):
     assert np.abs(a.astype(int) - b.astype(int)).max() > 20
     # the children among themselves share one code path: exact comparisons
     middle, near_a = child(0.5), child(0.25)
-    assert not np.array_equal(middle, first) and not np.array_equal(middle, second)
-    assert not np.array_equal(middle, near_a) and not np.array_equal(near_a, first)
+    assert not np.array_equal(middle, first)
+    assert not np.array_equal(middle, second)
+    assert not np.array_equal(middle, near_a)
+    assert not np.array_equal(near_a, first)
 
 
 @pytest.mark.parametrize(
@@ -79,4 +83,5 @@ def test_explorer_refuses_bad_arguments(client, query, status):
 
 def test_a_job_without_a_model_is_not_found(client):
     response = client.get("/api/jobs/2/generate?seeds=1")
-    assert response.status_code == 404 and "no run folder" in response.json()["detail"]
+    assert response.status_code == 404
+    assert "no run folder" in response.json()["detail"]

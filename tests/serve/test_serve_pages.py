@@ -15,10 +15,12 @@ PAGES = {
 @pytest.mark.parametrize("path", list(PAGES))
 def test_pages_render_and_load_only_local_files(client, path):
     response = client.get(path)
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/html")
     for part in PAGES[path]:
         assert part in response.text
-    assert "http://" not in response.text and "https://" not in response.text
+    assert "http://" not in response.text
+    assert "https://" not in response.text
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', response.text)
     assert len(assets) >= 3
     for asset in assets:

@@ -40,7 +40,8 @@ def test_stats_cache_answers_from_memory_until_the_file_grows(tmp_path):
     cache = StatsCache()
     first = cache.plot_json(path, 3, run="r")
     assert cache.plot_json(path, 3, run="r") is first  # the same bytes, not encoded again
-    assert json.loads(first)["run"] == "r" and _kimgs(cache, path, 3) == [0, 4, 9]
+    assert json.loads(first)["run"] == "r"
+    assert _kimgs(cache, path, 3) == [0, 4, 9]
     with path.open("a") as f:
         f.write('{"kimg": 10}\n')
     assert cache.plot_json(path, 3, run="r") is not first
@@ -60,13 +61,15 @@ def test_stats_cache_starts_over_on_a_rewritten_or_shorter_file(tmp_path):
     assert _kimgs(cache, path) == []
     other = tmp_path / "other.jsonl"
     other.write_text('{"kimg": 5}\n')
-    assert _kimgs(cache, other) == [5] and list(cache._files) == [other]  # one file kept
+    assert _kimgs(cache, other) == [5]
+    assert list(cache._files) == [other]  # one file kept
 
 
 def test_thinning_keeps_the_ends_and_spreads_the_rest():
     items = [{"kimg": i} for i in range(1001)]
     assert [t["kimg"] for t in thin(items, 11)] == list(range(0, 1001, 100))
-    assert thin(items, 0) is items and thin(items[:5], 10) == items[:5]
+    assert thin(items, 0) is items
+    assert thin(items[:5], 10) == items[:5]
     assert thin(items, 1) == [{"kimg": 1000}]
 
 
@@ -78,7 +81,8 @@ def test_plot_data_sorts_records_and_keeps_json_safe():
         {"event": "received SIGTERM: checkpoint after this step", "time": 2.0},
     ]
     data = plot_data(records)
-    assert data["ticks"] == [{"kimg": 0.5}] and data["keys"] == []
+    assert data["ticks"] == [{"kimg": 0.5}]
+    assert data["keys"] == []
     assert data["metrics"] == [{"event": "metrics", "kimg": 0.5, "fid": None}]
     assert data["verdicts"][0]["reasons"] == ["NaN losses"]
     assert data["notes"] == [{"time": 2.0, "event": "received SIGTERM: checkpoint after this step"}]
@@ -122,7 +126,8 @@ def test_model_cache_reloads_when_the_run_writes_a_snapshot(trained_run, tmp_pat
     shutil.copytree(trained_run, run)
     cache = ModelCache(size=1)
     first = cache.get(run)
-    assert cache.get(run) is first and first.G.img_resolution == 32
+    assert cache.get(run) is first
+    assert first.G.img_resolution == 32
     marker = run / "checkpoints" / "latest.json"
     os.utime(marker, ns=(marker.stat().st_atime_ns, marker.stat().st_mtime_ns + 10**9))
     assert cache.get(run) is not first

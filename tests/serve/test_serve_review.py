@@ -2,27 +2,25 @@
 
 import errno
 import io
-import json
 
 from PIL import Image
 
+from helpers.files import read_manifest
 from heroforge.config import load_config
 from heroforge.data.overrides import read_overrides
 from heroforge.data.prepare import prepare
 
 
-def _manifest(folder):
-    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
-
-
 def test_review_lists_the_manifest_with_thumbnails(client, prepared):
     data = client.get("/api/review").json()
-    manifest = _manifest(prepared)
+    manifest = read_manifest(prepared)
     assert [r["source"] for r in data["rows"]] == [r["source"] for r in manifest]
     assert data["actions"] == ["include", "exclude", "upper", "full"]
     assert data["sets"] == [{"index": 0, "name": "prepared", "path": str(prepared.resolve())}]
     kept = next(r for r in data["rows"] if r["decision"] == "keep")
-    assert kept["framed"] and kept["pending"] is None and "thumb" not in kept
+    assert kept["framed"]
+    assert kept["pending"] is None
+    assert "thumb" not in kept
     thumb = client.get(f"/api/review/thumb/{kept['sha256']}.jpg")
     assert thumb.headers["content-type"] == "image/jpeg"
     assert max(Image.open(io.BytesIO(thumb.content)).size) <= 160
@@ -48,7 +46,7 @@ def test_a_click_writes_the_override_and_prepare_honours_it(client, prepared, sy
     # prepare, run again on the same pictures, reads the file and changes its decision
     raw = synth_set[0] / "raw"
     prepare(raw, prepared, load_config("tiny-cpu").prepare, workers=1)
-    after = {r["source"]: r for r in _manifest(prepared)}
+    after = {r["source"]: r for r in read_manifest(prepared)}
     assert after[excluded["source"]]["decision"] == "keep"
     assert after[excluded["source"]]["override"] == "include"
     assert after[kept["source"]]["body"] == "upper"
@@ -59,7 +57,7 @@ def test_a_click_writes_the_override_and_prepare_honours_it(client, prepared, sy
 
 def test_override_refuses_unknown_pictures_and_actions(client, prepared):
     before = (prepared / "overrides.csv").read_text()
-    source = _manifest(prepared)[0]["source"]
+    source = read_manifest(prepared)[0]["source"]
     cases = [
         ({"source": "not-in-the-manifest.png", "action": "include"}, 404),
         ({"source": source, "action": "delete"}, 400),
@@ -74,7 +72,7 @@ def test_override_refuses_unknown_pictures_and_actions(client, prepared):
 
 def test_a_full_disk_while_writing_an_override_is_a_503(client, prepared, monkeypatch):
     before = (prepared / "overrides.csv").read_text()
-    source = _manifest(prepared)[0]["source"]
+    source = read_manifest(prepared)[0]["source"]
 
     def no_space(*_args):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
-from every_phase import EVERY_PHASE
+from helpers.training import EVERY_PHASE, checkpoint_tensors, only_run, quiet
 from heroforge.config import load_config
 from heroforge.nets.loading import load_latest
 from heroforge.runtime.dist import shutdown_distributed
@@ -33,27 +33,18 @@ def _worker(rank: int, world: int, port: int, archive: str, outdir: str) -> None
     )
     torch.set_num_threads(1)
     cfg = load_config("tiny-cpu", [*STEPS, f"train.gpus={world}"])
-    start(archive, cfg, outdir, total_kimg=0.032, log=lambda *_: None)
+    start(archive, cfg, outdir, total_kimg=0.032, log=quiet)
     shutdown_distributed()
-
-
-def _weights(outdir) -> dict[str, torch.Tensor]:
-    (run,) = [p for p in outdir.iterdir() if p.is_dir()]
-    checkpoint, _ = load_latest(run / "checkpoints")
-    return {
-        f"{n}.{k}": v
-        for n, net in checkpoint.loaded.networks.items()
-        for k, v in net.state_dict().items()
-    }
 
 
 @pytest.mark.slow
 def test_two_processes_equal_one_with_accumulation(tiny_archive, tmp_path):
     torch.set_num_threads(1)
     one = load_config("tiny-cpu", [*STEPS, "train.batch_gpu=4"])  # two chunks of 4, accumulated
-    start(tiny_archive, one, tmp_path / "one", total_kimg=0.032, log=lambda *_: None)
+    start(tiny_archive, one, tmp_path / "one", total_kimg=0.032, log=quiet)
     mp.spawn(_worker, args=(2, _free_port(), str(tiny_archive), str(tmp_path / "two")), nprocs=2)
-    a, b = _weights(tmp_path / "one"), _weights(tmp_path / "two")
+    a = checkpoint_tensors(only_run(tmp_path / "one"))
+    b = checkpoint_tensors(only_run(tmp_path / "two"))
     assert a.keys() == b.keys()
     worst = max((a[k] - b[k]).abs().max().item() for k in a)
     assert worst < 1e-4, worst
@@ -82,7 +73,7 @@ def _stopping_worker(rank: int, port: int, archive: str, outdir: str, results: d
     )
     torch.set_num_threads(1)
     cfg = load_config("tiny-cpu", [*STEPS, "train.gpus=2"])
-    _, outcome = start(archive, cfg, outdir, total_kimg=0.1, log=lambda *_: None)
+    _, outcome = start(archive, cfg, outdir, total_kimg=0.1, log=quiet)
     results[rank] = outcome
     shutdown_distributed()
 

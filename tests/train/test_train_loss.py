@@ -3,7 +3,7 @@
 import torch
 from torch.nn import functional
 
-from every_phase import EVERY_PHASE
+from helpers.training import EVERY_PHASE
 from heroforge.augment import AugmentPipe
 from heroforge.config import load_config
 from heroforge.nets.discriminator import build_discriminator

@@ -2,7 +2,7 @@
 
 import torch
 
-from every_phase import EVERY_PHASE
+from helpers.training import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.data.dataset import ImageDataset
 from heroforge.runtime.dist import DistInfo

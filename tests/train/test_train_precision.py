@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from every_phase import EVERY_PHASE
+from helpers.training import EVERY_PHASE
 from heroforge.config import load_config
 from heroforge.data.dataset import ImageDataset
 from heroforge.nets.loading import load_latest
@@ -72,7 +72,8 @@ def test_fp16_overflow_skips_the_step_and_lowers_the_scale_which_the_checkpoint_
     tiny_archive, tmp_path
 ):
     trainer = _trainer(tiny_archive, tmp_path, "train.precision=fp16", "train.r1_gamma=0")
-    assert trainer.scalers["G"].is_enabled() and trainer.scalers["D"].is_enabled()
+    assert trainer.scalers["G"].is_enabled()
+    assert trainer.scalers["D"].is_enabled()
     # A scale no fp16 gradient survives: the first steps must overflow and be skipped.
     for scaler in trainer.scalers.values():
         scaler.load_state_dict({**scaler.state_dict(), "scale": 2.0**30})
@@ -132,7 +133,8 @@ def test_compiled_main_phases_train_like_the_eager_ones(tiny_archive, tmp_path, 
 def test_blocks_compute_in_fp32_on_the_cpu_by_default(tiny_archive, tmp_path):
     trainer = _trainer(tiny_archive, tmp_path)
     top = [b for b in trainer.G.synthesis.blocks() if isinstance(b, SynthesisBlock)][-1]
-    assert top.use_fp16 and top.compute_dtype(torch.zeros(1)) == torch.float32
+    assert top.use_fp16
+    assert top.compute_dtype(torch.zeros(1)) == torch.float32
 
 
 def test_a_training_step_never_reads_values_back_from_the_device(tiny_archive, tmp_path):
@@ -145,7 +147,8 @@ def test_a_training_step_never_reads_values_back_from_the_device(tiny_archive, t
     dataset = ImageDataset(tiny_archive, resolution=cfg.data.resolution)
     trainer = Trainer(cfg, dataset, tmp_path, DistInfo(0, 1, torch.device("meta")))
     assert {"G_pl", "D_r1"} <= set(phases_at(cfg.train, 0))
-    assert trainer.augment._p == 0.5 and trainer.ada.interval > 2
+    assert trainer.augment._p == 0.5
+    assert trainer.ada.interval > 2
     _steps(trainer, 2)
     assert trainer.progress.step == 2
     assert next(trainer.G.parameters()).device.type == "meta"

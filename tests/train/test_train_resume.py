@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from every_phase import EVERY_PHASE
+from helpers.training import EVERY_PHASE, checkpoint_tensors, only_run, quiet, tick_kimgs
 from heroforge.config import load_config
 from heroforge.errors import OperationalError, UserError
 from heroforge.nets.loading import load_latest
@@ -23,10 +23,6 @@ from heroforge.train.run import resume, start
 QUICK = [*EVERY_PHASE, "train.tick_kimg=0.032", "train.checkpoint_kimg=0.032"]
 QUICK += ["train.keep_checkpoints=20"]
 TARGET = 0.128  # 16 steps of 8 images
-
-
-def _quiet(*_args) -> None:
-    pass
 
 
 def _cli(*args: str) -> subprocess.Popen:
@@ -45,26 +41,6 @@ def _train_cli(archive: Path, outdir: Path, *extra: str) -> subprocess.Popen:
                 "--kimg", str(TARGET), *sets, *extra)  # fmt: skip
 
 
-def _final_tensors(run_dir: Path) -> dict[str, torch.Tensor]:
-    checkpoint, _ = load_latest(run_dir / "checkpoints")
-    tensors = {}
-    for name, net in checkpoint.loaded.networks.items():
-        tensors.update({f"{name}.{k}": v for k, v in net.state_dict().items()})
-    tensors.update({f"extra.{k}": v for k, v in checkpoint.loaded.extra.items()})
-    return tensors
-
-
-def _kimg_sequence(run_dir: Path) -> list[float]:
-    """The kimg of every tick line (event lines such as verdicts repeat a tick's kimg)."""
-    records = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
-    return [r["kimg"] for r in records if "tick" in r]
-
-
-def _only_run(outdir: Path) -> Path:
-    (run,) = [p for p in outdir.iterdir() if p.is_dir()]
-    return run
-
-
 @pytest.mark.slow
 def test_kill9_then_resume_is_bit_identical(tiny_archive, tmp_path):
     whole = _train_cli(tiny_archive, tmp_path / "whole")
@@ -79,16 +55,17 @@ def test_kill9_then_resume_is_bit_identical(tiny_archive, tmp_path):
         time.sleep(0.05)
     killed.send_signal(signal.SIGKILL)
     killed.wait(timeout=60)
-    run_dir = _only_run(tmp_path / "killed")
+    run_dir = only_run(tmp_path / "killed")
     stopped_at = len(list_checkpoints(run_dir / "checkpoints"))
     assert 2 <= stopped_at < 4  # it really died before the end
 
-    resume(run_dir, log=_quiet)
-    a, b = _final_tensors(_only_run(tmp_path / "whole")), _final_tensors(run_dir)
+    resume(run_dir, log=quiet)
+    a = checkpoint_tensors(only_run(tmp_path / "whole"), with_extra=True)
+    b = checkpoint_tensors(run_dir, with_extra=True)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    kimg = _kimg_sequence(run_dir)
-    assert kimg == sorted(set(kimg)) == _kimg_sequence(_only_run(tmp_path / "whole"))
+    kimg = tick_kimgs(run_dir)
+    assert kimg == sorted(set(kimg)) == tick_kimgs(only_run(tmp_path / "whole"))
 
 
 @pytest.mark.slow
@@ -103,7 +80,7 @@ def test_sigterm_checkpoints_and_exits_resumable(tiny_archive, tmp_path):
     output = proc.stdout.read().decode()
     assert code == 75, output
     assert time.time() - start_wait < 30
-    run_dir = _only_run(tmp_path)
+    run_dir = only_run(tmp_path)
     assert f"go on with: heroforge train --resume {run_dir}" in output
     checkpoint, problems = load_latest(run_dir / "checkpoints")
     assert not problems
@@ -113,7 +90,7 @@ def test_sigterm_checkpoints_and_exits_resumable(tiny_archive, tmp_path):
 
 def test_damaged_newest_checkpoint_falls_back(tiny_archive, tmp_path):
     cfg = load_config("tiny-cpu", QUICK)
-    run_dir, status = start(tiny_archive, cfg, tmp_path, total_kimg=0.064, log=_quiet)
+    run_dir, status = start(tiny_archive, cfg, tmp_path, total_kimg=0.064, log=quiet)
     assert status == "done"
     newest, older = list_checkpoints(run_dir / "checkpoints")[:2]
     data = bytearray(newest.read_bytes())
@@ -121,7 +98,8 @@ def test_damaged_newest_checkpoint_falls_back(tiny_archive, tmp_path):
     newest.write_bytes(bytes(data))
     checkpoint, problems = load_latest(run_dir / "checkpoints")
     assert checkpoint.path == older
-    assert problems and "corrupted or half-written" in problems[0]
+    assert problems
+    assert "corrupted or half-written" in problems[0]
     messages = []
     resume(run_dir, total_kimg=0.096, log=messages.append)
     assert any("skipped a damaged checkpoint" in m for m in messages)
@@ -148,7 +126,8 @@ def test_full_disk_keeps_the_previous_checkpoint(tiny_archive, tmp_path, monkeyp
     assert names == ["ckpt-000000000096.safetensors", "ckpt-000000000032.safetensors"]
     assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
     checkpoint, problems = load_latest(run_dir / "checkpoints")
-    assert not problems and checkpoint.meta["progress"]["nimg"] == 96
+    assert not problems
+    assert checkpoint.meta["progress"]["nimg"] == 96
 
 
 def test_a_final_checkpoint_that_cannot_be_written_is_an_error(tiny_archive, tmp_path, monkeypatch):
@@ -159,27 +138,27 @@ def test_a_final_checkpoint_that_cannot_be_written_is_an_error(tiny_archive, tmp
 
     monkeypatch.setattr(ckpt, "save_networks", no_space)
     with pytest.raises(OperationalError, match="could not write the final checkpoint"):
-        start(tiny_archive, cfg, tmp_path, total_kimg=0.032, log=_quiet)
+        start(tiny_archive, cfg, tmp_path, total_kimg=0.032, log=quiet)
 
 
 def test_resume_refuses_another_dataset_or_network(tiny_archive, tmp_path, synth_set):
     cfg = load_config("tiny-cpu", QUICK)
-    run_dir, _ = start(tiny_archive, cfg, tmp_path / "runs", total_kimg=0.032, log=_quiet)
+    run_dir, _ = start(tiny_archive, cfg, tmp_path / "runs", total_kimg=0.032, log=quiet)
     other = tmp_path / "other"
     other.mkdir()
     for img in sorted((tiny_archive.parent / "prepared" / "images").iterdir())[:10]:
         (other / img.name).write_bytes(img.read_bytes())
     with pytest.raises(UserError, match="dataset differs"):
-        resume(run_dir, data=other, log=_quiet)
+        resume(run_dir, data=other, log=quiet)
     text = (run_dir / "config.toml").read_text().replace("channel_max = 64", "channel_max = 32")
     (run_dir / "config.toml").write_text(text)
     with pytest.raises(UserError, match="another network config"):
-        resume(run_dir, log=_quiet)
+        resume(run_dir, log=quiet)
 
 
 def test_resume_of_a_finished_run_says_so_and_keeps_its_target(tiny_archive, tmp_path):
     cfg = load_config("tiny-cpu", QUICK)
-    run_dir, _ = start(tiny_archive, cfg, tmp_path / "runs", total_kimg=0.06, log=_quiet)
+    run_dir, _ = start(tiny_archive, cfg, tmp_path / "runs", total_kimg=0.06, log=quiet)
     for kimg in (None, 0.06, 0.032):  # it ended at 0.064, the first whole batch past 0.06
         said: list[str] = []
         assert resume(run_dir, total_kimg=kimg, log=said.append) == (run_dir, "done")
@@ -201,8 +180,10 @@ def test_resume_of_a_finished_run_says_so_and_keeps_its_target(tiny_archive, tmp
 )
 def test_train_options_that_cannot_work_are_refused(cli, tmp_path, args, message):
     code, _, err = cli("train", *[str(tmp_path) if a == "RUN" else a for a in args])
-    assert code == 2 and message in err
-    assert not list(tmp_path.iterdir()) and not Path("runs").exists()
+    assert code == 2
+    assert message in err
+    assert not list(tmp_path.iterdir())
+    assert not Path("runs").exists()
 
 
 def test_an_outdir_that_is_a_file_is_refused(cli, tiny_archive, tmp_path):
@@ -210,18 +191,21 @@ def test_an_outdir_that_is_a_file_is_refused(cli, tiny_archive, tmp_path):
     taken.write_bytes(b"x")
     code, _, err = cli("train", "--data", str(tiny_archive), "--preset", "tiny-cpu",
                        "--outdir", str(taken))  # fmt: skip
-    assert code == 2 and "is a file; give a folder for the runs" in err
+    assert code == 2
+    assert "is a file; give a folder for the runs" in err
 
 
 def test_a_snapshot_chosen_as_best_survives_pruning(tiny_archive, tmp_path):
     """A user's "use as best" (web page) names an old checkpoint: training goes on pruning old
     checkpoints, but never the one best.json names."""
     cfg = load_config("tiny-cpu", [*QUICK, "train.keep_checkpoints=1"])
-    run_dir, _ = start(tiny_archive, cfg, tmp_path, total_kimg=0.032, log=_quiet)
+    run_dir, _ = start(tiny_archive, cfg, tmp_path, total_kimg=0.032, log=quiet)
     folder = run_dir / "checkpoints"
     (chosen,) = list_checkpoints(folder)
     mark_best(folder, chosen.name)
-    resume(run_dir, total_kimg=0.096, log=_quiet)
+    resume(run_dir, total_kimg=0.096, log=quiet)
     names = [p.name for p in list_checkpoints(folder)]
-    assert names[0] != chosen.name and chosen.name in names and len(names) == 2
+    assert names[0] != chosen.name
+    assert chosen.name in names
+    assert len(names) == 2
     assert json.loads((folder / "best.json").read_text())["file"] == chosen.name

@@ -2,11 +2,12 @@
 and the rollback restores the best stable state exactly, then trains on with the new settings."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch
 
+from helpers.files import read_jsonl
+from helpers.training import checkpoint_tensors, quiet
 from heroforge.config import load_config
 from heroforge.metrics import evaluate as evaluate_module
 from heroforge.nets.loading import load_latest
@@ -31,16 +32,6 @@ FORCED = [  # D's loss on fakes is always "below 100": unstable as soon as 2 tic
 ]
 
 
-def _records(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def _tensors(run_dir: Path) -> dict[str, torch.Tensor]:
-    checkpoint, _ = load_latest(run_dir / "checkpoints")
-    nets = checkpoint.loaded.networks
-    return {f"{n}.{k}": v for n, net in nets.items() for k, v in net.state_dict().items()}
-
-
 @pytest.mark.slow
 def test_forced_instability_rolls_back_to_the_best_stable_snapshot(
     tiny_archive, tmp_path, monkeypatch
@@ -59,7 +50,7 @@ def test_forced_instability_rolls_back_to_the_best_stable_snapshot(
     assert status == "done"
 
     # verdicts: stable at 0.032 (one tick seen), unstable from 0.064 on; the rollback at 0.064
-    stats = _records(run_dir / "stats.jsonl")
+    stats = read_jsonl(run_dir / "stats.jsonl")
     verdicts = [(r["kimg"], r["verdict"]) for r in stats if r.get("event") == "verdict"]
     assert verdicts == [(0.032, "stable"), (0.064, "unstable"), (0.096, "unstable"),
                         (0.128, "unstable")]  # fmt: skip
@@ -67,7 +58,7 @@ def test_forced_instability_rolls_back_to_the_best_stable_snapshot(
     (event,) = [r for r in stats if r.get("event") == "rollback"]
     assert (event["kimg"], event["from_kimg"], event["number"]) == (0.032, 0.064, 1)
     assert "D's loss on fakes below 100" in event["reasons"][0]
-    discarded = _records(run_dir / DISCARDED_STATS)
+    discarded = read_jsonl(run_dir / DISCARDED_STATS)
     assert [r["kimg"] for r in discarded if "tick" in r] == [0.064]
     assert {"verdict": "unstable"}.items() <= next(r for r in discarded if "verdict" in r).items()
     assert any(m.startswith("rollback 1: back from 0.064 to 0.032 kimg") for m in messages)
@@ -98,9 +89,9 @@ def test_forced_instability_rolls_back_to_the_best_stable_snapshot(
     # exactly the state of 0.032, then the adjusted settings: the same weights as a run that
     # stops at 0.032 and is resumed with the adjusted config by hand
     plain = load_config("tiny-cpu", STEPS)
-    other, _ = start(tiny_archive, plain, tmp_path / "b", total_kimg=0.032, log=lambda *_: None)
+    other, _ = start(tiny_archive, plain, tmp_path / "b", total_kimg=0.032, log=quiet)
     write_config(other, adjusted_config(plain)[0])
-    resume(other, total_kimg=0.128, log=lambda *_: None)
-    a, b = _tensors(run_dir), _tensors(other)
+    resume(other, total_kimg=0.128, log=quiet)
+    a, b = checkpoint_tensors(run_dir), checkpoint_tensors(other)
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -6,7 +6,7 @@ import hashlib
 import pytest
 import torch
 
-from every_phase import EVERY_PHASE
+from helpers.training import EVERY_PHASE, network_tensors, quiet
 from heroforge.config import load_config
 from heroforge.errors import UserError
 from heroforge.nets.loading import load_latest
@@ -19,23 +19,11 @@ from heroforge.train.transfer import load_init_model
 STEPS = [*EVERY_PHASE, "train.tick_kimg=0.032", "train.checkpoint_kimg=0.032"]
 
 
-def _quiet(*_args) -> None:
-    pass
-
-
-def _state(nets: dict) -> dict[str, torch.Tensor]:
-    return {
-        f"{n}.{k}": v.detach().clone()
-        for n, net in nets.items()
-        for k, v in net.state_dict().items()
-    }
-
-
 @pytest.fixture(scope="module")
 def source_run(tiny_archive, tmp_path_factory):
     """A tiny run whose weights the others start from."""
     cfg = load_config("tiny-cpu", STEPS)
-    run_dir, _ = start(tiny_archive, cfg, tmp_path_factory.mktemp("source"), 0.032, log=_quiet)
+    run_dir, _ = start(tiny_archive, cfg, tmp_path_factory.mktemp("source"), 0.032, log=quiet)
     return run_dir
 
 
@@ -44,31 +32,33 @@ def test_a_run_starts_from_the_model_and_frozen_d_blocks_keep_their_weights(
     tiny_archive, source_run, tmp_path, monkeypatch
 ):
     source, _ = load_latest(source_run / "checkpoints")
-    expected = _state(source.loaded.networks)
+    expected = network_tensors(source.loaded.networks)
     seen = {}
     original_run = Trainer.run
 
     def capture(self, *args, **kwargs):
-        seen.update(_state({"G": self.G, "D": self.D, "G_ema": self.G_ema}))
+        seen.update(network_tensors({"G": self.G, "D": self.D, "G_ema": self.G_ema}))
         seen["nimg"], seen["p"] = self.progress.nimg, self.ada.p
         return original_run(self, *args, **kwargs)
 
     monkeypatch.setattr(Trainer, "run", capture)
     cfg = load_config("tiny-cpu", [*STEPS, "train.freeze_d=2", "train.seed=7"])
-    run_dir, status = start(tiny_archive, cfg, tmp_path, 0.064, log=_quiet, init_from=source_run)
+    run_dir, status = start(tiny_archive, cfg, tmp_path, 0.064, log=quiet, init_from=source_run)
     assert status == "done"
 
     # the weights (w_avg too) come over; counters and ADA start fresh
-    assert seen.pop("nimg") == 0 and seen.pop("p") == 0.0
+    assert seen.pop("nimg") == 0
+    assert seen.pop("p") == 0.0
     assert seen.keys() == expected.keys()
     assert all(torch.equal(seen[k], expected[k]) for k in expected)
     assert any(k.endswith("mapping.w_avg") for k in expected)
     final, _ = load_latest(run_dir / "checkpoints")
     assert final.meta["progress"]["nimg"] == 64
-    assert "opt_G" in final.meta and final.meta["progress"]["extra"].get("best") is None
+    assert "opt_G" in final.meta
+    assert final.meta["progress"]["extra"].get("best") is None
 
     # Freeze-D: b32 and b16 (the two blocks nearest the image) never moved; the rest did
-    after = _state({"D": final.loaded.networks["D"]})
+    after = network_tensors({"D": final.loaded.networks["D"]})
     for key, value in after.items():
         frozen = key.startswith(("D.b32.", "D.b16."))
         assert torch.equal(value, expected[key]) == frozen, key
@@ -117,23 +107,25 @@ def test_cli_refuses_a_mismatched_model_before_making_a_run(
                        "--outdir", str(tmp_path / "runs"), "--init-from", str(source_run),
                        "--set", "network.channel_max=32")  # fmt: skip
     assert code == 2
-    assert err.startswith("heroforge: error: --init-from") and err.count("\n") == 1
+    assert err.startswith("heroforge: error: --init-from")
+    assert err.count("\n") == 1
     assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
     code, _, err = cli("train", "--resume", str(source_run), "--init-from", str(source_run))
-    assert code == 2 and "--resume takes the run's own config" in err
+    assert code == 2
+    assert "--resume takes the run's own config" in err
 
 
 def test_resume_before_the_first_checkpoint_starts_from_the_model_again(
     tiny_archive, source_run, tmp_path
 ):
     cfg = load_config("tiny-cpu", STEPS)
-    run_dir, _ = start(tiny_archive, cfg, tmp_path, 0.032, log=_quiet, init_from=source_run)
-    whole = _state(load_latest(run_dir / "checkpoints")[0].loaded.networks)
+    run_dir, _ = start(tiny_archive, cfg, tmp_path, 0.032, log=quiet, init_from=source_run)
+    whole = network_tensors(load_latest(run_dir / "checkpoints")[0].loaded.networks)
     for path in (run_dir / "checkpoints").iterdir():  # as if killed before its first checkpoint
         path.unlink()
     (run_dir / "stats.jsonl").unlink()
     messages: list[str] = []
     resume(run_dir, log=messages.append)
-    again = _state(load_latest(run_dir / "checkpoints")[0].loaded.networks)
+    again = network_tensors(load_latest(run_dir / "checkpoints")[0].loaded.networks)
     assert any("weights from" in m for m in messages)
     assert all(torch.equal(whole[k], again[k]) for k in whole)

@@ -1,0 +1,55 @@
+"""Settings and readers for the tests that train tiny runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from helpers.files import read_jsonl
+from heroforge.nets.loading import load_latest
+
+# The tiny-cpu preset trains for quick learning (batch 4, no path length, style mixing or ADA).
+# Tests of the loop's machinery (exact resume, processes vs accumulation, precision, memory)
+# must run every phase and every piece of state, so they add these back.
+EVERY_PHASE = [
+    "train.batch=8",
+    "train.pl_weight=2",
+    "train.style_mixing=0.9",
+    "augment.mode=ada",
+    "augment.speed_kimg=5",  # p moves within a test's few steps
+]
+
+
+def quiet(*_args: object) -> None:
+    """A training log that prints nothing."""
+
+
+def only_run(outdir: Path) -> Path:
+    """The one run folder that training made in outdir."""
+    (run,) = [p for p in outdir.iterdir() if p.is_dir()]
+    return run
+
+
+def network_tensors(nets: dict[str, torch.nn.Module]) -> dict[str, torch.Tensor]:
+    """Every network's state as "NET.KEY": tensor, copied: the networks may train on."""
+    return {
+        f"{name}.{key}": value.detach().clone()
+        for name, net in nets.items()
+        for key, value in net.state_dict().items()
+    }
+
+
+def checkpoint_tensors(run_dir: Path, *, with_extra: bool = False) -> dict[str, torch.Tensor]:
+    """The networks of the run's latest checkpoint; with_extra adds its other training state
+    (as "extra.KEY") for the tests that check a resume bit for bit."""
+    checkpoint, _ = load_latest(run_dir / "checkpoints")
+    tensors = network_tensors(checkpoint.loaded.networks)
+    if with_extra:
+        tensors.update({f"extra.{k}": v for k, v in checkpoint.loaded.extra.items()})
+    return tensors
+
+
+def tick_kimgs(run_dir: Path) -> list[float]:
+    """The kimg of every tick in stats.jsonl (event lines such as verdicts repeat a tick's kimg)."""
+    return [r["kimg"] for r in read_jsonl(run_dir / "stats.jsonl") if "event" not in r]
