@@ -1,11 +1,12 @@
 """`heroforge queue | status | manager install` from the command line."""
 
+import errno
 import json
 import time
 
 import pytest
 
-from heroforge.errors import OperationalError
+from heroforge.errors import OperationalError, UserError
 from heroforge.manager import open_queue
 from heroforge.manager.install import install_unit
 
@@ -110,9 +111,19 @@ def test_manager_install_refuses_a_unit_that_could_never_start(cli, tmp_path):
     assert not unit.exists()
 
 
-def test_manager_install_where_it_cannot_write_is_an_operational_failure(tmp_path):
+def test_manager_install_under_a_file_is_a_user_error(tmp_path):
     (tmp_path / "file").write_text("in the way")
     unit = tmp_path / "file" / "u.service"
-    with pytest.raises(OperationalError, match=f"cannot write {unit}: ") as err:
+    with pytest.raises(UserError, match=f"cannot write {unit}: ") as err:
         install_unit(tmp_path / "r", gpus=1, system=False, out=unit)
     assert "\n" not in str(err.value)
+
+
+def test_manager_install_on_a_full_disk_is_an_operational_failure(tmp_path, monkeypatch):
+    def no_space(*_args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr("heroforge.fileio.os.replace", no_space)
+    unit = tmp_path / "u.service"
+    with pytest.raises(OperationalError, match=f"cannot write {unit}: No space left"):
+        install_unit(tmp_path / "r", gpus=1, system=False, out=unit)

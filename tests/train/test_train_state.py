@@ -2,7 +2,7 @@
 
 import json
 
-from every_phase import EVERY_PHASE
+from helpers.training import EVERY_PHASE
 from heroforge import rundir
 from heroforge.config import load_config
 from heroforge.nets.loading import load_latest
