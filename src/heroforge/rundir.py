@@ -4,6 +4,8 @@ and the web pages read it.
     RUN/config.toml            the resolved config (a resume trains with it)
     RUN/run.json               data path, dataset fingerprint, target kimg, init_from, rollbacks
     RUN/stats.jsonl            one JSON line per tick, plus metric, verdict and rollback events
+    RUN/ending.json            how the last training session ended (stopped, finished, crashed);
+                               absent while one trains, or when it died without a word (kill -9)
     RUN/stats-discarded.jsonl  the lines a rollback took out of stats.jsonl
     RUN/samples/               the fixed-seed sample grids
     RUN/tensorboard/           TensorBoard scalars (when tensorboard is installed)
@@ -22,6 +24,8 @@ from __future__ import annotations
 
 import json
 import re
+import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +42,7 @@ TENSORBOARD = "tensorboard"
 CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"  # marker: the newest checkpoint, {"file": NAME, "sha256": ...}
 BEST = "best.json"  # marker: the snapshot generate uses (best stable FID, or the user's choice)
+ENDING = "ending.json"  # how the last training session ended (Ending)
 
 SHA256_KEY = "safetensors_sha256"  # the sidecar's checksum of its .safetensors file
 CHECKPOINT_NAME = re.compile(r"ckpt-(\d{12})\.safetensors")  # the digits: images shown
@@ -149,3 +154,63 @@ def append_run_event(run_dir: Path, key: str, event: dict[str, Any]) -> list[dic
     events = [*run.get(key, []), event]
     write_run_json(run_dir, {**run, key: events})
     return events
+
+
+# -- how the last training session ended -------------------------------------------------------
+# A launcher's exit code alone does not say it: torchrun exits 1 after its workers stopped
+# cleanly on SIGTERM. So rank 0 records the ending in the run folder, and the supervisor, the
+# SLURM script and `status` read it. Whoever starts a session removes the record first (the
+# trainer, and the supervisor or SLURM script before they launch it): a session that dies
+# without a word then leaves none, never an older one that claims a clean stop.
+ENDING_KINDS = ("stopped", "finished", "crashed")
+
+
+@dataclass(frozen=True)
+class Ending:
+    how: str  # "stopped" (a signal, after the stop's checkpoint), "finished", "crashed"
+    nimg: int  # images shown when it ended
+    checkpoint: str | None  # the newest checkpoint then (what a resume starts from)
+    at: str  # local time, ISO 8601
+    error: str | None = None  # a crash's error, one line
+
+    @property
+    def resumable(self) -> bool:
+        """Stopped cleanly: starting again goes on, and nothing went wrong."""
+        return self.how == "stopped"
+
+    def describe(self) -> str:
+        where = f"at {self.nimg / 1000:.3f} kimg"
+        if self.how == "crashed":
+            return f"crashed {where}: {self.error}"
+        return f"{self.how} {where}" + (f" ({self.checkpoint})" if self.checkpoint else "")
+
+
+def write_ending(
+    run_dir: Path, how: str, nimg: int, checkpoint: str | None, error: str | None = None
+) -> Ending:
+    """Record how the session ended (atomically). error: a crash's error, one line."""
+    if how not in ENDING_KINDS:
+        raise ValueError(f"an ending is one of {ENDING_KINDS}, not {how!r}")
+    line = None if error is None else (error.strip().splitlines() or [""])[0][:300]
+    ending = Ending(how, nimg, checkpoint, time.strftime("%Y-%m-%dT%H:%M:%S%z"), line)
+    atomic_write_text(run_dir / ENDING, json.dumps(asdict(ending)))
+    return ending
+
+
+def read_ending(run_dir: Path | None) -> Ending | None:
+    """The recorded ending; None when there is none (a session under way or one that died
+    without a word) or it is torn or malformed."""
+    if run_dir is None:
+        return None
+    try:
+        raw = json.loads((run_dir / ENDING).read_text(encoding="utf-8"))
+        ending = Ending(**raw)
+    except (OSError, UnicodeDecodeError, ValueError, TypeError):
+        return None
+    kinds_ok = ending.how in ENDING_KINDS and isinstance(ending.nimg, int)
+    return ending if kinds_ok else None
+
+
+def clear_ending(run_dir: Path) -> None:
+    """A session starts: the previous ending no longer describes the run."""
+    (run_dir / ENDING).unlink(missing_ok=True)

@@ -272,15 +272,27 @@ def slurm_command(
     time_limit: Annotated[
         str, typer.Option("--time", help="SLURM time limit per attempt.")
     ] = "24:00:00",
+    cpu_only: Annotated[
+        bool,
+        typer.Option(help="Ask for no GPUs (a CPU cluster): train.gpus counts CPU processes."),
+    ] = False,
+    cpus_per_task: Annotated[
+        int | None, typer.Option(help="CPU cores per node (default: 4 per GPU or process).")
+    ] = None,
+    mem: Annotated[
+        str | None, typer.Option(help="Memory per node, e.g. 128G (default: 16G per GPU).")
+    ] = None,
 ) -> None:
     """Write a SLURM batch script that trains the job, checkpoints on preemption and requeues
     itself until the run reaches its target (for clusters, instead of `manager run`)."""
-    from heroforge.manager.slurm import write_sbatch
+    from heroforge.manager.slurm import SlurmResources, write_sbatch
     from heroforge.manager.spec import fingerprint_data, spec_from_options
 
     spec = spec_from_options(data, preset, kimg, list(overrides or []))
+    res = SlurmResources(nodes, time_limit, cpu_only, cpus_per_task, mem)
+    res.check(spec.cfg.train.gpus)  # before the data is read: the quick mistakes first
     fingerprint_data(spec)  # the data must open the way training will open it
-    path = write_sbatch(spec, out, nodes, time_limit)
+    path = write_sbatch(spec, out, res)
     console.print(f"wrote {path}\n  sbatch {path}", markup=False, highlight=False)
 
 

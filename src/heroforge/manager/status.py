@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import time
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from heroforge.manager.queue import Job, JobState
+from heroforge import rundir
+from heroforge.manager.queue import FINAL_STATES, Job, JobState
 
 
 def summary(job: Job) -> dict[str, Any]:
-    """A job as plain data: queue fields plus the supervisor's last progress reading."""
+    """A job as plain data: queue fields, the supervisor's last progress reading, and how the
+    run's last training session ended (read from the run folder: it may be newer than the
+    supervisor's reading, e.g. written by a trainer that outlived its supervisor)."""
     status = job.status_dict()
     updated = status.pop("updated", None)
+    ending = last_ending(job)
     return {
         "id": job.id,
         "name": job.name,
@@ -33,6 +39,7 @@ def summary(job: Job) -> dict[str, Any]:
         "supervisor": job.lease_owner,
         "status_age_s": round(time.time() - updated, 1) if updated else None,
         **{k: v for k, v in status.items() if k not in ("kimg", "target_kimg")},
+        "ending": asdict(ending) if ending else None,
     }
 
 
@@ -74,6 +81,8 @@ def render_status(console: Console, jobs: list[Job]) -> None:
         return
     console.print(jobs_table(jobs))
     for job in jobs:
+        if job.state not in (JobState.RUNNING, *FINAL_STATES):
+            _print_ending(console, job)
         if job.state != JobState.RUNNING:
             continue
         s = summary(job)
@@ -103,3 +112,20 @@ def render_status(console: Console, jobs: list[Job]) -> None:
             )
         for line in lines:
             console.print(f"  {line}", markup=False, highlight=False)
+
+
+def last_ending(job: Job) -> rundir.Ending | None:
+    """How the job's run last ended, from its run folder (None before its run folder exists)."""
+    run_dir = job.status_dict().get("run_dir")
+    return rundir.read_ending(Path(run_dir)) if run_dir else None
+
+
+def _print_ending(console: Console, job: Job) -> None:
+    """For a job waiting to go on: whether its last session stopped cleanly (nothing lost) or
+    not (it goes on from its newest good checkpoint)."""
+    ending = last_ending(job)
+    if ending is None:
+        return
+    goes_on = "from there" if ending.resumable else "from its newest good checkpoint"
+    line = f"job {job.id}: last session {ending.describe()}; it goes on {goes_on}"
+    console.print(line, markup=False, highlight=False)

@@ -8,6 +8,10 @@ shows no sign of life for job.hang_minutes is stopped and restarted. Failures th
 same way job.max_failures times without progress in between mark the job failed, and the next
 job runs. On SIGTERM/SIGINT (e.g. a spot-instance notice) the supervisor asks the child to
 checkpoint, waits for it, records the job as interrupted and exits with code 75.
+
+How a child ended is read from the run folder's ending record (rundir.Ending), not from its
+exit code alone: torchrun exits 1 after its workers stopped cleanly on a SIGTERM from someone
+else, and that is resumed at once without counting a failure.
 """
 
 from __future__ import annotations
@@ -192,6 +196,7 @@ class _JobRun:
             child = self._start(run_dir, before)
             outcome = self._watch(child)
             after = read_progress(self.run_dir())
+            ending = rundir.read_ending(self.run_dir())
             code = child.returncode
             self.queue.record(
                 self.job.id,
@@ -200,6 +205,7 @@ class _JobRun:
                 kimg=after.kimg,
                 checkpoint_kimg=after.checkpoint_kimg,
                 why=outcome,
+                ending=ending.how if ending else None,
             )
             if outcome in ("cancel", "pause"):
                 stopped = JobState.CANCELLED if outcome == "cancel" else JobState.PAUSED
@@ -208,10 +214,15 @@ class _JobRun:
             if outcome == "stop":
                 self._release(JobState.INTERRUPTED, "supervisor stopped", after)
                 return
-            if code == 0 and after.checkpoint_kimg >= self.job.target_kimg - KIMG_EPS:
+            finished = code == 0 or (ending is not None and ending.how == "finished")
+            if finished and after.checkpoint_kimg >= self.job.target_kimg - KIMG_EPS:
                 self._release(JobState.DONE, None, after)
                 return
-            if self._give_up(code, outcome, after):
+            if ending is not None and ending.resumable and outcome == "exited":
+                # stopped by someone else's signal, with its checkpoint: no fault of the job
+                self.sup.log(f"job {self.job.id}: {ending.describe()}; resuming")
+                continue
+            if self._give_up(code, outcome, after, ending):
                 return
 
     def run_dir(self) -> Path | None:
@@ -231,7 +242,8 @@ class _JobRun:
             self.job.target_kimg,
         )
         resumed = run_dir is not None
-        if resumed:
+        if run_dir is not None:
+            self._clear_ending(run_dir)
             self.job = self.queue.heartbeat(
                 self.job.id, self.owner, self.lease, restarts=self.job.restarts + 1
             )
@@ -281,6 +293,14 @@ class _JobRun:
                 proc.stop_child(child, self.sup.options.stop_timeout_seconds)
                 return reason
 
+    def _clear_ending(self, run_dir: Path) -> None:
+        """The record the next child writes must be its own: one that dies before its trainer
+        starts (a torchrun that fails) must not leave the last child's clean stop behind."""
+        try:
+            rundir.clear_ending(run_dir)
+        except OSError as err:
+            self.sup.log(f"job {self.job.id}: cannot remove the old ending record: {err}")
+
     def _activity_mark(self) -> tuple:
         """Anything the trainer writes (log lines, stats, checkpoints) counts as life."""
         run_dir = self.run_dir()
@@ -326,14 +346,18 @@ class _JobRun:
         }
 
     # -- endings ----------------------------------------------------------------------------
-    def _give_up(self, code: int, outcome: str, after: RunProgress) -> bool:
+    def _give_up(
+        self, code: int, outcome: str, after: RunProgress, ending: rundir.Ending | None
+    ) -> bool:
         """Count a failure; True if the job is marked failed. Otherwise wait the backoff."""
         jc = self.cfg.job
         detail = proc.last_error_line(self.log_path)
+        if ending is not None and ending.how == "crashed" and ending.error:
+            detail = ending.error  # the trainer's own words, not a guess from the log's tail
         if outcome == "hang":
             signature = "hang"
-        elif code == EXIT_RESUMABLE:
-            signature = "interrupted"  # someone else stopped the child: no fault of the job
+        elif code == EXIT_RESUMABLE:  # a stop whose ending record could not be written
+            signature = "interrupted"
         else:
             signature = f"{proc.describe_exit(code)}: {detail}"
         progressed = self.last_failure is None or after.checkpoint_kimg > self.last_failure[1]

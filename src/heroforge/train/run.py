@@ -146,10 +146,31 @@ def _init_again(record: dict, cfg: Config, c_dim: int, force: bool) -> InitModel
 
 def _train(trainer: Trainer, target: float, log: Log) -> str:
     """Train, then wait for every process: rank 0 is still writing the final checkpoint when the
-    others finish, and a process that exits while a peer's gloo connection is open aborts."""
-    outcome = trainer.run(target, log)
-    barrier()
+    others finish, and a process that exits while a peer's gloo connection is open aborts.
+    Rank 0 records how the session ended in the run folder (rundir.Ending)."""
+    main = trainer.dist.main
+    if main:
+        rundir.clear_ending(trainer.run_dir)
+    try:
+        outcome = trainer.run(target, log)
+        barrier()
+    except BaseException as err:
+        if main:
+            what = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+            _record_ending(trainer, "crashed", log, what)
+        raise
+    if main:
+        _record_ending(trainer, "finished" if outcome == "done" else "stopped", log)
     return outcome
+
+
+def _record_ending(trainer: Trainer, how: str, log: Log, error: str | None = None) -> None:
+    """Best effort: a record that cannot be written must not hide the run's own outcome."""
+    latest = rundir.read_marker(trainer.run_dir / rundir.CHECKPOINTS, rundir.LATEST)
+    try:
+        rundir.write_ending(trainer.run_dir, how, trainer.progress.nimg, latest, error)
+    except OSError as err:
+        log(f"could not record how training ended ({how}): {err}")
 
 
 def _check_world(cfg: Config, info: DistInfo) -> None:

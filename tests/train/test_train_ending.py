@@ -1,0 +1,98 @@
+"""The run folder records how each training session ended: stopped, finished or crashed."""
+
+import errno
+import os
+import signal
+
+import pytest
+
+from heroforge import rundir
+from heroforge.config import load_config
+from heroforge.errors import OperationalError
+from heroforge.train import checkpoint as ckpt
+from heroforge.train.loop import Trainer
+from heroforge.train.run import resume, start
+
+QUICK = ["train.tick_kimg=0.032", "train.checkpoint_kimg=0.032", "train.keep_checkpoints=20"]
+
+
+def _signal_at_step(monkeypatch, at_step: int, seen: list) -> None:
+    """A real SIGTERM to this process after step `at_step`; every step notes the ending record
+    the run folder holds while it trains (what a kill -9 at that moment would leave)."""
+    step = Trainer.step
+
+    def step_then_signal(self, stats):
+        step(self, stats)
+        seen.append(rundir.read_ending(self.run_dir))
+        if self.progress.step == at_step:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(Trainer, "step", step_then_signal)
+
+
+def test_a_signal_records_a_clean_stop_and_a_resume_clears_it_until_it_finishes(
+    tiny_archive, tmp_path, monkeypatch
+):
+    cfg = load_config("tiny-cpu", QUICK)
+    seen: list = []
+    _signal_at_step(monkeypatch, 3, seen)  # 3 steps of 4 images: between two checkpoints
+    run_dir, outcome = start(tiny_archive, cfg, tmp_path, total_kimg=0.064, log=lambda _: None)
+    assert outcome == "interrupted"
+    stopped = rundir.read_ending(run_dir)
+    assert stopped is not None
+    assert stopped.how == "stopped"
+    assert stopped.resumable
+    assert stopped.nimg == 12
+    assert stopped.checkpoint == rundir.checkpoint_name(12)  # the stop's own checkpoint
+    assert stopped.error is None
+    assert rundir.read_marker(run_dir / rundir.CHECKPOINTS, rundir.LATEST) == stopped.checkpoint
+
+    seen.clear()
+    _signal_at_step(monkeypatch, -1, seen)  # no signal this time
+    assert resume(run_dir, log=lambda _: None) == (run_dir, "done")
+    assert seen  # it trained...
+    assert set(seen) == {None}  # ...with no record claiming a clean stop a kill -9 would keep
+    finished = rundir.read_ending(run_dir)
+    assert finished is not None
+    assert finished.how == "finished"
+    assert finished.nimg == 64
+    assert finished.checkpoint == rundir.checkpoint_name(64)
+
+
+def test_a_crash_records_its_one_line_error_and_still_raises(tiny_archive, tmp_path, monkeypatch):
+    cfg = load_config("tiny-cpu", QUICK)
+
+    def no_space(*_args, **_kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "save_networks", no_space)
+    with pytest.raises(OperationalError, match="could not write the final checkpoint"):
+        start(tiny_archive, cfg, tmp_path, total_kimg=0.032, log=lambda _: None)
+    (run_dir,) = list(tmp_path.iterdir())
+    crashed = rundir.read_ending(run_dir)
+    assert crashed is not None
+    assert crashed.how == "crashed"
+    assert not crashed.resumable
+    assert crashed.nimg == 32
+    assert crashed.checkpoint is None  # none was ever written
+    assert crashed.error == (
+        "OperationalError: could not write the final checkpoint; fix the disk and resume"
+    )
+
+
+def test_a_record_that_cannot_be_written_hides_nothing(tiny_archive, tmp_path, monkeypatch):
+    def unwritable(*_args, **_kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(rundir, "write_ending", unwritable)
+    said: list[str] = []
+    run_dir, outcome = start(tiny_archive, load_config("tiny-cpu", QUICK), tmp_path / "a",
+                             total_kimg=0.032, log=said.append)  # fmt: skip
+    assert outcome == "done"
+    assert any("could not record how training ended (finished)" in line for line in said), said
+    assert rundir.read_ending(run_dir) is None
+
+    monkeypatch.setattr(ckpt, "save_networks", unwritable)
+    with pytest.raises(OperationalError, match="could not write the final checkpoint"):
+        start(tiny_archive, load_config("tiny-cpu", QUICK), tmp_path / "b", total_kimg=0.032,
+              log=lambda _: None)  # fmt: skip
