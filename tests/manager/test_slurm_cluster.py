@@ -4,6 +4,7 @@ requeues the job, and the job ends with exactly its target kimg."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -94,10 +95,31 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_at_its_target(
     cluster, cli, tiny_archive, tmp_path, preempt
 ):
     folder = tmp_path / "job"
-    job_id = cluster.sbatch(write_job(cli, tiny_archive, folder, 0.128), *SMALL_NODE)
+    # no checkpoint before the end but the one the stop writes: resuming past 0 proves it
+    script = write_job(cli, tiny_archive, folder, 0.128, "--set", "train.checkpoint_kimg=1")
+    job_id = cluster.sbatch(script, *SMALL_NODE)
     wait_until(cluster, folder, lambda: first_tick_written(folder), "the first tick")
     cluster.run(*preempt, str(job_id))
     job = run_until_end(cluster, folder, job_id)
     assert_trained_to(folder, 0.128, job)
     assert job["Restarts"] == "1", job_output(folder)
-    assert "resumed" in job_output(folder)
+    resumed = re.search(r"resumed .* at ([\d.]+) kimg from ckpt-", job_output(folder))
+    assert resumed is not None, job_output(folder)
+    assert 0 < float(resumed.group(1)) < 0.128
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the script's TERM trap signals srun, which then cancels the step ('srun: forcing "
+    "job termination', tasks killed after KillWait), and torchrun exits 1, not 75, so the script "
+    "does not requeue: the job ends FAILED (issue 22: the stop record and the script's requeue)",
+)
+def test_two_tasks_train_and_a_preempted_job_requeues(cluster, cli, tiny_archive, tmp_path):
+    folder = tmp_path / "job"
+    overrides = ["--set", "train.gpus=2", "--set", "train.checkpoint_kimg=1"]
+    job_id = cluster.sbatch(write_job(cli, tiny_archive, folder, 0.128, *overrides), *SMALL_NODE)
+    wait_until(cluster, folder, lambda: first_tick_written(folder), "the first tick")
+    cluster.run("scancel", "--signal=TERM", "--batch", str(job_id))
+    job = run_until_end(cluster, folder, job_id)
+    assert_trained_to(folder, 0.128, job)
+    assert job["Restarts"] == "1", job_output(folder)
