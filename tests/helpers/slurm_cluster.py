@@ -207,12 +207,21 @@ PartitionName=test Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
 
     def stop(self) -> None:
         """Cancel what still runs, end the daemons (last started first), remove the folder."""
-        if "slurmd" in self.processes and self.processes["slurmd"].poll() is None:
-            jobs = self.run("squeue", "--noheader", "--format=%i").split()
-            if jobs:
-                self.run("scancel", *jobs)
-                self.wait_for(lambda: not self.run("squeue", "--noheader").strip(),
-                              START_TIMEOUT_S, "the cancelled jobs to end")  # fmt: skip
+        try:
+            if "slurmd" in self.processes:
+                self._cancel_jobs()
+        finally:
+            self._end_daemons()
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _cancel_jobs(self) -> None:
+        jobs = self.run("squeue", "--noheader", "--format=%i").split()
+        if jobs:
+            self.run("scancel", *jobs)
+            self.wait_for(lambda: not self.run("squeue", "--noheader").strip(),
+                          START_TIMEOUT_S, "the cancelled jobs to end")  # fmt: skip
+
+    def _end_daemons(self) -> None:
         for process in reversed(self.processes.values()):
             process.terminate()
             try:
@@ -220,4 +229,3 @@ PartitionName=test Nodes={self.node} Default=YES MaxTime=INFINITE State=UP
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        shutil.rmtree(self.folder, ignore_errors=True)
