@@ -15,7 +15,7 @@ DEMO_OUT ?= demo-output
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.heroforge-installed
 
-.PHONY: demo test test-quick lint format bench clean chromium
+.PHONY: demo test test-quick lint format bench clean chromium slurm
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,16 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "note: no chromium here; the browser tests will be skipped"; fi
 
+# Debian's SLURM (slurmctld, slurmd, munge) for the tests that submit `manager slurm` jobs to a
+# one-node cluster of their own. Installed, like Chromium, only as root with apt-get; elsewhere
+# those tests skip and say why.
+slurm:
+	@if command -v slurmctld >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends slurm-wlm >/dev/null; \
+	else echo "note: no SLURM here; the SLURM cluster tests will be skipped"; fi
+
 demo: $(STAMP)
 	$(VENV)/bin/heroforge demo --out $(DEMO_OUT)
 
@@ -52,7 +62,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff check --fix src tests benchmarks
 	$(VENV)/bin/ruff format src tests benchmarks
 
-test: lint chromium
+test: lint chromium slurm
 	$(PY) -m pytest -n 2
 
 test-quick: lint
