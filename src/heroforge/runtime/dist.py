@@ -1,6 +1,8 @@
-"""Data-parallel set-up: one process per GPU started by torchrun (or one process alone).
+"""Data-parallel set-up: one process per GPU (or one process alone).
 
-torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; with several processes we join the process group
+The processes come from `heroforge train --gpus N` (runtime/launch.py) or torchrun, which set
+RANK, LOCAL_RANK and WORLD_SIZE, or from SLURM's srun, whose task variables are read when those
+are absent (launch.slurm_rank_env). With several processes we join the process group
 (NCCL on GPUs, gloo on CPUs) and each process trains its chunks of every global minibatch.
 Gradients are summed over processes once per phase (not per chunk), which is what DDP's
 no_sync during accumulation achieves, with less machinery for our four-phase step.
@@ -17,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from heroforge.errors import UserError
+from heroforge.runtime.launch import slurm_rank_env
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,18 @@ class DistInfo:
 
 
 def init_distributed(prefer_cuda: bool = True) -> DistInfo:
+    # an srun task: RANK etc. from SLURM's variables, where torch's env:// rendezvous reads them
+    os.environ.update(slurm_rank_env(os.environ))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = prefer_cuda and torch.cuda.is_available()
     device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    if cuda and local >= torch.cuda.device_count():
+        raise UserError(
+            f"process {rank} of {world} wants GPU {local}, but this machine has "
+            f"{torch.cuda.device_count()}: ask for at most that many GPUs per machine"
+        )
     if cuda:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
