@@ -143,6 +143,7 @@ def test_kill_time_defaults_to_ten_minutes(monkeypatch):
         (["Traceback (most recent call last):", "  x", "RuntimeError: boom"], "RuntimeError: boom"),
         (["heroforge: error: the disk is full", "[W destroy_process_group]"], "the disk is full"),
         (["RuntimeError: boom", "[W1023 12:00] ProcessGroupGloo warning"], "RuntimeError: boom"),
+        (["[rank1]: Traceback", "[rank1]: ValueError: x", "[W] warning"], "ValueError: x"),
         (["segfault somewhere", ""], "segfault somewhere"),
         ([], "no output"),
     ],

@@ -277,8 +277,10 @@ class _Workers:
 
 def error_line(lines: collections.abc.Iterable[str]) -> str:
     """The line that says why a worker failed: its heroforge error, else the last line of a
-    Python traceback (what torch prints at exit may follow it), else its last line."""
-    lines = [line.strip() for line in lines if line.strip()]
+    Python traceback (what torch prints at exit may follow it), else its last line. torch
+    prefixes a traceback's lines with "[rankN]:" once a process group exists."""
+    lines = [re.sub(r"^\[rank\d+\]:", "", line).strip() for line in lines]
+    lines = [line for line in lines if line]
     for line in reversed(lines):
         if line.startswith("heroforge: error: "):
             return line.removeprefix("heroforge: error: ")
