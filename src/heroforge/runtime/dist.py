@@ -40,12 +40,7 @@ def init_distributed(prefer_cuda: bool = True) -> DistInfo:
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = prefer_cuda and torch.cuda.is_available()
-    device = torch.device("cuda", local) if cuda else torch.device("cpu")
-    if cuda and local >= torch.cuda.device_count():
-        raise UserError(
-            f"process {rank} of {world} wants GPU {local}, but this machine has "
-            f"{torch.cuda.device_count()}: ask for at most that many GPUs per machine"
-        )
+    device = torch.device("cuda", _gpu_index(local, rank, world)) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
@@ -55,6 +50,20 @@ def init_distributed(prefer_cuda: bool = True) -> DistInfo:
         # costs little more to notice late.
         dist.init_process_group("nccl" if cuda else "gloo", timeout=collective_timeout())
     return DistInfo(rank, world, device)
+
+
+def _gpu_index(local: int, rank: int, world: int) -> int:
+    """The GPU of the process with this local rank. An srun task bound to its GPU (srun
+    --gpus-per-task 1) sees that one only, as GPU 0; torchrun and our launcher set
+    LOCAL_WORLD_SIZE and expect every GPU of the machine to be visible."""
+    count = torch.cuda.device_count()
+    index = 0 if count == 1 and "LOCAL_WORLD_SIZE" not in os.environ else local
+    if index >= count:
+        raise UserError(
+            f"process {rank} of {world} wants GPU {index}, but this machine shows {count}: "
+            "ask for at most that many GPUs per machine"
+        )
+    return index
 
 
 def collective_timeout() -> timedelta:
