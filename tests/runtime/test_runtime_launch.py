@@ -286,6 +286,7 @@ def test_a_failed_worker_is_reported_first_then_its_last_lines(cli, launches):
     ]
 
 
+@pytest.mark.slow
 def test_one_gpu_trains_in_this_process(cli, launches, tiny_archive, tmp_path):
     calls, _ = launches
     code, _, err = cli("train", "--data", str(tiny_archive), "--preset", "tiny-cpu",
