@@ -5,7 +5,13 @@ import torch
 import torch.multiprocessing as mp
 
 from heroforge.errors import UserError
-from heroforge.runtime.dist import DistInfo, StopAgreement, collective_timeout, distributed_sum
+from heroforge.runtime.dist import (
+    DistInfo,
+    StopAgreement,
+    collective_timeout,
+    distributed_sum,
+    init_distributed,
+)
 
 
 def _votes(rank: int, init_file: str, lagged: bool, results: dict) -> None:
@@ -56,3 +62,24 @@ def test_distributed_sum_is_a_no_op_without_a_process_group():
     stats = torch.tensor([3.0, 4.0], dtype=torch.float64)
     assert distributed_sum(stats) is stats
     assert stats.tolist() == [3.0, 4.0]
+
+
+@pytest.fixture
+def one_visible_gpu(monkeypatch):
+    """A machine (or an srun task's view of one) that shows a single GPU, without touching CUDA."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: None)
+    for name, value in {"RANK": "3", "WORLD_SIZE": "1", "LOCAL_RANK": "3"}.items():
+        monkeypatch.setenv(name, value)
+
+
+def test_an_srun_task_bound_to_its_gpu_uses_the_one_it_sees(one_visible_gpu, monkeypatch):
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert init_distributed().device == torch.device("cuda", 0)
+
+
+def test_more_processes_than_gpus_on_a_machine_is_a_user_error(one_visible_gpu, monkeypatch):
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # set by torchrun and by our launcher
+    with pytest.raises(UserError, match="wants GPU 3, but this machine shows 1"):
+        init_distributed()

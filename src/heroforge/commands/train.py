@@ -11,7 +11,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,16 +19,26 @@ from heroforge.commands.base import add_command
 from heroforge.console import console
 from heroforge.errors import EXIT_RESUMABLE, UserError
 
+if TYPE_CHECKING:
+    from heroforge.config import Config
+
 TRAIN_EPILOG = (
     "Examples:\n\n"
     "  heroforge train --data heroes.zip --preset tiny-cpu --outdir runs --kimg 20\n\n"
     "  heroforge train --data heroes.zip --preset superheroes-512 --outdir runs --gpus 1 "
     "--set train.batch=32\n\n"
-    "  torchrun --nproc_per_node 8 -m heroforge train --data heroes.zip "
-    "--preset superheroes-512 --outdir runs\n\n"
+    "  heroforge train --data heroes.zip --preset superheroes-512 --outdir runs --gpus 8\n\n"
     "  heroforge train --resume runs/00003-superheroes-512\n\n"
     "  heroforge train --data few.zip --init-from models/ffhq --set train.freeze_d=4\n\n"
-    "Exit code 75 means: stopped on SIGTERM/SIGINT after writing a checkpoint; --resume goes on."
+    "Several machines: torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d "
+    "--rdzv_endpoint HOST:29500 --shutdown-timeout 3600 --signals-to-handle "
+    "SIGTERM,SIGINT,SIGUSR1 -m heroforge train ... (or srun with one task per GPU). torchrun "
+    "SIGKILLs its workers 30 s after a stop signal unless --shutdown-timeout (or "
+    "TORCH_ELASTIC_SHUTDOWN_TIMEOUT) gives the checkpoint more time; heroforge cannot set it "
+    "for torchrun, and older torch has no such setting. --gpus N on one machine starts its N "
+    "processes itself and waits for their checkpoint as long as it takes.\n\n"
+    "Exit code 75 means: stopped on SIGTERM/SIGINT/SIGUSR1 after writing a checkpoint; "
+    "--resume goes on."
 )
 
 
@@ -46,7 +56,10 @@ def train_command(
     ] = None,
     cycles: Annotated[int | None, typer.Option(help="Training cycles (train.cycles).")] = None,
     cycle_kimg: Annotated[float | None, typer.Option(help="kimg per cycle.")] = None,
-    gpus: Annotated[int | None, typer.Option(help="Processes/GPUs (train.gpus).")] = None,
+    gpus: Annotated[
+        int | None,
+        typer.Option(help="GPUs (processes on a CPU) (train.gpus); above 1 starts a process each."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed (train.seed).")] = None,
     overrides: Annotated[
         list[str] | None, typer.Option("--set", help="Override: SECTION.KEY=VALUE (repeatable).")
@@ -75,12 +88,9 @@ def train_command(
     smaller learning rates. --init-from starts from a trained model (transfer learning);
     train.freeze_d=N keeps the first N discriminator blocks fixed.
     """
+    from heroforge import rundir
     from heroforge.config import load_config
-    from heroforge.runtime.dist import shutdown_distributed
-    from heroforge.train import run as runs
-
-    def log(message: str) -> None:
-        console.print(message, markup=False, highlight=False)
+    from heroforge.runtime import launch
 
     if kimg is not None and not (math.isfinite(kimg) and kimg > 0):
         raise UserError(f"--kimg must be a positive number of kimg, got {kimg}")
@@ -88,7 +98,7 @@ def train_command(
         given = [overrides, preset, outdir, cycles, cycle_kimg, gpus, seed, init_from]
         if any(value is not None for value in given):
             raise UserError("--resume takes the run's own config; only --data, --kimg, --force")
-        train_once = lambda: runs.resume(resume, data, kimg, force, log)  # noqa: E731
+        cfg, _ = rundir.read_run(resume)
     else:
         if data is None:
             raise UserError("--data is required to start a run (or use --resume RUN_DIR)")
@@ -102,19 +112,61 @@ def train_command(
             if value is not None:
                 assignments.append(f"train.{key}={value}")
         cfg = load_config(preset or "superheroes-512", assignments)
-        where = outdir or Path("runs")
-        train_once = lambda: runs.start(data, cfg, where, kimg, log, init_from)  # noqa: E731
+    nprocs = cfg.train.gpus if gpus is None else gpus
+    if nprocs > 1 and not launch.already_launched(os.environ):
+        options = {"--data": data, "--preset": preset, "--outdir": outdir, "--kimg": kimg,
+                   "--cycles": cycles, "--cycle-kimg": cycle_kimg, "--gpus": gpus, "--seed": seed,
+                   "--resume": resume, "--init-from": init_from}  # fmt: skip
+        worker = [sys.executable, "-m", "heroforge", "train"]
+        worker += [word for flag, v in options.items() if v is not None for word in (flag, str(v))]
+        worker += [word for o in overrides or [] for word in ("--set", o)]
+        _launch(worker + (["--force"] if force else []), nprocs)
+        return
+    _train_here(cfg, data, outdir, kimg, resume, force, init_from)
+
+
+def _launch(worker: list[str], nprocs: int) -> None:
+    """Run `worker` as nprocs processes; exit as they did (75: stopped with a checkpoint)."""
+    from heroforge.runtime.launch import run_workers
+
+    result = run_workers(worker, nprocs)
+    if result.failure:
+        print(f"heroforge: error: {result.failure}", file=sys.stderr)
+        for line in result.details:
+            print(line, file=sys.stderr)
+    if result.code:
+        sys.exit(result.code)
+
+
+def _train_here(
+    cfg: Config,
+    data: Path | None,
+    outdir: Path | None,
+    kimg: float | None,
+    resume: Path | None,
+    force: bool,
+    init_from: Path | None,
+) -> None:
+    """Train in this process (alone, or as one of several that a launcher started)."""
+    from heroforge.runtime.dist import shutdown_distributed
+    from heroforge.runtime.launch import resume_hint
+    from heroforge.train import run as runs
+
+    def log(message: str) -> None:
+        console.print(message, markup=False, highlight=False)
+
     try:
-        run_dir, status = train_once()
+        if resume is not None:
+            run_dir, status = runs.resume(resume, data, kimg, force, log)
+        else:
+            assert data is not None  # checked by the command
+            where = outdir or Path("runs")
+            run_dir, status = runs.start(data, cfg, where, kimg, log, init_from)
     finally:
         shutdown_distributed()
     if status == "interrupted":
         if os.environ.get("RANK", "0") == "0":
-            how = (
-                " (with the same torchrun options)"
-                if os.environ.get("WORLD_SIZE", "1") != "1"
-                else ""
-            )
+            how = resume_hint(os.environ)
             log(f"stopped; go on with: heroforge train --resume {shlex.quote(str(run_dir))}{how}")
         sys.exit(EXIT_RESUMABLE)
 

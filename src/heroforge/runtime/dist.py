@@ -1,6 +1,8 @@
-"""Data-parallel set-up: one process per GPU started by torchrun (or one process alone).
+"""Data-parallel set-up: one process per GPU (or one process alone).
 
-torchrun sets RANK, LOCAL_RANK and WORLD_SIZE; with several processes we join the process group
+The processes come from `heroforge train --gpus N` (runtime/launch.py) or torchrun, which set
+RANK, LOCAL_RANK and WORLD_SIZE, or from SLURM's srun, whose task variables are read when those
+are absent (launch.slurm_rank_env). With several processes we join the process group
 (NCCL on GPUs, gloo on CPUs) and each process trains its chunks of every global minibatch.
 Gradients are summed over processes once per phase (not per chunk), which is what DDP's
 no_sync during accumulation achieves, with less machinery for our four-phase step.
@@ -17,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from heroforge.errors import UserError
+from heroforge.runtime.launch import slurm_rank_env
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,13 @@ class DistInfo:
 
 
 def init_distributed(prefer_cuda: bool = True) -> DistInfo:
+    # an srun task: RANK etc. from SLURM's variables, where torch's env:// rendezvous reads them
+    os.environ.update(slurm_rank_env(os.environ))
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local = int(os.environ.get("LOCAL_RANK", "0"))
     cuda = prefer_cuda and torch.cuda.is_available()
-    device = torch.device("cuda", local) if cuda else torch.device("cpu")
+    device = torch.device("cuda", _gpu_index(local, rank, world)) if cuda else torch.device("cpu")
     if cuda:
         torch.cuda.set_device(device)
     if world > 1 and not dist.is_initialized():
@@ -45,6 +50,20 @@ def init_distributed(prefer_cuda: bool = True) -> DistInfo:
         # costs little more to notice late.
         dist.init_process_group("nccl" if cuda else "gloo", timeout=collective_timeout())
     return DistInfo(rank, world, device)
+
+
+def _gpu_index(local: int, rank: int, world: int) -> int:
+    """The GPU of the process with this local rank. An srun task bound to its GPU (srun
+    --gpus-per-task 1) sees that one only, as GPU 0; torchrun and our launcher set
+    LOCAL_WORLD_SIZE and expect every GPU of the machine to be visible."""
+    count = torch.cuda.device_count()
+    index = 0 if count == 1 and "LOCAL_WORLD_SIZE" not in os.environ else local
+    if index >= count:
+        raise UserError(
+            f"process {rank} of {world} wants GPU {index}, but this machine shows {count}: "
+            "ask for at most that many GPUs per machine"
+        )
+    return index
 
 
 def collective_timeout() -> timedelta:

@@ -3,7 +3,7 @@
 One step = one global minibatch: phases G (main), G path length (lazy), D (main), D R1 (lazy),
 each accumulated over this process's chunks of the minibatch, gradients summed over processes,
 one optimiser step; then the G EMA update and the ADA controller. Ticks print and log
-statistics; checkpoints hold the full state (see checkpoint.py); a SIGTERM/SIGINT ends the
+statistics; checkpoints hold the full state (see checkpoint.py); a SIGTERM/SIGINT/SIGUSR1 ends the
 current step, writes a checkpoint and returns "interrupted". At every cycle end and metrics
 measurement the run gets a stability verdict (judging.py, stability.py): `best` is the best FID
 among stable snapshots, and with stability.rollback an unstable run goes back to it
@@ -44,6 +44,7 @@ from heroforge.runtime.dist import (
     broadcast_object,
     distributed_sum,
 )
+from heroforge.runtime.launch import STOP_SIGNALS
 from heroforge.train import checkpoint as ckpt
 from heroforge.train import judging, rollback
 from heroforge.train.loss import StyleGAN2Loss
@@ -252,7 +253,7 @@ class Trainer:
         """Train until total_kimg thousand images; returns "done" or "interrupted"."""
         tc = self.cfg.train
         target = round(total_kimg * 1000)
-        previous = [signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)]
+        previous = [signal.signal(s, self._on_signal) for s in STOP_SIGNALS]
         tick_stats = TickStats()
         agree_to_stop = StopAgreement(self.dist)
         session_start = last_ckpt_time = time.monotonic()
@@ -292,7 +293,7 @@ class Trainer:
                         )
                     last_ckpt_time, last_ckpt_nimg = time.monotonic(), self.progress.nimg
         finally:
-            for s, handler in zip((signal.SIGTERM, signal.SIGINT), previous, strict=True):
+            for s, handler in zip(STOP_SIGNALS, previous, strict=True):
                 signal.signal(s, handler)
             if self.board:
                 self.board.close()
