@@ -108,12 +108,6 @@ def test_a_preempted_job_checkpoints_requeues_and_ends_at_its_target(
     assert 0 < float(resumed.group(1)) < 0.128
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the script's TERM trap signals srun, which then cancels the step ('srun: forcing "
-    "job termination', tasks killed after KillWait), and torchrun exits 1, not 75, so the script "
-    "does not requeue: the job ends FAILED (issue 22: the stop record and the script's requeue)",
-)
 def test_two_tasks_train_and_a_preempted_job_requeues(cluster, cli, tiny_archive, tmp_path):
     folder = tmp_path / "job"
     overrides = ["--set", "train.gpus=2", "--set", "train.checkpoint_kimg=1"]

@@ -8,8 +8,11 @@ be requeued while the run is unfinished. The script is plain bash (no submitit n
 - the job requeues itself with `scontrol requeue` when the run folder's ending record
   (rundir.ENDING) says the trainer stopped cleanly, or the exit code is 75: torchrun exits 1
   after such a stop, so the code alone would leave multi-GPU jobs unfinished;
-- several GPUs or nodes start through torchrun with the c10d rendezvous on the first node, whose
-  name is also exported as MASTER_ADDR (with MASTER_PORT) for launchers that read those.
+- several GPUs on one node start through heroforge's own launcher (`train` starts train.gpus
+  workers and forwards the stop signal to them); several nodes through torchrun with the c10d
+  rendezvous on the first node, whose name is also exported as MASTER_ADDR (with MASTER_PORT).
+  The stop signal then goes to the job's tasks (scancel --signal), not to srun, which would
+  cancel the step and kill the workers mid-checkpoint.
 The job asks for GPUs unless `cpu_only`: heroforge cannot see from the login node what the
 compute nodes hold, and a CPU job that silently lands on a GPU cluster trains for days on CPUs,
 while a GPU request on a CPU-only cluster is refused by sbatch at once.
@@ -65,15 +68,20 @@ def sbatch_text(spec: JobSpec, folder: Path, res: SlurmResources) -> str:
     per_node = gpus // res.nodes
     q = shlex.quote
     python = q(sys.executable)
-    if gpus > 1:
+    if res.nodes > 1:
+        # one torchrun per node; the stop signal goes to the steps' tasks (torchrun), never to
+        # srun itself, which would cancel the step and kill the workers mid-checkpoint
         launch = (
             f"srun --kill-on-bad-exit=1 {python} -m torch.distributed.run --nnodes {res.nodes} "
             f"--nproc_per_node {per_node} --rdzv_backend c10d "
             f'--rdzv_endpoint "$MASTER_ADDR:$MASTER_PORT" --rdzv_id "${{SLURM_JOB_ID:-0}}" '
             "-m heroforge"
         )
+        stop = 'scancel --signal=TERM "$SLURM_JOB_ID"'
     else:
+        # one node: heroforge starts its train.gpus workers itself and forwards the signal
         launch = f"{python} -m heroforge"
+        stop = 'kill -TERM "$child"'
     gpu_line = "" if res.cpu_only else f"#SBATCH --gpus-per-node={per_node}\n"
     cpus = res.cpus_per_task or CPUS_PER_PROCESS * per_node
     mem = res.mem or f"{MEM_GB_PER_PROCESS * per_node}G"
@@ -107,9 +115,11 @@ fi
 head=$(scontrol show hostnames "${{SLURM_JOB_NODELIST:-localhost}}" 2>/dev/null | head -n 1)
 export MASTER_ADDR=${{head:-localhost}}
 export MASTER_PORT=${{MASTER_PORT:-{RENDEZVOUS_PORT}}}
+# torchrun waits this long for its workers' stop checkpoint (its default, 30 s, is too short)
+export TORCH_ELASTIC_SHUTDOWN_TIMEOUT=${{TORCH_ELASTIC_SHUTDOWN_TIMEOUT:-3600}}
 {launch} "${{args[@]}}" &
 child=$!
-trap 'kill -TERM "$child" 2>/dev/null' TERM INT
+trap '{stop} 2>/dev/null' TERM INT
 wait "$child"; code=$?
 while kill -0 "$child" 2>/dev/null; do wait "$child"; code=$?; done  # still checkpointing
 find_run
