@@ -85,10 +85,12 @@ def train_command(
     if kimg is not None and not (math.isfinite(kimg) and kimg > 0):
         raise UserError(f"--kimg must be a positive number of kimg, got {kimg}")
     if resume is not None:
-        given = [overrides, preset, outdir, cycles, cycle_kimg, gpus, seed, init_from]
+        given = [overrides, preset, outdir, cycles, cycle_kimg, seed, init_from]
         if any(value is not None for value in given):
-            raise UserError("--resume takes the run's own config; only --data, --kimg, --force")
-        train_once = lambda: runs.resume(resume, data, kimg, force, log)  # noqa: E731
+            raise UserError(
+                "--resume takes the run's own config; only --data, --kimg, --gpus, --force"
+            )
+        train_once = lambda: runs.resume(resume, data, kimg, force, log, gpus)  # noqa: E731
     else:
         if data is None:
             raise UserError("--data is required to start a run (or use --resume RUN_DIR)")
