@@ -242,6 +242,15 @@ class TrainConfig:
         """Images one GPU processes per forward/backward pass."""
         return self.batch_gpu or self.batch // self.gpus
 
+    @property
+    def chunks(self) -> int:
+        """The global minibatch's chunks of images_per_step images, shared out over the GPUs."""
+        return self.batch // self.images_per_step
+
+    def gpu_counts(self) -> list[int]:
+        """The GPU counts this run can continue on unchanged: those its chunks split over."""
+        return [n for n in range(1, self.chunks + 1) if self.chunks % n == 0]
+
 
 @dataclass(frozen=True)
 class StabilityConfig:
@@ -352,6 +361,20 @@ class Config:
     def replace(self, overrides: dict[str, dict[str, Any]]) -> Config:
         """A copy with some keys changed: {"train": {"batch": 32}}; validated like a file."""
         return config_from_dict(_merge(self.to_dict(), overrides))
+
+    def on_gpus(self, gpus: int) -> Config:
+        """The same run on `gpus` GPUs (processes): the same global batch in the same chunks,
+        more or fewer of them per GPU. A chunk fixes which images it holds, its random draws
+        and its minibatch-std groups, so the run computes what it would have on its old count;
+        batch_gpu is written out, since batch / gpus would now give another chunk size."""
+        tc = self.train
+        if gpus not in tc.gpu_counts():
+            counts = ", ".join(map(str, tc.gpu_counts()))
+            raise ConfigError(
+                f"this run splits each minibatch of {tc.batch} images in {tc.chunks} chunks of "
+                f"{tc.images_per_step}: it can go on with {counts} GPUs (processes), not {gpus}"
+            )
+        return self.replace({"train": {"gpus": gpus, "batch_gpu": tc.images_per_step}})
 
 
 def _to_toml_value(value: object) -> object:

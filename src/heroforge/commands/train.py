@@ -95,9 +95,11 @@ def train_command(
     if kimg is not None and not (math.isfinite(kimg) and kimg > 0):
         raise UserError(f"--kimg must be a positive number of kimg, got {kimg}")
     if resume is not None:
-        given = [overrides, preset, outdir, cycles, cycle_kimg, gpus, seed, init_from]
+        given = [overrides, preset, outdir, cycles, cycle_kimg, seed, init_from]
         if any(value is not None for value in given):
-            raise UserError("--resume takes the run's own config; only --data, --kimg, --force")
+            raise UserError(
+                "--resume takes the run's own config; only --data, --kimg, --gpus, --force"
+            )
         cfg, _ = rundir.read_run(resume)
     else:
         if data is None:
@@ -122,7 +124,7 @@ def train_command(
         worker += [word for o in overrides or [] for word in ("--set", o)]
         _launch(worker + (["--force"] if force else []), nprocs)
         return
-    _train_here(cfg, data, outdir, kimg, resume, force, init_from)
+    _train_here(cfg, data, outdir, kimg, resume, force, init_from, gpus)
 
 
 def _launch(worker: list[str], nprocs: int) -> None:
@@ -146,6 +148,7 @@ def _train_here(
     resume: Path | None,
     force: bool,
     init_from: Path | None,
+    gpus: int | None,
 ) -> None:
     """Train in this process (alone, or as one of several that a launcher started)."""
     from heroforge.runtime.dist import shutdown_distributed
@@ -157,7 +160,7 @@ def _train_here(
 
     try:
         if resume is not None:
-            run_dir, status = runs.resume(resume, data, kimg, force, log)
+            run_dir, status = runs.resume(resume, data, kimg, force, log, gpus)
         else:
             assert data is not None  # checked by the command
             where = outdir or Path("runs")

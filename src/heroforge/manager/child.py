@@ -32,7 +32,7 @@ def train_command(
         launcher = [sys.executable, "-m", "heroforge", "train"]
     kimg = ["--kimg", repr(float(target_kimg))]
     if run_dir is not None:
-        return [*launcher, "--resume", str(run_dir), *kimg]
+        return [*launcher, "--resume", str(run_dir), "--gpus", str(gpus), *kimg]
     return [*launcher, "--data", data, "--preset", str(config), "--outdir", str(outdir), *kimg]
 
 

@@ -1,10 +1,11 @@
 """Starting and resuming training runs: the run folder, its config and the safety checks.
 
-A run folder (its layout: rundir.py) holds config.toml (resolved), run.json (data path,
-dataset fingerprint, target kimg, init_from, rollbacks), checkpoints/, samples/ and
-stats.jsonl. `--resume RUN_DIR`
-continues from the newest checkpoint that verifies; a different dataset or network config is
-refused unless forced. `init_from` starts from a trained model's weights (transfer.py).
+A run folder (its layout: rundir.py) holds config.toml (resolved; train.gpus is the count the
+run trains on now), run.json (data path, dataset fingerprint, target kimg, init_from,
+rollbacks, and each resume with the GPU count it used), checkpoints/, samples/ and
+stats.jsonl. `--resume RUN_DIR` continues from the newest checkpoint that verifies, on the same
+or another number of GPUs; a different dataset or network config is refused unless forced.
+`init_from` starts from a trained model's weights (transfer.py).
 """
 
 from __future__ import annotations
@@ -97,10 +98,16 @@ def resume(
     total_kimg: float | None = None,
     force: bool = False,
     log: Log = print,
+    gpus: int | None = None,
 ) -> tuple[Path, str]:
-    """Continue a run from its newest good checkpoint (or from the start if it has none)."""
+    """Continue a run from its newest good checkpoint (or from the start if it has none).
+    gpus: the GPUs (processes) it goes on with, if not the count it last ran on; the run then
+    computes the same as on that count (Config.on_gpus)."""
     run_dir = Path(run_dir)
     cfg, run = rundir.read_run(run_dir)
+    if gpus is not None and gpus != cfg.train.gpus:
+        log(f"{run_dir.name} ran on {cfg.train.gpus} GPUs (processes); it goes on with {gpus}")
+        cfg = cfg.on_gpus(gpus)
     info = init_distributed()
     _check_world(cfg, info)
     dataset = _open_dataset(data or run["data"], cfg)
@@ -130,8 +137,14 @@ def resume(
         init.copy_to(trainer.networks())
         log(f"no checkpoint yet: weights from {init.path} again")
     barrier()
-    if info.main and total_kimg is not None:
-        rundir.write_run_json(run_dir, {**run, "total_kimg": target})
+    if info.main:
+        # train.gpus is the count the run trains on now; each resume records the count it used
+        rundir.write_config(run_dir, cfg)
+        resumed = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "gpus": info.world}
+        resumed["kimg"] = trainer.progress.nimg / 1000
+        target_kept = {} if total_kimg is None else {"total_kimg": target}
+        resumes = [*run.get("resumes", []), resumed]
+        rundir.write_run_json(run_dir, {**run, **target_kept, "resumes": resumes})
     return run_dir, _train(trainer, target, log)
 
 
