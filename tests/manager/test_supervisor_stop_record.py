@@ -1,6 +1,6 @@
 """A 2-process job whose launcher is stopped by someone else's SIGTERM: the run folder records a
 clean stop, and the supervisor resumes it at once, counting no failure, whatever code the
-launcher exited with (torchrun: 1)."""
+launcher exited with (heroforge's own launcher: 75; torchrun, in the SLURM script's tests: 1)."""
 
 import json
 import os

@@ -1,6 +1,6 @@
 """Starting and stopping the training process of a job.
 
-The child is `heroforge train` (under torchrun when the job uses several GPUs) in its own
+The child is `heroforge train` (which starts one worker per GPU itself) in its own
 session, so a Ctrl-C in the supervisor's terminal reaches only the supervisor, which then asks
 the child to checkpoint. On Linux the child also gets SIGTERM when the supervisor dies (even by
 kill -9), so an orphan checkpoints and exits instead of training on unsupervised. The job's
@@ -25,11 +25,9 @@ def train_command(
     gpus: int, run_dir: Path | None, data: str, config: Path, outdir: Path, target_kimg: float
 ) -> list[str]:
     """The command that starts (no run folder yet) or resumes the job's training."""
-    if gpus > 1:
-        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                    f"--nproc_per_node={gpus}", "-m", "heroforge", "train"]  # fmt: skip
-    else:
-        launcher = [sys.executable, "-m", "heroforge", "train"]
+    # with gpus > 1, `heroforge train` starts its workers itself (runtime/launch.py) and waits
+    # for their stop checkpoint however long it takes (torchrun kills them after 30 s)
+    launcher = [sys.executable, "-m", "heroforge", "train"]
     kimg = ["--kimg", repr(float(target_kimg))]
     if run_dir is not None:
         return [*launcher, "--resume", str(run_dir), "--gpus", str(gpus), *kimg]
