@@ -52,12 +52,17 @@ class _DecodedChunks(Dataset):
         return torch.stack([x for x, _ in items]), torch.stack([c for _, c in items])
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM}
+
+
 def _leave_stopping_to_the_trainer(_worker_id: int) -> None:
     """Ctrl-C, and SIGTERM from systemd or SLURM, reach every process of the group: workers
     that died of it would fail the step the trainer is finishing before its checkpoint. The
-    trainer shuts them down when it has stopped."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    trainer shuts them down when it has stopped. (The workers start with these signals
+    blocked, see start(): one that came before this ran is dropped here, not acted on.)"""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _how_it_ended(exitcode: int) -> str:
@@ -108,7 +113,13 @@ class ChunkLoader:
         )
         sigchld = signal.getsignal(signal.SIGCHLD)
         before = set(multiprocessing.active_children())
-        self._chunks = iter(loader)  # the workers start here
+        # Blocked, not ignored, while the workers fork: a forked worker keeps the trainer's
+        # handlers until it ignores the signals, and the trainer must not lose one meanwhile.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            self._chunks = iter(loader)  # the workers start here
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self._workers = [p for p in multiprocessing.active_children() if p not in before]
         _RUNNING.update(self._workers)
         if signal.getsignal(signal.SIGCHLD) is not sigchld:
