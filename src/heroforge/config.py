@@ -66,6 +66,9 @@ class DataConfig:
     mirror: bool = False  # also train on x-flipped copies of every image
     use_labels: bool = False  # condition G and D on the class labels of dataset.json
     max_images: int = 0  # use only the first N images of the dataset; 0 = all
+    # Processes per GPU that decode images ahead of the training step (data/loader.py); "auto"
+    # = 3 per GPU as the official code, 0 on a CPU-only run (workers would take training's cores).
+    workers: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         r = self.resolution
@@ -74,6 +77,8 @@ class DataConfig:
         if self.channels not in (1, 3):
             _fail("data.channels", self.channels, "1 (greyscale) or 3 (RGB)")
         _positive(self, "max_images", zero_ok=True)
+        if isinstance(self.workers, int) and self.workers < 0:
+            _fail("data.workers", self.workers, '"auto" or a number of processes >= 0')
 
 
 @dataclass(frozen=True)
@@ -402,6 +407,17 @@ _TYPE_WORDS = {int: "an integer", float: "a number", bool: "true or false", str:
 def _coerce(key: str, value: object, hint: object) -> object:
     """Check a TOML value against a field's type; int is accepted where a float is expected."""
     origin = typing.get_origin(hint)
+    if origin is typing.Union:  # e.g. int | Literal["auto"]: the first option that fits
+        options = typing.get_args(hint)
+        for option in options:
+            try:
+                return _coerce(key, value, option)
+            except ConfigError:
+                pass
+        words = [_TYPE_WORDS.get(o) or " or ".join(map(repr, typing.get_args(o))) for o in options]
+        raise ConfigError(
+            f"{key} = {_as_toml(value)} has the wrong type: expected " + " or ".join(words)
+        )
     if origin is Literal:
         choices = typing.get_args(hint)
         if value not in choices:

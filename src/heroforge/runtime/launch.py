@@ -41,8 +41,8 @@ from dataclasses import dataclass
 from typing import IO
 
 from heroforge.errors import EXIT_RESUMABLE, UserError
+from heroforge.runtime.signals import STOP_SIGNALS
 
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR1)
 KILL_AFTER_ENV = "HEROFORGE_KILL_AFTER_MIN"  # minutes a failed run's workers get to end
 KILL_AFTER_MIN = 10.0
 TAIL_LINES = 40  # lines of each worker's output kept for a failure's report

@@ -28,6 +28,7 @@ from heroforge.augment import AdaController, AugmentPipe
 from heroforge.config import Config, TrainConfig
 from heroforge.console import Log
 from heroforge.data.dataset import ImageDataset
+from heroforge.data.loader import worker_count
 from heroforge.errors import OperationalError
 from heroforge.nets.discriminator import build_discriminator
 from heroforge.nets.generator import build_generator
@@ -44,7 +45,7 @@ from heroforge.runtime.dist import (
     broadcast_object,
     distributed_sum,
 )
-from heroforge.runtime.launch import STOP_SIGNALS
+from heroforge.runtime.signals import STOP_SIGNALS
 from heroforge.train import checkpoint as ckpt
 from heroforge.train import judging, rollback
 from heroforge.train.loss import StyleGAN2Loss
@@ -106,7 +107,7 @@ class Trainer:
         self.frozen_d = frozen_parameters(self.D, tc.freeze_d)  # Freeze-D: never updated
         for net in (self.G, self.D, self.G_ema):
             broadcast_module(net)
-        self.reals = RealChunks(dataset, tc, dist)
+        self.reals = RealChunks(dataset, tc, dist, worker_count(cfg.data.workers, device))
         self.progress = Progress()
         self.stats = StatsLog(self.run_dir / rundir.STATS) if dist.main else None
         self.board: ScalarBoard | None = None  # TensorBoard, opened by run() on rank 0
@@ -293,6 +294,7 @@ class Trainer:
                         )
                     last_ckpt_time, last_ckpt_nimg = time.monotonic(), self.progress.nimg
         finally:
+            self.reals.close()  # no decoding processes outlive the run
             for s, handler in zip(STOP_SIGNALS, previous, strict=True):
                 signal.signal(s, handler)
             if self.board:
