@@ -247,28 +247,35 @@ class Queue:
             return _job(db, job_id)
 
     # -- supervisors ---------------------------------------------------------------------------
-    def claim(self, owner: str, lease_seconds: float, max_gpus: int) -> Job | None:
-        """Atomically take the next job: expired leases and interrupted jobs first (they hold
-        work in progress), then queued ones by priority, then age."""
+    def claim(
+        self,
+        owner: str,
+        lease_seconds: float,
+        max_gpus: int,
+        goes_on_with_fewer: Callable[[Job], bool] = lambda _job: False,
+    ) -> Job | None:
+        """Atomically take the next job for a supervisor with max_gpus GPUs (or a job that needs
+        more, when goes_on_with_fewer says its run can go on with fewer): expired leases and
+        interrupted jobs first (they hold work in progress), then queued ones by priority, then
+        age."""
         now = time.time()
         with self._tx() as db:
-            row = db.execute(
-                "SELECT * FROM jobs WHERE gpus <= :max_gpus AND ("
+            rows = db.execute(
+                "SELECT * FROM jobs WHERE"
                 "  state = :interrupted OR (state = :running AND lease_expires < :now)"
-                "  OR state = :queued) "
-                "ORDER BY CASE WHEN state = :queued THEN 1 ELSE 0 END, priority DESC, id "
-                "LIMIT 1",
+                "  OR state = :queued "
+                "ORDER BY CASE WHEN state = :queued THEN 1 ELSE 0 END, priority DESC, id",
                 {
-                    "max_gpus": max_gpus,
                     "now": now,
                     "interrupted": JobState.INTERRUPTED,
                     "running": JobState.RUNNING,
                     "queued": JobState.QUEUED,
                 },
-            ).fetchone()
-            if row is None:
+            ).fetchall()
+            jobs = map(Job.from_row, rows)
+            job = next((j for j in jobs if j.gpus <= max_gpus or goes_on_with_fewer(j)), None)
+            if job is None:
                 return None
-            job = Job.from_row(row)
             db.execute(
                 "UPDATE jobs SET state = ?, lease_owner = ?, lease_expires = ?, "
                 "started = COALESCE(started, ?) WHERE id = ?",

@@ -31,6 +31,7 @@ from heroforge.config import Config, config_from_toml
 from heroforge.console import Log
 from heroforge.errors import EXIT_RESUMABLE, HeroforgeError, UserError
 from heroforge.manager import child as proc
+from heroforge.manager.gpus import gpus_to_run
 from heroforge.manager.progress import RunProgress, read_progress
 from heroforge.manager.queue import Job, JobState, Queue
 
@@ -88,7 +89,9 @@ class Supervisor:
         try:
             while not self.stopping.is_set():
                 self._expire_dead_owners()
-                job = self.queue.claim(self.owner, self.options.lease_seconds, self.options.gpus)
+                job = self.queue.claim(
+                    self.owner, self.options.lease_seconds, self.options.gpus, self._fits_fewer
+                )
                 if job is None:
                     too_big = self._note_jobs_too_big()
                     if self.options.exit_when_idle:
@@ -103,13 +106,17 @@ class Supervisor:
             for s, handler in previous.items():
                 signal.signal(s, handler)
 
+    def _fits_fewer(self, job: Job) -> bool:
+        return gpus_to_run(job, self.options.gpus) is not None
+
     def _note_jobs_too_big(self) -> int:
         """How many waiting jobs need more GPUs than this supervisor has; each is named once
         in its log and in the job's events, so that the wait is not a silent one."""
         waiting = [
             job
             for job in self.queue.jobs(include_final=False)
-            if job.state in (JobState.QUEUED, JobState.INTERRUPTED) and job.gpus > self.options.gpus
+            if job.state in (JobState.QUEUED, JobState.INTERRUPTED)
+            and gpus_to_run(job, self.options.gpus) is None
         ]
         for job in waiting:
             if job.id not in self._told:
@@ -233,8 +240,11 @@ class _JobRun:
 
     # -- children ---------------------------------------------------------------------------
     def _start(self, run_dir: Path | None, before: RunProgress) -> subprocess.Popen:
+        gpus = gpus_to_run(self.job, self.sup.options.gpus) or self.cfg.train.gpus
+        if gpus != self.cfg.train.gpus:
+            self.sup.log(f"job {self.job.id}: goes on with {gpus} of its {self.job.gpus} GPUs")
         command = proc.train_command(
-            self.cfg.train.gpus,
+            gpus,
             run_dir,
             self.job.data,
             self.job.dir / "config.toml",
