@@ -96,3 +96,38 @@ def test_a_record_that_cannot_be_written_hides_nothing(tiny_archive, tmp_path, m
     with pytest.raises(OperationalError, match="could not write the final checkpoint"):
         start(tiny_archive, load_config("tiny-cpu", QUICK), tmp_path / "b", total_kimg=0.032,
               log=lambda _: None)  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_sigterm_to_torchrun_leaves_a_clean_stop_on_record(tiny_archive, tmp_path):
+    """torchrun ends with its own exit code after a stop (1 in the releases we know): the record
+    is what tells a supervisor or a SLURM script that the run stopped cleanly."""
+    import subprocess
+    import sys
+    import time
+
+    from helpers.training import only_run
+
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", "-m", "heroforge", "train", "--data", str(tiny_archive),
+               "--preset", "tiny-cpu", "--outdir", str(tmp_path / "runs"), "--kimg", "100",
+               "--set", "train.gpus=2", *(f"--set={s}" for s in QUICK)]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    torchrun = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:  # a first checkpoint: both workers are training
+        runs = tmp_path / "runs"
+        found = [p for p in runs.glob("*/checkpoints/ckpt-*.safetensors")] if runs.is_dir() else []
+        if found or torchrun.poll() is not None:
+            break
+        time.sleep(0.5)
+    torchrun.send_signal(signal.SIGTERM)
+    _, err = torchrun.communicate(timeout=600)
+    ending = rundir.read_ending(only_run(tmp_path / "runs"))
+    assert ending is not None, err
+    assert ending.how == "stopped", err
+    assert ending.resumable
+    assert ending.checkpoint == rundir.read_marker(
+        only_run(tmp_path / "runs") / rundir.CHECKPOINTS, rundir.LATEST
+    )
