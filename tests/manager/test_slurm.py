@@ -161,10 +161,10 @@ def test_the_script_requeues_what_the_run_folder_says_stopped(
     assert done.returncode == exit_code, said + done.stderr.decode()
     assert ("scontrol requeue 4242" in said) == requeued, said
     (launch,) = [line for line in said.splitlines() if line.startswith("launch")]
-    assert f"--resume {run_dir}/" in launch
-    assert launch.endswith("MASTER_ADDR=node7 MASTER_PORT=29500")
+    assert f"--resume {run_dir}/ --gpus {gpus} " in launch
+    assert launch.endswith("MASTER_ADDR=node7 MASTER_PORT=24242")  # 20000 + the job id
     if gpus > 1:
-        assert "--rdzv_endpoint node7:29500" in launch
+        assert "--rdzv_endpoint node7:24242" in launch
 
 
 def test_a_folder_under_a_file_is_a_user_error(tiny_archive, tmp_path):

@@ -61,7 +61,7 @@ def _stopping_worker(rank: int, port: int, archive: str, outdir: str, results: d
     def step_then_signal(self, stats):
         step(self, stats)
         if rank == 1 and self.progress.step == 2:
-            self._on_signal(signal.SIGTERM, None)
+            self.request_stop(signal.SIGTERM)
 
     Trainer.step = step_then_signal
     os.environ.update(

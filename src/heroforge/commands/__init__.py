@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script; argv defaults to sys.argv[1:]."""
     if argv is None and sys.argv[1:2] == ["train"]:
         from heroforge.runtime.allocator import restart_with_training_allocator
+        from heroforge.runtime.signals import hold_stops
 
         restart_with_training_allocator()  # returns only when nothing needed to change
+        hold_stops()  # a stop signal from here on ends with a checkpoint, never a bare exit
     try:
         app(args=argv, prog_name="heroforge")
     except HeroforgeError as err:

@@ -196,9 +196,9 @@ def logs_command(
 RUN_EPILOG = (
     "Examples:\n\n"
     "  heroforge manager run                       keep running; Ctrl-C checkpoints and stops\n\n"
-    "  heroforge manager run --gpus 8              jobs may use up to 8 GPUs (torchrun)\n\n"
+    "  heroforge manager run --gpus 8              jobs may use up to 8 GPUs (a process each)\n\n"
     "  heroforge manager run --exit-when-idle      stop when the queue is empty\n\n"
-    "Exit code 75: stopped on SIGTERM/SIGINT after the running job checkpointed; "
+    "Exit code 75: stopped on SIGTERM/SIGINT/SIGUSR1 after the running job checkpointed; "
     "starting the supervisor again resumes it first."
 )
 

@@ -116,6 +116,12 @@ def train_command(
         cfg = load_config(preset or "superheroes-512", assignments)
     nprocs = cfg.train.gpus if gpus is None else gpus
     if nprocs > 1 and not launch.already_launched(os.environ):
+        # what every worker would refuse alike is said once, before N processes start
+        if resume is not None and gpus is not None:
+            cfg.on_gpus(gpus)
+        for flag, path in (("--data", data), ("--init-from", init_from)):
+            if path is not None and not path.exists():
+                raise UserError(f"{flag} {path} does not exist")
         options = {"--data": data, "--preset": preset, "--outdir": outdir, "--kimg": kimg,
                    "--cycles": cycles, "--cycle-kimg": cycle_kimg, "--gpus": gpus, "--seed": seed,
                    "--resume": resume, "--init-from": init_from}  # fmt: skip

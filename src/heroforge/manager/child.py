@@ -10,7 +10,7 @@ supervisor cannot start a second trainer on the same run folder while an orphan 
 
 from __future__ import annotations
 
-import ctypes
+import contextlib
 import fcntl
 import os
 import signal
@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1
+from heroforge.runtime.launch import die_with_parent
 
 
 def train_command(
@@ -34,14 +34,6 @@ def train_command(
     return [*launcher, "--data", data, "--preset", str(config), "--outdir", str(outdir), *kimg]
 
 
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the lock file still prevents two trainers on one run
-
-
 def start_child(command: list[str], log_path: Path, lock_fd: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
@@ -53,18 +45,21 @@ def start_child(command: list[str], log_path: Path, lock_fd: int) -> subprocess.
             env=env,
             start_new_session=True,
             pass_fds=(lock_fd,),
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            preexec_fn=die_with_parent,
         )
 
 
 def stop_child(child: subprocess.Popen, timeout_s: float) -> int:
-    """SIGTERM (the trainer finishes its step and checkpoints), then SIGKILL after timeout_s."""
+    """SIGTERM (the trainer finishes its step and checkpoints), then SIGKILL after timeout_s to
+    the child's whole process group: its session, started for it alone, also holds the workers
+    of a run on several GPUs, which must not train on beside the next attempt."""
     if child.poll() is None:
         child.send_signal(signal.SIGTERM)
         try:
             child.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            child.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
             child.wait()
     return child.returncode
 

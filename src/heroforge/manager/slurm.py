@@ -30,8 +30,8 @@ from heroforge import rundir
 from heroforge.errors import EXIT_RESUMABLE, UserError, write_failure
 from heroforge.fileio import atomic_write_text
 from heroforge.manager.spec import JobSpec
+from heroforge.runtime.launch import SLURM_PORT_BASE
 
-RENDEZVOUS_PORT = 29500
 SIGNAL_LEAD_S = 120  # seconds of notice before SLURM's time limit or preemption
 CPUS_PER_PROCESS = 4  # the training process and 3 data loader workers, the official default
 MEM_GB_PER_PROCESS = 16  # host memory per training process: a 512 px run with its loaders
@@ -107,14 +107,15 @@ find_run() {{
 find_run
 if [ -n "$run_dir" ]; then
     rm -f {ending}  # the record read below must be this attempt's
-    args=(train --resume "$run_dir" --kimg {spec.target_kimg!r})
+    args=(train --resume "$run_dir" --gpus {gpus} --kimg {spec.target_kimg!r})
 else
     args=(train --data {q(str(spec.data))} --preset "$folder/config.toml" \\
           --outdir "$folder/runs" --kimg {spec.target_kimg!r})
 fi
 head=$(scontrol show hostnames "${{SLURM_JOB_NODELIST:-localhost}}" 2>/dev/null | head -n 1)
 export MASTER_ADDR=${{head:-localhost}}
-export MASTER_PORT=${{MASTER_PORT:-{RENDEZVOUS_PORT}}}
+port=$(({SLURM_PORT_BASE} + ${{SLURM_JOB_ID:-0}} % {SLURM_PORT_BASE}))  # a port per job
+export MASTER_PORT=${{MASTER_PORT:-$port}}
 # torchrun waits this long for its workers' stop checkpoint (its default, 30 s, is too short)
 export TORCH_ELASTIC_SHUTDOWN_TIMEOUT=${{TORCH_ELASTIC_SHUTDOWN_TIMEOUT:-3600}}
 {launch} "${{args[@]}}" &

@@ -172,12 +172,3 @@ def shutdown_distributed() -> None:
     """Leave the process group (torchrun warns about, and NCCL may hang on, groups left open)."""
     if dist.is_initialized():
         dist.destroy_process_group()
-
-
-def broadcast_object(value: object) -> object:
-    """Rank 0's value (anything picklable that rank 0 made itself) on every rank."""
-    if not dist.is_initialized():
-        return value
-    box = [value]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

@@ -17,9 +17,12 @@ lost, and torchrun itself exits 1 instead of 75. The launcher here:
 - shows rank 0's output as it comes and keeps the last lines of every worker, so that the first
   line of a failure's report is the failed worker's own error. The other ranks print the same
   lines as rank 0 (the same code runs on every rank), so N copies would bury rank 0's; theirs
-  appear only when they fail.
-Workers run in their own session, so a Ctrl-C in the terminal reaches them once, through the
-launcher; they get SIGTERM if the launcher dies (even by kill -9), and then checkpoint and stop.
+  appear only when they fail. Workers write into files that the launcher reads, not pipes: a
+  worker whose launcher died must not die of a broken pipe at its next line.
+Workers stay in the launcher's process group, so that whoever kills the group (a supervisor
+that gave up waiting) kills them too; a Ctrl-C in the terminal reaches them directly and through
+the launcher, which the trainer notes once. They get SIGTERM if the launcher dies (even by
+kill -9), and then checkpoint and stop.
 """
 
 from __future__ import annotations
@@ -34,20 +37,22 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import IO
+from pathlib import Path
 
 from heroforge.errors import EXIT_RESUMABLE, UserError
-from heroforge.runtime.signals import STOP_SIGNALS
+from heroforge.runtime.signals import STOP_SIGNALS, received
 
 KILL_AFTER_ENV = "HEROFORGE_KILL_AFTER_MIN"  # minutes a failed run's workers get to end
 KILL_AFTER_MIN = 10.0
 TAIL_LINES = 40  # lines of each worker's output kept for a failure's report
 RANK_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK")  # set by torchrun and by this launcher
-SLURM_DEFAULT_PORT = 29500
+SLURM_DEFAULT_PORT = 29500  # an srun task outside a job with an id (never in practice)
+SLURM_PORT_BASE = 20000  # job J meets on SLURM_PORT_BASE + J % SLURM_PORT_BASE
 _PR_SET_PDEATHSIG = 1
 
 
@@ -85,7 +90,7 @@ def slurm_rank_env(env: Mapping[str, str]) -> dict[str, str]:
         if name not in env and not (name == "SLURM_JOB_NODELIST" and "MASTER_ADDR" in env):
             raise UserError(f"an srun task without {name}: cannot join the other tasks")
     job = env.get("SLURM_JOB_ID", "")
-    port = 20000 + int(job) % 20000 if job.isdigit() else SLURM_DEFAULT_PORT
+    port = SLURM_PORT_BASE + int(job) % SLURM_PORT_BASE if job.isdigit() else SLURM_DEFAULT_PORT
     return {
         "RANK": env["SLURM_PROCID"],
         "WORLD_SIZE": env["SLURM_NTASKS"],
@@ -160,22 +165,25 @@ def run_workers(command: list[str], nprocs: int) -> LaunchResult:
     if not hasattr(os, "pidfd_open"):
         raise UserError("starting the workers needs Linux; use torchrun on this system")
     grace = kill_after()
-    group = _Workers(command, nprocs)
-    previous = {s: signal.signal(s, group.forward) for s in STOP_SIGNALS}
-    try:
-        group.start()
-        group.wait(grace)
-    finally:
-        group.kill_all()  # only if starting failed half way or the wait itself failed
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    return group.result()
+    with tempfile.TemporaryDirectory(prefix="heroforge-workers-") as logs:
+        group = _Workers(command, nprocs, Path(logs))
+        previous = {s: signal.signal(s, group.forward) for s in STOP_SIGNALS}
+        group.stop_signal = received()  # one that came while this process started
+        try:
+            group.start()
+            group.wait(grace)
+        finally:
+            group.kill_all()  # only if starting failed half way or the wait itself failed
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        return group.result()
 
 
 class _Workers:
-    def __init__(self, command: list[str], nprocs: int) -> None:
+    def __init__(self, command: list[str], nprocs: int, logs: Path) -> None:
         self.command = command
         self.nprocs = nprocs
+        self.logs = [logs / f"rank{rank}.log" for rank in range(nprocs)]
         self.procs: list[subprocess.Popen[bytes]] = []
         self.tails = [collections.deque[str](maxlen=TAIL_LINES) for _ in range(nprocs)]
         self.relays: list[threading.Thread] = []
@@ -185,33 +193,48 @@ class _Workers:
     def start(self) -> None:
         port = free_port()
         for rank in range(self.nprocs):
-            self.procs.append(
-                subprocess.Popen(
-                    self.command,
-                    env=worker_env(os.environ, rank, self.nprocs, port),
-                    stdin=subprocess.DEVNULL,
-                    stdout=None if rank == 0 else subprocess.PIPE,  # rank 0's: as it comes
-                    stderr=subprocess.PIPE,
-                    start_new_session=True,
-                    preexec_fn=_die_with_parent,  # safe: no relay thread runs yet
+            with open(self.logs[rank], "wb") as log:
+                self.procs.append(
+                    subprocess.Popen(
+                        self.command,
+                        env=worker_env(os.environ, rank, self.nprocs, port),
+                        stdin=subprocess.DEVNULL,
+                        stdout=None if rank == 0 else log,  # rank 0's stdout: as it is
+                        stderr=log,
+                        preexec_fn=die_with_parent,  # safe: no relay thread runs yet
+                    )
                 )
-            )
         if self.stop_signal is not None:  # arrived while the workers were being started
             self.forward(self.stop_signal, None)
-        for rank, proc in enumerate(self.procs):
-            for stream in (proc.stdout, proc.stderr):
-                if stream is not None:
-                    relay = threading.Thread(target=self._relay, args=(stream, rank), daemon=True)
-                    relay.start()
-                    self.relays.append(relay)
+        for rank in range(self.nprocs):
+            relay = threading.Thread(target=self._relay, args=(rank,), daemon=True)
+            relay.start()
+            self.relays.append(relay)
 
-    def _relay(self, stream: IO[bytes], rank: int) -> None:
-        for raw in stream:
-            line = raw.decode("utf-8", "replace")
-            self.tails[rank].append(line.rstrip("\n"))
-            if rank == 0:
-                sys.stderr.write(line)
-                sys.stderr.flush()
+    def _relay(self, rank: int) -> None:
+        """Follow a worker's log file as it grows (rank 0's onto stderr) until it has ended
+        and every line is read."""
+        pending = b""
+        with open(self.logs[rank], "rb") as log:
+            while True:
+                ended = self.procs[rank].poll() is not None  # before reading: nothing is missed
+                chunk = log.read()
+                if not chunk and ended:
+                    break
+                if not chunk:
+                    time.sleep(0.05)
+                    continue
+                *lines, pending = (pending + chunk).split(b"\n")
+                for raw in lines:
+                    self._line(rank, raw.decode("utf-8", "replace"))
+        if pending:
+            self._line(rank, pending.decode("utf-8", "replace"))
+
+    def _line(self, rank: int, line: str) -> None:
+        self.tails[rank].append(line)
+        if rank == 0:
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
 
     def forward(self, signum: int, _frame: object) -> None:
         self.stop_signal = signum
@@ -297,7 +320,7 @@ def _signal_name(number: int) -> str:
         return f"signal {number}"
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the worker before it runs: SIGTERM when the launcher dies, so that an orphan
     checkpoints and stops instead of training on unwatched (Linux; elsewhere nothing)."""
     with contextlib.suppress(OSError, AttributeError):

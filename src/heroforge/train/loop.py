@@ -42,10 +42,10 @@ from heroforge.runtime.dist import (
     all_reduce_grads,
     barrier,
     broadcast_module,
-    broadcast_object,
     distributed_sum,
+    from_rank0,
 )
-from heroforge.runtime.signals import STOP_SIGNALS
+from heroforge.runtime.signals import STOP_SIGNALS, received
 from heroforge.train import checkpoint as ckpt
 from heroforge.train import judging, rollback
 from heroforge.train.loss import StyleGAN2Loss
@@ -243,7 +243,7 @@ class Trainer:
             b_ema.copy_(b)
 
     # -- the run ------------------------------------------------------------------------------
-    def _on_signal(self, signum: int, _frame: object) -> None:
+    def request_stop(self, signum: int, _frame: object = None) -> None:
         # Only noted here: a signal can land at any moment, also between the processes'
         # agreement and the loop's check, so the loop acts on the agreed flag alone.
         self.signalled = True
@@ -254,7 +254,9 @@ class Trainer:
         """Train until total_kimg thousand images; returns "done" or "interrupted"."""
         tc = self.cfg.train
         target = round(total_kimg * 1000)
-        previous = [signal.signal(s, self._on_signal) for s in STOP_SIGNALS]
+        previous = [signal.signal(s, self.request_stop) for s in STOP_SIGNALS]
+        if (signum := received()) is not None:  # while the process was starting: one step
+            self.request_stop(signum)  # (every process must agree to stop after the same one)
         tick_stats = TickStats()
         agree_to_stop = StopAgreement(self.dist)
         session_start = last_ckpt_time = time.monotonic()
@@ -320,11 +322,11 @@ class Trainer:
         if self.dist.main:
             args = (self.run_dir, self.progress, self.cfg.stability, verdict, log)
             checkpoint = rollback.best_to_return_to(*args)
-        path = broadcast_object(None if checkpoint is None else str(checkpoint.path))
+        path = from_rank0(None if checkpoint is None else str(checkpoint.path), self.dist.world)
         if path is None:
             return False
         if checkpoint is None:  # the other ranks load the file rank 0 checked
-            checkpoint = Checkpoint(Path(str(path)), load_networks(str(path), "cpu"))
+            checkpoint = Checkpoint(Path(path), load_networks(path, "cpu"))
         from_nimg = self.progress.nimg
         elapsed = self.progress.elapsed_s  # time spent stays spent, discarded or not
         new_cfg, changes = rollback.adjusted_config(self.cfg)
