@@ -252,13 +252,15 @@ def launches(monkeypatch):
 
 def test_train_on_several_gpus_starts_as_many_workers_with_its_options(cli, launches, tmp_path):
     calls, _ = launches
-    code, _, err = cli("train", "--data", "heroes.zip", "--preset", "tiny-cpu", "--gpus", "2",
+    data = tmp_path / "heroes.zip"
+    data.write_bytes(b"checked by the workers")
+    code, _, err = cli("train", "--data", str(data), "--preset", "tiny-cpu", "--gpus", "2",
                        "--kimg", "3", "--set", "train.seed=5",
                        "--outdir", str(tmp_path))  # fmt: skip
     assert code == 75, err
     (command, nprocs), *_ = calls
     assert nprocs == 2
-    assert command == [sys.executable, "-m", "heroforge", "train", "--data", "heroes.zip",
+    assert command == [sys.executable, "-m", "heroforge", "train", "--data", str(data),
                        "--preset", "tiny-cpu", "--outdir", str(tmp_path), "--kimg", "3.0",
                        "--gpus", "2", "--set", "train.seed=5"]  # fmt: skip
 
@@ -275,10 +277,20 @@ def test_a_resumed_run_starts_as_many_workers_as_its_config_says(cli, launches, 
                        "--force"], 4)]  # fmt: skip
 
 
-def test_a_failed_worker_is_reported_first_then_its_last_lines(cli, launches):
+def test_a_missing_data_file_is_said_once_before_any_worker_starts(cli, launches, tmp_path):
+    calls, _ = launches
+    code, _, err = cli("train", "--data", str(tmp_path / "nope.zip"), "--gpus", "2")
+    assert code == 2
+    assert err == f"heroforge: error: --data {tmp_path / 'nope.zip'} does not exist\n"
+    assert calls == []
+
+
+def test_a_failed_worker_is_reported_first_then_its_last_lines(cli, launches, tmp_path):
     _, outcome = launches
     outcome[0] = launch.LaunchResult(3, "worker 1 of 2 failed (exit code 3): E: x", ["[rank 1] E"])
-    code, _, err = cli("train", "--data", "heroes.zip", "--preset", "tiny-cpu", "--gpus", "2")
+    data = tmp_path / "heroes.zip"
+    data.write_bytes(b"checked by the workers")
+    code, _, err = cli("train", "--data", str(data), "--preset", "tiny-cpu", "--gpus", "2")
     assert code == 3
     assert err.splitlines() == [
         "heroforge: error: worker 1 of 2 failed (exit code 3): E: x",

@@ -131,3 +131,42 @@ def test_a_sigterm_to_torchrun_leaves_a_clean_stop_on_record(tiny_archive, tmp_p
     assert ending.checkpoint == rundir.read_marker(
         only_run(tmp_path / "runs") / rundir.CHECKPOINTS, rundir.LATEST
     )
+
+
+@pytest.mark.slow
+def test_a_sigterm_while_training_starts_up_stops_with_a_checkpoint(tiny_archive, tmp_path):
+    """Before the trainer's own handler is in place (the networks are being built), a SIGTERM
+    is noted: training takes one step, checkpoints and exits 75, not 143 with nothing saved."""
+    import subprocess
+    import sys
+    import time
+
+    from helpers.training import only_run
+
+    command = [
+        sys.executable,
+        "-m",
+        "heroforge",
+        "train",
+        "--data",
+        str(tiny_archive),
+        "--preset",
+        "tiny-cpu",
+        "--outdir",
+        str(tmp_path / "runs"),
+        "--kimg",
+        "100",
+    ]
+    trainer = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list(tmp_path.glob("runs/*/run.json")) and trainer.poll() is None:
+        assert time.monotonic() < deadline, "no run folder in time"
+        time.sleep(0.02)
+    trainer.send_signal(signal.SIGTERM)  # the run folder exists: the Trainer is being built
+    _, err = trainer.communicate(timeout=300)
+    assert trainer.returncode == 75, err
+    run_dir = only_run(tmp_path / "runs")
+    ending = rundir.read_ending(run_dir)
+    assert ending is not None, err
+    assert ending.how == "stopped"
+    assert ending.checkpoint is not None
