@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import torch
@@ -53,3 +55,23 @@ def checkpoint_tensors(run_dir: Path, *, with_extra: bool = False) -> dict[str, 
 def tick_kimgs(run_dir: Path) -> list[float]:
     """The kimg of every tick in stats.jsonl (event lines such as verdicts repeat a tick's kimg)."""
     return [r["kimg"] for r in read_jsonl(run_dir / "stats.jsonl") if "event" not in r]
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now, for a process group's rendezvous."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def become_rank(rank: int, world: int, port: int) -> None:
+    """Make this (spawned) process rank `rank` of `world` gloo processes, as torchrun would,
+    with one torch thread (the processes share the cores)."""
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+        WORLD_SIZE=str(world),
+    )
+    torch.set_num_threads(1)

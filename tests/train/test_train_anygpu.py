@@ -12,14 +12,20 @@ bit-identical: test_train_resume.py).
 
 import json
 import os
-import socket
 import tomllib
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from helpers.training import EVERY_PHASE, checkpoint_tensors, only_run, quiet
+from helpers.training import (
+    EVERY_PHASE,
+    become_rank,
+    checkpoint_tensors,
+    free_port,
+    only_run,
+    quiet,
+)
 from heroforge.config import load_config
 from heroforge.errors import ConfigError
 from heroforge.rundir import write_config, write_run_json
@@ -37,23 +43,10 @@ def _config(chunk: int, gpus: int):
     return load_config("tiny-cpu", [*STEPS, f"train.gpus={gpus}", f"train.batch_gpu={chunk}"])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, port: int, archive: str, where: str, chunk: int, kimg: float) -> None:
     """One of two gloo processes: starts a run in the folder `where` (to kimg) or, if `where`
     is a run folder already, resumes it on two processes (to WHOLE)."""
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE="2",
-    )
-    torch.set_num_threads(1)
+    become_rank(rank, 2, port)
     if os.path.exists(os.path.join(where, "run.json")):
         resume(where, total_kimg=WHOLE, log=quiet, gpus=2)
     else:
@@ -62,7 +55,7 @@ def _worker(rank: int, port: int, archive: str, where: str, chunk: int, kimg: fl
 
 
 def _on_two_processes(archive, where, chunk: int, kimg: float = WHOLE) -> None:
-    mp.spawn(_worker, args=(_free_port(), str(archive), str(where), chunk, kimg), nprocs=2)
+    mp.spawn(_worker, args=(free_port(), str(archive), str(where), chunk, kimg), nprocs=2)
 
 
 @pytest.fixture(scope="module")

@@ -1,14 +1,19 @@
 """Two gloo processes train exactly what one process does with gradient accumulation."""
 
-import os
-import socket
 import time
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
-from helpers.training import EVERY_PHASE, checkpoint_tensors, only_run, quiet
+from helpers.training import (
+    EVERY_PHASE,
+    become_rank,
+    checkpoint_tensors,
+    free_port,
+    only_run,
+    quiet,
+)
 from heroforge.config import load_config
 from heroforge.nets.loading import load_latest
 from heroforge.runtime.dist import shutdown_distributed
@@ -17,21 +22,8 @@ from heroforge.train.run import start
 STEPS = [*EVERY_PHASE, "train.tick_kimg=0.032", "train.checkpoint_kimg=1", "train.r1_interval=2"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _worker(rank: int, world: int, port: int, archive: str, outdir: str) -> None:
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE=str(world),
-    )
-    torch.set_num_threads(1)
+    become_rank(rank, world, port)
     cfg = load_config("tiny-cpu", [*STEPS, f"train.gpus={world}"])
     start(archive, cfg, outdir, total_kimg=0.032, log=quiet)
     shutdown_distributed()
@@ -42,7 +34,7 @@ def test_two_processes_equal_one_with_accumulation(tiny_archive, tmp_path):
     torch.set_num_threads(1)
     one = load_config("tiny-cpu", [*STEPS, "train.batch_gpu=4"])  # two chunks of 4, accumulated
     start(tiny_archive, one, tmp_path / "one", total_kimg=0.032, log=quiet)
-    mp.spawn(_worker, args=(2, _free_port(), str(tiny_archive), str(tmp_path / "two")), nprocs=2)
+    mp.spawn(_worker, args=(2, free_port(), str(tiny_archive), str(tmp_path / "two")), nprocs=2)
     a = checkpoint_tensors(only_run(tmp_path / "one"))
     b = checkpoint_tensors(only_run(tmp_path / "two"))
     assert a.keys() == b.keys()
@@ -64,14 +56,7 @@ def _stopping_worker(rank: int, port: int, archive: str, outdir: str, results: d
             self.request_stop(signal.SIGTERM)
 
     Trainer.step = step_then_signal
-    os.environ.update(
-        MASTER_ADDR="127.0.0.1",
-        MASTER_PORT=str(port),
-        RANK=str(rank),
-        LOCAL_RANK=str(rank),
-        WORLD_SIZE="2",
-    )
-    torch.set_num_threads(1)
+    become_rank(rank, 2, port)
     cfg = load_config("tiny-cpu", [*STEPS, "train.gpus=2"])
     _, outcome = start(archive, cfg, outdir, total_kimg=0.1, log=quiet)
     results[rank] = outcome
@@ -83,7 +68,7 @@ def test_a_stop_signal_on_one_process_stops_all_at_the_same_step(tiny_archive, t
         results = manager.dict()
         context = mp.spawn(
             _stopping_worker,
-            args=(_free_port(), str(tiny_archive), str(tmp_path), results),
+            args=(free_port(), str(tiny_archive), str(tmp_path), results),
             nprocs=2,
             join=False,
         )
