@@ -178,3 +178,18 @@ def test_a_bad_worker_count_is_refused(value, message):
     with pytest.raises(ConfigError) as caught:
         load_config("tiny-cpu", [f"data.workers={value}"])
     assert str(caught.value) == message
+
+
+def test_torchs_dead_worker_handler_is_gone_even_when_an_earlier_loader_set_it(dataset):
+    """torch installs its SIGCHLD handler once per process, at the first DataLoader with
+    workers; a ChunkLoader started later must still take it away (it would raise wherever the
+    trainer happens to be when any worker ends)."""
+    plain = torch.utils.data.DataLoader(range(4), num_workers=1)
+    assert list(plain) == [torch.tensor(i) for i in range(4)]
+    loader = ChunkLoader(dataset, workers=1, pin_memory=False)
+    loader.start([i % 24] for i in range(8))
+    try:
+        handler = signal.getsignal(signal.SIGCHLD)
+        assert getattr(handler, "__module__", "") != "torch.utils.data._utils.signal_handling"
+    finally:
+        loader.close()

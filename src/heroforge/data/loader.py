@@ -63,6 +63,11 @@ def _leave_stopping_to_the_trainer(_worker_id: int) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
+def _is_torchs(handler: object) -> bool:
+    """Whether a signal handler is the one torch's DataLoader installs for SIGCHLD."""
+    return getattr(handler, "__module__", None) == "torch.utils.data._utils.signal_handling"
+
+
 def _how_it_ended(exitcode: int) -> str:
     if exitcode < 0:
         return f"was killed by {signal.Signals(-exitcode).name}"
@@ -120,11 +125,12 @@ class ChunkLoader:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         self._workers = [p for p in multiprocessing.active_children() if p not in before]
         _RUNNING.update(self._workers)
-        if signal.getsignal(signal.SIGCHLD) is not sigchld:
+        if _is_torchs(signal.getsignal(signal.SIGCHLD)):
             # torch's handler raises wherever the main thread happens to be (in a collective,
             # in a checkpoint write); without it, a dead worker is reported by next(), which
-            # checks the workers every few seconds while it waits for their images.
-            signal.signal(signal.SIGCHLD, sigchld)
+            # checks the workers every few seconds while it waits for their images. (torch
+            # installs it once per process: an earlier DataLoader may have put it there.)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL if _is_torchs(sigchld) else sigchld)
 
     def next(self) -> Chunk:
         """The next chunk of the series given to start()."""
