@@ -28,6 +28,14 @@ class OperationalError(HeroforgeError):
     exit_code = 74
 
 
+class SaveError(OperationalError):
+    """Training's work could not be saved (a checkpoint or another run file): the run stops at
+    once, the last good checkpoint untouched, rather than train on with nowhere to keep the
+    result. Free space or fix the folder, then resume (EX_CANTCREAT in sysexits.h)."""
+
+    exit_code = 73
+
+
 # Exit code of `heroforge train` and `heroforge manager run` stopped by SIGTERM/SIGINT after the
 # work was checkpointed: starting them again goes on (EX_TEMPFAIL in sysexits.h).
 EXIT_RESUMABLE = 75
