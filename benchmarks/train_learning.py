@@ -9,7 +9,13 @@ half the start value.
 --one-picture trains on 32 copies of the first prepared picture instead: a sanity check that
 a GAN must pass quickly (it should end up drawing that picture, so FID falls far).
 
+--precisions fp32,bf16 --seeds 0,1,2 trains once per (precision, seed) on the same data, one
+record each (GAN curves are noisy: compare precisions over several seeds, not one run). A
+precision other than fp32 needs reduced-precision blocks: tiny-cpu has none, so add e.g.
+--set network.num_fp16_res=4 (then fp32 runs the same network wholly in fp32).
+
 Usage: python benchmarks/train_learning.py [--kimg 10] [--images 128] [--curve] [--one-picture]
+       [--precisions fp32,bf16] [--seeds 0,1,2]
        [--set SECTION.KEY=VALUE ...] [--out DIR (keep the data and the run)]
 """
 
@@ -44,18 +50,18 @@ def build_data(out: Path, one_picture: bool) -> Path:
     return out / "heroes.zip"
 
 
-def curve(archive: Path, cfg: Config, run_dir: Path, images: int) -> None:
+def curve(archive: Path, cfg: Config, run_dir: Path, images: int, tags: dict) -> None:
     """FID/KID of every checkpoint's G_ema (the checkpoints of a run with keep_checkpoints high)."""
     from heroforge.data.dataset import ImageDataset
     from heroforge.nets.weights import load_networks
-    from heroforge.train.checkpoint import list_checkpoints
+    from heroforge.rundir import list_checkpoints
 
     dataset = ImageDataset(archive, resolution=cfg.data.resolution)
     for path in sorted(list_checkpoints(run_dir / "checkpoints")):
         loaded = load_networks(path)
         fid, kid = demo.fid_kid(loaded.networks["G_ema"], dataset, cfg, images)
         kimg = loaded.metadata["nimg"] / 1000
-        print(json.dumps({"kimg": kimg, "fid": fid, "kid": kid}), flush=True)
+        print(json.dumps({**tags, "kimg": kimg, "fid": fid, "kid": kid}), flush=True)
 
 
 def main() -> None:
@@ -66,33 +72,51 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     parser.add_argument("--one-picture", action="store_true")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--precisions", help="comma-separated, e.g. fp32,bf16")
+    parser.add_argument("--seeds", help="comma-separated train.seed values, e.g. 0,1,2")
     args = parser.parse_args()
     torch.set_num_threads(1)  # as the demo
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp)
         out.mkdir(parents=True, exist_ok=True)
         archive = build_data(out, args.one_picture)
-        overrides = [*args.overrides, *(["train.keep_checkpoints=1000"] if args.curve else [])]
-        cfg = load_config("tiny-cpu", overrides)
-        start = time.perf_counter()
-        run_dir, _ = training.start(archive, cfg, out / "runs", args.kimg, log=lambda *_: None)
-        seconds = time.perf_counter() - start
-        if args.curve:
-            curve(archive, cfg, run_dir, args.images)
-        check = demo.learning_check(archive, cfg, run_dir, args.images)
-        record = {
-            "benchmark": "train_learning",
-            "kimg": args.kimg,
-            "train_seconds": round(seconds, 1),
-            "images": args.images,
-            "overrides": args.overrides,
-            "one_picture": args.one_picture,
-            **check,
-            "fid_ratio": round(check["fid_end"] / check["fid_start"], 3),
-            "kid_ratio": round(check["kid_end"] / check["kid_start"], 3),
-            "goal": "ratio <= 0.5",
-        }
-        print(json.dumps(record), flush=True)
+        curve_keeps = ["train.keep_checkpoints=1000"] if args.curve else []
+        for precision in args.precisions.split(",") if args.precisions else [None]:
+            for seed in args.seeds.split(",") if args.seeds else [None]:
+                chosen = [
+                    *([f"train.precision={precision}"] if precision else []),
+                    *([f"train.seed={seed}"] if seed else []),
+                ]
+                cfg = load_config("tiny-cpu", [*args.overrides, *curve_keeps, *chosen])
+                runs = out / "runs" / f"{precision or 'default'}-{seed or 'default'}"
+                record(archive, cfg, runs, args, [*args.overrides, *chosen])
+
+
+def record(
+    archive: Path, cfg: Config, runs: Path, args: argparse.Namespace, overrides: list
+) -> None:
+    """Train one run and print its JSON record (and, with --curve, one line per checkpoint)."""
+    start = time.perf_counter()
+    run_dir, _ = training.start(archive, cfg, runs, args.kimg, log=lambda *_: None)
+    seconds = time.perf_counter() - start
+    tags = {"precision": cfg.train.precision, "seed": cfg.train.seed}
+    if args.curve:
+        curve(archive, cfg, run_dir, args.images, tags)
+    check = demo.learning_check(archive, cfg, run_dir, args.images)
+    result = {
+        "benchmark": "train_learning",
+        **tags,
+        "kimg": args.kimg,
+        "train_seconds": round(seconds, 1),
+        "images": args.images,
+        "overrides": overrides,
+        "one_picture": args.one_picture,
+        **check,
+        "fid_ratio": round(check["fid_end"] / check["fid_start"], 3),
+        "kid_ratio": round(check["kid_end"] / check["kid_start"], 3),
+        "goal": "ratio <= 0.5",
+    }
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,10 @@ from heroforge.data.dataset import ImageDataset
 from heroforge.nets.loading import load_latest
 from heroforge.nets.synthesis import SynthesisBlock
 from heroforge.runtime.dist import DistInfo
+from heroforge.train import precision
 from heroforge.train.loop import Trainer, phases_at
 from heroforge.train.precision import Precision, resolve_precision
+from heroforge.train.run import resume, start
 from heroforge.train.stats import TickStats
 
 CPU = torch.device("cpu")
@@ -34,12 +36,33 @@ def _steps(trainer: Trainer, count: int) -> TickStats:
     return stats
 
 
-def test_auto_is_fp32_on_the_cpu_and_each_setting_means_one_thing():
-    assert resolve_precision("auto", CPU) == Precision(None, False)
+def test_each_setting_means_one_thing_on_the_cpu():
     assert resolve_precision("fp32", CPU) == Precision(None, False)
     assert resolve_precision("fp16", CPU) == Precision(torch.float16, True)
     assert resolve_precision("bf16", CPU) == Precision(torch.bfloat16, False)
     assert resolve_precision("bf16", CPU).name == "bf16"
+
+
+@pytest.mark.parametrize(("native", "chosen"), [(True, "bf16"), (False, "fp32")])
+def test_auto_on_the_cpu_takes_bf16_only_where_it_is_native(monkeypatch, native, chosen):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    assert resolve_precision("auto", CPU).name == chosen
+
+
+@pytest.mark.parametrize(
+    ("flags", "native"),
+    [
+        ("fpu sse2 avx2 avx512f avx512_bf16 avx512_fp16", True),  # Sapphire Rapids, Zen 4
+        ("fpu sse2 avx2 avx512f amx_bf16 amx_tile", True),
+        ("fpu sse2 avx2 avx512f avx512bw avx512_vnni", False),  # Skylake-SP: emulated only
+        ("fpu sse2 avx2", False),
+    ],
+)
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path, flags, native):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: some CPU\nflags\t\t: {flags}\n\n")
+    assert precision.cpu_has_native_bf16(cpuinfo) is native
+    assert precision.cpu_has_native_bf16(tmp_path / "absent") is False  # no /proc: macOS
 
 
 @pytest.mark.parametrize(("capability", "chosen"), [((7, 0), "fp16"), ((8, 0), "bf16")])
@@ -130,11 +153,58 @@ def test_compiled_main_phases_train_like_the_eager_ones(tiny_archive, tmp_path, 
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
 
-def test_blocks_compute_in_fp32_on_the_cpu_by_default(tiny_archive, tmp_path):
-    trainer = _trainer(tiny_archive, tmp_path)
+def test_blocks_compute_in_fp32_on_the_cpu_without_a_reduced_type(tiny_archive, tmp_path):
+    trainer = _trainer(tiny_archive, tmp_path, "train.precision=fp16")
     top = [b for b in trainer.G.synthesis.blocks() if isinstance(b, SynthesisBlock)][-1]
     assert top.use_fp16
+    top.half_dtype = None  # the networks' own default, as generate and the metrics use them
     assert top.compute_dtype(torch.zeros(1)) == torch.float32
+    assert top.compute_dtype(torch.zeros(1, device="meta")) == torch.float32
+
+
+@pytest.mark.parametrize("setting", ["bf16", "fp16"])
+def test_g_ema_renders_in_the_networks_own_precision_whatever_g_trains_in(
+    tiny_archive, tmp_path, setting
+):
+    """The metrics, `best` and the sample grids must judge the pictures `generate` draws:
+    G_ema's top blocks run fp32 on the CPU (fp16 on CUDA, as the official metrics)."""
+    trainer = _trainer(tiny_archive, tmp_path, f"train.precision={setting}")
+    _steps(trainer, 2)
+    top_g = [b for b in trainer.G.synthesis.blocks() if isinstance(b, SynthesisBlock)][-1]
+    top_ema = [b for b in trainer.G_ema.synthesis.blocks() if isinstance(b, SynthesisBlock)][-1]
+    assert top_g.compute_dtype(torch.zeros(1)) == resolve_precision(setting, CPU).half
+    assert top_ema.compute_dtype(torch.zeros(1)) == torch.float32
+    fresh = _trainer(tiny_archive, tmp_path / "fp32", "train.precision=fp32").G_ema
+    fresh.load_state_dict(trainer.G_ema.state_dict())
+    ws = trainer.G_ema.mapping(torch.randn(2, trainer.G_ema.z_dim), None)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            trainer.G_ema.synthesis(ws, noise_mode="const"),
+            fresh.synthesis(ws, noise_mode="const"),
+        )
+
+
+def test_the_run_records_and_logs_what_auto_chose(tiny_archive, tmp_path, monkeypatch):
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: True)
+    cfg = load_config("tiny-cpu", ["network.num_fp16_res=2", "train.tick_kimg=0.016"])
+    lines: list[str] = []
+    run_dir, _ = start(tiny_archive, cfg, tmp_path, total_kimg=0.016, log=lines.append)
+    assert json.loads((run_dir / "run.json").read_text())["precision"] == "bf16"
+    assert any("precision bf16 (auto)" in line for line in lines)
+    ticks = [json.loads(line) for line in (run_dir / "stats.jsonl").read_text().splitlines()]
+    assert {t["precision"] for t in ticks if "tick" in t} == {"bf16"}
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+    resume(run_dir, total_kimg=0.032, log=lines.append)
+    run = json.loads((run_dir / "run.json").read_text())
+    assert run["resumes"][-1]["precision"] == "fp32"
+
+
+def test_a_network_without_reduced_blocks_trains_in_fp32_whatever_the_setting(
+    tiny_archive, tmp_path
+):
+    cfg = load_config("tiny-cpu", ["train.precision=bf16"])  # tiny-cpu: num_fp16_res = 0
+    run_dir, _ = start(tiny_archive, cfg, tmp_path, total_kimg=0.016, log=lambda *_: None)
+    assert json.loads((run_dir / "run.json").read_text())["precision"] == "fp32"
 
 
 def test_a_training_step_never_reads_values_back_from_the_device(tiny_archive, tmp_path):

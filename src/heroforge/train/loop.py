@@ -49,7 +49,7 @@ from heroforge.runtime.signals import STOP_SIGNALS, received
 from heroforge.train import checkpoint as ckpt
 from heroforge.train import judging, rollback
 from heroforge.train.loss import StyleGAN2Loss
-from heroforge.train.precision import make_scalers, resolve_precision
+from heroforge.train.precision import make_scalers, precision_in_use, resolve_precision
 from heroforge.train.sampler import RealChunks
 from heroforge.train.seeding import seed_chunk, seed_everything, set_deterministic
 from heroforge.train.stability import Verdict
@@ -93,8 +93,12 @@ class Trainer:
         self.D = build_discriminator(cfg, c_dim).to(device).train().requires_grad_(False)
         self.G_ema = copy.deepcopy(self.G).eval()
         self.precision = resolve_precision(tc.precision, device)
-        for net in (self.G, self.D, self.G_ema):
+        for net in (self.G, self.D):
             set_half_dtype(net, self.precision.half)
+        # G_ema keeps the networks' own precision (fp16 top blocks on CUDA, as the official
+        # metrics render it; fp32 on the CPU), whatever G and D train in: the metrics, the
+        # choice of `best` and the sample grids then see the pictures `generate` draws
+        self.precision_in_use = precision_in_use(self.precision, cfg.network.num_fp16_res)
         self.scalers = make_scalers(self.precision, device)
         self.augment = AugmentPipe.from_config(cfg.augment).to(device)
         self.ada = AdaController.from_config(cfg.augment, reduce=distributed_sum)
@@ -384,6 +388,7 @@ class Trainer:
             "eta_s": eta_s,
             "elapsed_s": round(p.elapsed_s, 1),
             "rss_mb": round(peak_rss_mb(), 1),
+            "precision": self.precision_in_use,
             **tick_stats.means(),
         }
         if self.dist.device.type == "cuda":
@@ -398,5 +403,5 @@ class Trainer:
         log(
             f"tick {record['tick']:<5d} kimg {record['kimg']:<9.3f} s/kimg {sec_per_kimg:<8.2f} "
             f"G {record.get('loss/G', math.nan):.3f} D {record.get('loss/D', math.nan):.3f} "
-            f"p {record['augment_p']:.3f} eta {eta_s / 60:.1f} min"
+            f"p {record['augment_p']:.3f} {self.precision_in_use} eta {eta_s / 60:.1f} min"
         )

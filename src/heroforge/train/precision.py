@@ -11,7 +11,12 @@ compute in a reduced type (nets/layers.py: ReducedPrecision) with their outputs 
   and the scale halved, and it doubles after 2,000 good steps (torch.amp.GradScaler). One
   scaler per network, since G's and D's gradients differ in size by orders of magnitude. With
   the fused Adam used on GPUs the skip decision stays on the device (no synchronisation).
-- on the CPU "auto" means fp32 everywhere, which is also what makes runs bit-exact.
+- on a CPU with native bf16 arithmetic (x86 avx512_bf16 or amx_bf16: Intel Cooper Lake /
+  Sapphire Rapids, AMD Zen 4 and later) "auto" picks bf16: oneDNN's bf16 convolutions run about
+  twice as fast as fp32 there (a 64 px "auto" training step 1.7x), and the blocks that use it
+  are the ones the official code runs in fp16 on GPUs. Other CPUs emulate bf16, slowly: fp32.
+  "fp32" stays for runs that must be bit-identical across machines (bf16 rounding follows the
+  CPU's kernels; on one machine a bf16 run is as reproducible as an fp32 one).
 
 The regularisers' inner gradients (R1, path length) are taken unscaled, as the official code
 does; only the final backward of each phase is scaled.
@@ -20,8 +25,14 @@ does; only the final backward of each phase is scaled.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
 
 import torch
+
+# /proc/cpuinfo flags of x86 CPUs that compute bf16 natively (dot products in AVX-512 or AMX
+# tiles); oneDNN uses them for bf16 convolutions and matrix products
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 @dataclass(frozen=True)
@@ -36,7 +47,9 @@ class Precision:
 
 def resolve_precision(setting: str, device: torch.device) -> Precision:
     """The precision a train.precision setting means on this device."""
-    if setting == "auto":
+    if setting == "auto" and device.type == "cpu":
+        setting = "bf16" if cpu_has_native_bf16() else "fp32"
+    elif setting == "auto":
         if device.type != "cuda":
             return Precision(None, False)
         # bf16 natively from Ampere (compute capability 8) on; older GPUs only emulate it,
@@ -48,6 +61,27 @@ def resolve_precision(setting: str, device: torch.device) -> Precision:
     if setting == "bf16":
         return Precision(torch.bfloat16, False)
     return Precision(None, False)
+
+
+def precision_in_use(precision: Precision, num_fp16_res: int) -> str:
+    """What the networks train in: the reduced type if any of their blocks runs in it
+    (network.num_fp16_res > 0), else "fp32"."""
+    return precision.name if num_fp16_res > 0 else "fp32"
+
+
+@cache
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this machine's CPU has bf16 arithmetic in hardware (see NATIVE_BF16_FLAGS).
+    Read from the kernel's CPU flags: torch's own check (mkldnn bf16 "supported") also says yes
+    to CPUs that only emulate it with plain AVX-512. No /proc (macOS, Windows): no."""
+    try:
+        text = cpuinfo.read_text(errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return not NATIVE_BF16_FLAGS.isdisjoint(line.partition(":")[2].split())
+    return False
 
 
 def make_scalers(precision: Precision, device: torch.device) -> dict[str, torch.amp.GradScaler]:

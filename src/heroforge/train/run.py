@@ -26,6 +26,7 @@ from heroforge.errors import UserError
 from heroforge.nets.loading import load_latest
 from heroforge.runtime.dist import DistInfo, barrier, from_rank0, init_distributed
 from heroforge.train.loop import Trainer
+from heroforge.train.precision import precision_in_use, resolve_precision
 from heroforge.train.transfer import InitModel, load_init_model
 
 
@@ -79,6 +80,7 @@ def start(
             "total_kimg": target,
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             "heroforge_version": __version__,
+            "precision": _trainer_precision(cfg, info),
         }
         if init is not None:
             run["init_from"] = init.record()
@@ -88,7 +90,7 @@ def start(
     if init is not None:
         init.copy_to(trainer.networks())
         log(f"weights from {init.path}")
-    log(f"run {run_dir}: {len(dataset)} images, target {target} kimg")
+    log(f"run {run_dir}: {len(dataset)} images, target {target} kimg, {_precision_text(trainer)}")
     return run_dir, _train(trainer, target, log)
 
 
@@ -127,7 +129,10 @@ def resume(
             raise UserError(f"{checkpoint.path.name} was made with another network config")
         trainer.restore(checkpoint)
         kimg = trainer.progress.nimg / 1000
-        log(f"resumed {run_dir} at {kimg:.3f} kimg from {checkpoint.path.name}")
+        log(
+            f"resumed {run_dir} at {kimg:.3f} kimg from {checkpoint.path.name}, "
+            f"{_precision_text(trainer)}"
+        )
         if kimg >= target:
             log(f"{kimg:.3f} kimg reaches the target of {target} kimg: nothing to train "
                 "(--kimg N trains on to N)")  # fmt: skip
@@ -142,6 +147,7 @@ def resume(
         rundir.write_config(run_dir, cfg)
         resumed = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "gpus": info.world}
         resumed["kimg"] = trainer.progress.nimg / 1000
+        resumed["precision"] = trainer.precision_in_use
         target_kept = {} if total_kimg is None else {"total_kimg": target}
         resumes = [*run.get("resumes", []), resumed]
         rundir.write_run_json(run_dir, {**run, **target_kept, "resumes": resumes})
@@ -184,6 +190,18 @@ def _record_ending(trainer: Trainer, how: str, log: Log, error: str | None = Non
         rundir.write_ending(trainer.run_dir, how, trainer.progress.nimg, latest, error)
     except OSError as err:
         log(f"could not record how training ended ({how}): {err}")
+
+
+def _trainer_precision(cfg: Config, info: DistInfo) -> str:
+    """What the Trainer of cfg will train in on this process's device (Trainer.precision_in_use)."""
+    precision = resolve_precision(cfg.train.precision, info.device)
+    return precision_in_use(precision, cfg.network.num_fp16_res)
+
+
+def _precision_text(trainer: Trainer) -> str:
+    """The precision the run trains in, and why when "auto" chose it."""
+    setting, used = trainer.cfg.train.precision, trainer.precision_in_use
+    return f"precision {used}" + (" (auto)" if setting == "auto" else "")
 
 
 def _check_world(cfg: Config, info: DistInfo) -> None:
