@@ -118,8 +118,9 @@ class Layer:
 class Builder:
     """The official layer tree of a tiny configuration, with random values everywhere."""
 
-    def __init__(self, code: OfficialCode, g_arch="skip", d_arch="resnet") -> None:
+    def __init__(self, code: OfficialCode, g_arch="skip", d_arch="resnet", c_dim=C_DIM) -> None:
         self.code, self.g_arch, self.d_arch = code, g_arch, d_arch
+        self.c_dim = c_dim  # 0: unconditional, without the label mappings
         self.gen = torch.Generator().manual_seed(0)
 
     def rand(self, *shape) -> torch.Tensor:
@@ -189,8 +190,8 @@ class Builder:
         )
 
     def mapping(self, z_dim, w_dim, lr, num_layers, w_avg=True) -> Layer:
-        modules = {"embed": self.fc(C_DIM, w_dim)}
-        features = [z_dim + w_dim] + [w_dim] * num_layers
+        modules = {"embed": self.fc(self.c_dim, w_dim)} if self.c_dim else {}
+        features = [z_dim + (w_dim if self.c_dim else 0)] + [w_dim] * num_layers
         for i in range(num_layers):
             modules[f"fc{i}"] = self.fc(features[i], features[i + 1], lr=lr, act="lrelu")
         buffers = {"w_avg": self.rand(w_dim)} if w_avg else {}
@@ -213,7 +214,7 @@ class Builder:
             "synthesis_kwargs": self.code.easydict(
                 channel_base=BASE, channel_max=CMAX, num_fp16_res=4, conv_clamp=256
             ),
-            "c_dim": C_DIM,
+            "c_dim": self.c_dim,
             "img_resolution": RES,
             "img_channels": 3,
         }
@@ -235,12 +236,13 @@ class Builder:
     def discriminator(self) -> Layer:
         modules = {f"b{r}": self.discriminator_block(r) for r in (32, 16, 8)}
         cmap = channels(4)
-        modules["mapping"] = self.mapping(0, cmap, 0.01, 8, w_avg=False)
+        if self.c_dim:
+            modules["mapping"] = self.mapping(0, cmap, 0.01, 8, w_avg=False)
         epilogue = {
             "mbstd": self.layer("MinibatchStdLayer", attrs={"group_size": 4, "num_channels": 1}),
             "conv": self.conv(cmap + 1, cmap, 3),
             "fc": self.fc(cmap * 16, cmap, act="lrelu"),
-            "out": self.fc(cmap, cmap),
+            "out": self.fc(cmap, cmap if self.c_dim else 1),
         }
         if self.d_arch == "skip":
             epilogue["fromrgb"] = self.conv(3, cmap, 1)
@@ -253,7 +255,7 @@ class Builder:
             "channel_max": CMAX,
             "num_fp16_res": 4,
             "conv_clamp": 256,
-            "c_dim": C_DIM,
+            "c_dim": self.c_dim,
             "img_resolution": RES,
             "img_channels": 3,
         }
