@@ -36,7 +36,7 @@ def test_help_keeps_its_order_of_commands():
     group = typer.main.get_command(app)
     assert group.list_commands(click.Context(group)) == [
         "status", "synth", "prepare", "archive", "import-official", "generate", "morph",
-        "child", "mix", "project", "serve", "train", "demo", "version",
+        "child", "mix", "project", "export", "metrics", "serve", "train", "demo", "version",
         "config", "nets", "queue", "manager",
     ]  # fmt: skip
 

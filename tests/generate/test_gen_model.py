@@ -77,7 +77,7 @@ def test_missing_corrupt_and_other_files_are_refused(tmp_path, model_path):
     (tmp_path / "text.safetensors").write_text("hello")
     one_line_error(tmp_path / "text.safetensors", "is missing")
     (tmp_path / "net.pkl").write_bytes(b"\x80\x04")
-    one_line_error(tmp_path / "net.pkl", "import-official")
+    one_line_error(tmp_path / "net.pkl", "not a readable network pickle")
     corrupt = tmp_path / "corrupt.safetensors"
     blob = bytearray(model_path.read_bytes())
     blob[-100] ^= 0xFF

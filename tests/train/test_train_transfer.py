@@ -96,7 +96,7 @@ def test_an_imported_model_folder_is_accepted_and_mismatches_are_one_line(source
     with pytest.raises(UserError, match="needs a generator and D"):
         load_init_model(only_g, cfg, c_dim=0)
     (tmp_path / "net.pkl").write_bytes(b"x")
-    with pytest.raises(UserError, match="convert it first"):
+    with pytest.raises(UserError, match="not a readable network pickle"):
         load_init_model(tmp_path / "net.pkl", cfg, c_dim=0)
 
 

@@ -4,8 +4,10 @@ Below both train and generate: generation and `train --init-from` load a model t
 and a resume loads the newest checkpoint that verifies. A run folder gives its best snapshot
 if one is marked (best.json), else its newest checkpoint that verifies; a checkpoints folder
 the same; a folder holding a single network file (what importing an official model writes)
-that file. Every way of failing (missing, corrupt, half-written, a pickle, a text file) ends
-in a one-line UserError: the files are the user's and may be anything.
+that file; an official StyleGAN2-ADA pickle goes through the restricted reader of
+nets/official.py (nothing in it runs). Every way of failing (missing, corrupt, half-written, a
+pickle that is not an official network, a text file) ends in a one-line UserError: the files
+are the user's and may be anything.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ import torch
 
 from heroforge import rundir
 from heroforge.errors import UserError
+from heroforge.nets.official import read_official
 from heroforge.nets.weights import LoadedNetworks, load_networks
 from heroforge.rundir import sidecar_path
+
+GIVE = "give a run folder, a .safetensors network file or an official .pkl"
 
 
 @dataclass
@@ -58,12 +63,13 @@ def load_model(
     model: str | Path, device: str | torch.device = "cpu"
 ) -> tuple[LoadedNetworks, Path, list[str]]:
     """Every network `model` holds (run folder: best snapshot, else newest good checkpoint;
-    checkpoints folder; folder with one network file; network file), the file they came from,
+    checkpoints folder; folder with one network file; network file; official pickle), the file
+    they came from,
     and notes on what was skipped. Shared by generation and by `train --init-from`."""
     path = Path(model).expanduser()
     device = torch.device(device)
     if not path.exists():
-        raise UserError(f"no model at {path}: give a run folder or a .safetensors network file")
+        raise UserError(f"no model at {path}: {GIVE}")
     if path.suffix == ".json" and path.with_suffix(".safetensors").is_file():
         path = path.with_suffix(".safetensors")  # the sidecar was named instead of the tensors
     notes: list[str] = []
@@ -77,12 +83,9 @@ def load_model(
 def load_file(path: Path, device: str | torch.device = "cpu") -> LoadedNetworks:
     """One network file, every failure a one-line UserError."""
     if path.suffix == ".pkl":
-        raise UserError(
-            f"{path} is an official pickle: convert it first with `heroforge import-official "
-            f"{path} --out DIR` (pickles can run code, so they are never loaded directly)"
-        )
+        return load_official(path, device)
     if path.suffix != ".safetensors":
-        raise UserError(f"{path} is not a model: give a run folder or a .safetensors network file")
+        raise UserError(f"{path} is not a model: {GIVE}")
     try:
         return load_networks(path, device)
     except UserError:
@@ -91,6 +94,14 @@ def load_file(path: Path, device: str | torch.device = "cpu") -> LoadedNetworks:
         # A sidecar that parses as JSON but holds nonsense fails inside the config or the
         # network constructors; for the user it is one more damaged file.
         raise UserError(f"cannot load {path}: {one_line(err)}") from None
+
+
+def load_official(path: Path, device: str | torch.device = "cpu") -> LoadedNetworks:
+    """An official StyleGAN2-ADA pickle, read as `import-official` reads it: nothing in the file
+    runs, and the networks are those the import would have saved."""
+    loaded = read_official(path)
+    loaded.networks = {name: net.to(device) for name, net in loaded.networks.items()}
+    return loaded
 
 
 def _load_folder(

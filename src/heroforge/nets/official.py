@@ -2,8 +2,10 @@
 
     read_official_pickle (official_pickle.py)  inert records: class names, arguments, tensors
     config_of (official_config.py)            the heroforge Config those arguments describe
-    import_official (here)                    build G, D, G_ema, check and load every tensor,
-                                              save them with weights.save_networks
+    read_official (here)                      build G, D, G_ema, check and load every tensor
+    import_official (here)                    save them with weights.save_networks; generate,
+                                              train --init-from ... read the pickle directly
+                                              through read_official (nets/loading.py)
 
 Names: heroforge's layers carry the official attribute names (mapping.fc0, synthesis.b4.conv1,
 b4.fc, ...), so an official tensor keeps its name. OFFICIAL_NAMES still spells out every name
@@ -34,7 +36,7 @@ from heroforge.nets.official_config import (
 )
 from heroforge.nets.official_pickle import OfficialPickle, PersistentObject, read_official_pickle
 from heroforge.nets.ops import setup_filter
-from heroforge.nets.weights import BUILDERS, save_networks
+from heroforge.nets.weights import BUILDERS, LoadedNetworks, save_networks
 
 MODEL_FILE = "model.safetensors"
 KINDS = {"G": "generator", "D": "discriminator", "G_ema": "generator"}
@@ -186,16 +188,11 @@ class ImportSummary:
     config: Config  # the heroforge config that rebuilds the networks exactly
 
 
-def import_official(pkl: str | Path, out: str | Path) -> ImportSummary:
-    """Read an official StyleGAN2-ADA pickle and write out/model.safetensors (+ .json).
-
-    Anything the file holds beyond plain data, or networks heroforge cannot reproduce
-    exactly, is refused with a one-line UserError; nothing is written then.
-    """
-    pkl, out = Path(pkl), Path(out)
-    target = out / MODEL_FILE
-    if target.exists():
-        raise UserError(f"{target} already exists; choose another --out or remove it")
+def read_official(pkl: str | Path) -> LoadedNetworks:
+    """G, D and G_ema of an official StyleGAN2-ADA pickle as heroforge networks (on the CPU),
+    with the metadata import_official records. Anything the file holds beyond plain data, or
+    networks heroforge cannot reproduce exactly, is refused with a one-line UserError."""
+    pkl = Path(pkl)
     contents = read_official_pickle(pkl)
     _check_family(pkl, contents)
     cfg, c_dim = config_of(pkl, contents)
@@ -203,15 +200,26 @@ def import_official(pkl: str | Path, out: str | Path) -> ImportSummary:
         name: load_network(f"{pkl}: {name}", kind, contents.networks[name], cfg, c_dim)
         for name, kind in KINDS.items()
     }
+    return LoadedNetworks(networks, cfg, c_dim, _metadata(pkl, contents))
+
+
+def import_official(pkl: str | Path, out: str | Path) -> ImportSummary:
+    """Read an official StyleGAN2-ADA pickle and write out/model.safetensors (+ .json);
+    nothing is written when read_official refuses the file."""
+    target = Path(out) / MODEL_FILE
+    if target.exists():
+        raise UserError(f"{target} already exists; choose another --out or remove it")
+    loaded = read_official(pkl)
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise write_failure(f"cannot create {out}", err) from None
-    save_networks(target, networks, cfg, c_dim, metadata=_metadata(pkl, contents))
+        raise write_failure(f"cannot create {target.parent}", err) from None
+    save_networks(target, loaded.networks, loaded.cfg, loaded.c_dim, metadata=loaded.metadata)
+    cfg = loaded.cfg
     return ImportSummary(
         path=target,
         resolution=cfg.data.resolution,
         channels=cfg.data.channels,
-        c_dim=c_dim,
+        c_dim=loaded.c_dim,
         config=cfg,
     )

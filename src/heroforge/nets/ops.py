@@ -214,7 +214,7 @@ def _conv(
 
 def _depthwise(f: torch.Tensor, channels: int, dtype: torch.dtype) -> torch.Tensor:
     """The filter as the weight of a depthwise convolution over `channels` channels."""
-    return f.to(dtype)[None, None].expand(channels, 1, *f.shape)
+    return f.to(dtype)[None, None].expand(int(channels), 1, *map(int, f.shape))  # ints: export
 
 
 def upfirdn2d(
@@ -305,7 +305,7 @@ def bias_act(
 
 def _transpose_weight(w: torch.Tensor, groups: int) -> torch.Tensor:
     """[G*out, in, k, k] -> [G*in, out, k, k]: the weight layout of conv_transpose2d."""
-    out_total, in_per_group, kh, kw = w.shape
+    out_total, in_per_group, kh, kw = map(int, w.shape)  # plain ints also when traced (export)
     w = w.reshape(groups, out_total // groups, in_per_group, kh, kw).transpose(1, 2)
     return w.reshape(groups * in_per_group, out_total // groups, kh, kw)
 
@@ -330,7 +330,7 @@ def conv2d_resample(
     cheaper side (fewer channels x pixels): after the conv when upsampling, before when down.
     bias, when given, is added last.
     """
-    k = w.shape[-1]
+    k = int(w.shape[-1])  # weights and filters have fixed sizes, also when traced (export)
     if up == 1 and down == 1:
         return _conv(
             x, w, bias, padding=k // 2, groups=groups, gain=weight_gain, input_scale=input_scale
@@ -339,7 +339,7 @@ def conv2d_resample(
         raise ValueError(
             f"conv2d_resample supports up=2 or down=2 with a filter, got {up=} {down=}"
         )
-    fw = f.shape[-1]
+    fw = int(f.shape[-1])
     if down == 2:
         if input_scale is not None:
             raise ValueError("conv2d_resample takes no input_scale when downsampling")

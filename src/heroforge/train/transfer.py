@@ -98,4 +98,7 @@ def load_init_model(model: str | Path, cfg: Config, c_dim: int) -> InitModel:
     ):
         held = ", ".join(sorted(nets)) or "nothing"
         raise UserError(f"--init-from {path}: needs a generator and D, the file holds {held}")
-    return InitModel(path, rundir.recorded_sha256(path), G, D, G_ema, loaded.metadata)
+    # an official pickle has no sidecar: the checksum the reader took of the file stands for it
+    official = path.suffix == ".pkl"
+    sha256 = loaded.metadata["pickle_sha256"] if official else rundir.recorded_sha256(path)
+    return InitModel(path, sha256, G, D, G_ema, loaded.metadata)
