@@ -384,6 +384,7 @@ class Trainer:
             "eta_s": eta_s,
             "elapsed_s": round(p.elapsed_s, 1),
             "rss_mb": round(peak_rss_mb(), 1),
+            "threads": torch.get_num_threads(),  # the supervisor sizes it (manager/cpus.py)
             **tick_stats.means(),
         }
         if self.dist.device.type == "cuda":
