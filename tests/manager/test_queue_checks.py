@@ -5,12 +5,11 @@ import json
 import math
 import shutil
 import sqlite3
-import zipfile
 
 import pytest
 
+from helpers.files import archive_without_one_image
 from heroforge.manager import open_queue
-from heroforge.manager.cpus import child_thread_env
 
 
 def _strict(text: str):
@@ -25,16 +24,6 @@ def _submit(cli, root, data, *overrides: str, kimg: str = "0.032") -> None:
     code, _, err = cli("queue", "submit", "--root", str(root), "--data", str(data), "--preset",
                        "tiny-cpu", "--kimg", kimg, *sets)  # fmt: skip
     assert code == 0, err
-
-
-def _without_one_image(archive, out) -> None:
-    """Another archive of the same size and format: one picture fewer."""
-    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(out, "w") as dst:
-        names = src.namelist()
-        dropped = next(n for n in names if n.endswith(".png"))
-        for name in names:
-            if name != dropped:
-                dst.writestr(name, src.read(name))
 
 
 @pytest.mark.parametrize("kimg", ["1e309", "inf", "nan", "0"])
@@ -76,7 +65,7 @@ def test_a_dataset_changed_after_submit_is_refused_with_the_reason(cli, tiny_arc
     root, data = tmp_path / "root", tmp_path / "heroes.zip"
     shutil.copy(tiny_archive, data)
     _submit(cli, root, data)
-    _without_one_image(tiny_archive, data)  # overwritten before any supervisor started it
+    archive_without_one_image(tiny_archive, data)  # overwritten before any supervisor started it
     code, _, err = cli("manager", "run", "--root", str(root), "--exit-when-idle")
     assert code == 0, err
     job = _strict(cli("queue", "show", "1", "--root", str(root))[1])
@@ -127,6 +116,8 @@ def test_a_queue_file_of_version_1_is_upgraded_in_place(tiny_archive, tmp_path):
 
 
 def test_a_childs_threads_are_its_share_of_the_given_cores():
+    from heroforge.manager.cpus import child_thread_env
+
     assert child_thread_env({}, 4, 2) == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     assert child_thread_env({"OMP_NUM_THREADS": "8"}, 3, 1)["OMP_NUM_THREADS"] == "3"
     assert child_thread_env({"OMP_NUM_THREADS": "8"}, None, 1) == {}  # the user's choice stays
