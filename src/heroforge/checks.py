@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -19,3 +20,11 @@ def worker_count(workers: int) -> int:
     if workers < 0:
         raise UserError(f"--workers must be 0 (one per CPU core) or more, got {workers}")
     return workers or os.cpu_count() or 1
+
+
+def target_kimg(kimg: float, what: str = "--kimg") -> float:
+    """A training length: a finite number of kimg above 0. `train` and `queue submit` both
+    check it here, so that the queue never holds a job its trainer would refuse."""
+    if not (math.isfinite(kimg) and kimg > 0):
+        raise UserError(f"{what} must be a positive number of kimg, got {kimg}")
+    return kimg

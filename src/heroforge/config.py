@@ -312,11 +312,18 @@ class JobConfig:
     poll_seconds: float = 30.0  # the supervisor checks progress this often
     hang_minutes: float = 30.0  # no progress for this long counts as a hang (restart)
     retry_backoff_seconds: float = 30.0  # wait before a restart; doubles per failure
+    # a job whose data is missing or whose trainer could not save (a full disk) waits this
+    # long, looked at again with a growing backoff, before it is marked failed
+    wait_minutes: float = 1440.0
+    # train on whatever the data file holds at each start; false: a dataset that changed since
+    # submit is refused (its fingerprint is checked before every start)
+    follow_data: bool = False
 
     def __post_init__(self) -> None:
         for name in ("max_failures", "poll_seconds", "hang_minutes"):
             _positive(self, name)
-        _positive(self, "retry_backoff_seconds", zero_ok=True)
+        for name in ("retry_backoff_seconds", "wait_minutes"):
+            _positive(self, name, zero_ok=True)
         if abs(self.priority) > MAX_PRIORITY:
             _fail("job.priority", self.priority, f"within +-{MAX_PRIORITY:,}")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 
@@ -24,3 +25,14 @@ def copy_synth_pictures(synth_set: tuple[Path, list[dict]], dest: Path, count: i
 def read_manifest(prepared: Path) -> list[dict]:
     """The rows of a prepared folder's manifest.jsonl, one a picture."""
     return read_jsonl(prepared / "manifest.jsonl")
+
+
+def archive_without_one_image(archive: Path, out: Path) -> None:
+    """Another training archive of the same size and format: one picture fewer (a dataset
+    that changed, for its fingerprint)."""
+    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(out, "w") as dst:
+        names = src.namelist()
+        dropped = next(n for n in names if n.endswith(".png"))
+        for name in names:
+            if name != dropped:
+                dst.writestr(name, src.read(name))

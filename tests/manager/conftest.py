@@ -34,8 +34,10 @@ class Manager:
         self.queue: Queue = open_queue(root)
         self.supervisors: list[subprocess.Popen] = []
 
-    def submit(self, kimg: float, *overrides: str, allow_duplicate: bool = True) -> int:
-        spec = spec_from_options(self.archive, "tiny-cpu", kimg, [*FAST_JOB, *overrides])
+    def submit(
+        self, kimg: float, *overrides: str, allow_duplicate: bool = True, data: Path | None = None
+    ) -> int:
+        spec = spec_from_options(data or self.archive, "tiny-cpu", kimg, [*FAST_JOB, *overrides])
         return submit(self.queue, spec, allow_duplicate).id
 
     def supervisor(self, *args: str) -> subprocess.Popen:

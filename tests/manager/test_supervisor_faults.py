@@ -132,20 +132,14 @@ def test_cancel_and_hang(manager):
 
 
 @pytest.mark.slow
-def test_a_job_that_fails_the_same_way_is_marked_failed_and_the_next_runs(manager, tmp_path):
-    data = tmp_path / "moved.zip"
-    data.write_bytes(manager.archive.read_bytes())
-    from heroforge.manager import submit
-    from heroforge.manager.spec import spec_from_options
-
-    spec = spec_from_options(data, "tiny-cpu", 0.032, ["job.max_failures=2",
-                             "job.retry_backoff_seconds=0.1", "job.poll_seconds=0.2"])  # fmt: skip
-    broken = submit(manager.queue, spec).id
-    data.unlink()  # the data vanished after submit: every start fails the same way
+def test_a_job_that_fails_the_same_way_is_marked_failed_and_the_next_runs(manager):
+    broken = manager.submit(0.032, "job.max_failures=2", "job.retry_backoff_seconds=0.1")
+    # a file where its trainer makes the run folder: every start fails the same way
+    (manager.queue.get(broken).dir / "runs").write_text("in the way")
     fine = manager.submit(0.032)
     assert manager.supervisor().wait(timeout=300) == 0, manager.logs()
     job = manager.queue.get(broken)
     assert job.state == "failed"
     assert "2 times" in job.reason
-    assert "does not exist" in job.reason
+    assert "is a file" in job.reason
     assert manager.queue.get(fine).state == "done"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
@@ -109,13 +108,13 @@ def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts.")] = False,
 ) -> None:
     """The jobs, one line each."""
-    from heroforge.manager.status import jobs_table, summary
+    from heroforge.manager.status import jobs_table, strict_json, summary
 
     jobs = listed_jobs(root, all_jobs, as_json)
     if jobs is None:
         return
     if as_json:
-        print(json.dumps([summary(j) for j in jobs], indent=1))
+        print(strict_json([summary(j) for j in jobs]))
     elif not jobs:
         console.print("the queue is empty (heroforge queue submit --help)")
     else:
@@ -123,12 +122,12 @@ def list_command(
 
 
 def show_command(job_id: JobId, root: Root = None) -> None:
-    """Everything about one job: settings, progress, and its history of events."""
-    from heroforge.manager.status import summary
+    """Everything about one job (JSON): settings, progress, and its history of events."""
+    from heroforge.manager.status import strict_json, summary
 
     queue = _queue(root)
     job = queue.get(job_id)
-    print(json.dumps({**summary(job), "events": queue.events(job_id)}, indent=1))
+    print(strict_json({**summary(job), "events": queue.events(job_id)}))
 
 
 def cancel_command(job_id: JobId, root: Root = None) -> None:
@@ -144,6 +143,12 @@ def pause_command(job_id: JobId, root: Root = None) -> None:
 def resume_command(job_id: JobId, root: Root = None) -> None:
     """Put a paused job back in the queue."""
     _say_state(_queue(root).resume(job_id), None)
+
+
+def retry_command(job_id: JobId, root: Root = None) -> None:
+    """Put a failed job back in the queue: it goes on in its own folder from its newest good
+    checkpoint, its failure count cleared."""
+    _say_state(_queue(root).retry(job_id), None)
 
 
 def priority_command(
@@ -198,6 +203,7 @@ RUN_EPILOG = (
     "  heroforge manager run                       keep running; Ctrl-C checkpoints and stops\n\n"
     "  heroforge manager run --gpus 8              jobs may use up to 8 GPUs (a process each)\n\n"
     "  heroforge manager run --exit-when-idle      stop when the queue is empty\n\n"
+    "  heroforge manager run --cpus 4              its trainers use 4 CPU threads in all\n\n"
     "Exit code 75: stopped on SIGTERM/SIGINT/SIGUSR1 after the running job checkpointed; "
     "starting the supervisor again resumes it first."
 )
@@ -215,17 +221,29 @@ def run_command(
     stop_timeout: Annotated[
         float, typer.Option(help="Seconds a trainer may take to checkpoint when stopped.")
     ] = 300.0,
+    cpus: Annotated[
+        int | None,
+        typer.Option(
+            envvar="HEROFORGE_CPUS",
+            help="CPU cores (threads) for this supervisor's trainers, split over a job's "
+            "processes; give each supervisor on one machine its share (default: "
+            "OMP_NUM_THREADS if set, else the cores this process may run on).",
+        ),
+    ] = None,
 ) -> None:
     """Train queued jobs one after another, resuming interrupted ones first."""
     from heroforge.manager.supervisor import Supervisor, SupervisorOptions
 
     if gpus < 1 or lease_seconds <= 0 or stop_timeout <= 0:
         raise UserError("--gpus must be >= 1, --lease-seconds and --stop-timeout positive")
+    if cpus is not None and cpus < 1:
+        raise UserError(f"--cpus (or HEROFORGE_CPUS) must be 1 or more, got {cpus}")
     options = SupervisorOptions(
         gpus=gpus,
         lease_seconds=lease_seconds,
         exit_when_idle=exit_when_idle,
         stop_timeout_seconds=stop_timeout,
+        cpus=cpus,
     )
 
     def log(message: str) -> None:
@@ -291,7 +309,7 @@ def slurm_command(
     spec = spec_from_options(data, preset, kimg, list(overrides or []))
     res = SlurmResources(nodes, time_limit, cpu_only, cpus_per_task, mem)
     res.check(spec.cfg.train.gpus)  # before the data is read: the quick mistakes first
-    fingerprint_data(spec)  # the data must open the way training will open it
+    fingerprint_data(spec.data, spec.cfg)  # the data must open the way training will open it
     path = write_sbatch(spec, out, res)
     console.print(f"wrote {path}\n  sbatch {path}", markup=False, highlight=False)
 
@@ -304,6 +322,7 @@ def register(app: typer.Typer) -> None:
     add_command(queue, cancel_command, "cancel")
     add_command(queue, pause_command, "pause")
     add_command(queue, resume_command, "resume")
+    add_command(queue, retry_command, "retry")
     add_command(queue, priority_command, "priority")
     # `logs --follow` runs until Ctrl-C: that is its usual end, not an interruption
     add_command(queue, logs_command, "logs", on_interrupt=None)

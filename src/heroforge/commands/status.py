@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import typer
@@ -17,13 +16,13 @@ def status_command(
     as_json: Annotated[bool, typer.Option("--json", help="JSON for scripts.")] = False,
 ) -> None:
     """The queue, and for each running job its progress, speed, ETA and interruptions."""
-    from heroforge.manager.status import render_status, summary
+    from heroforge.manager.status import render_status, strict_json, summary
 
     jobs = listed_jobs(root, True, as_json)
     if jobs is None:
         return
     if as_json:
-        print(json.dumps([summary(j) for j in jobs], indent=1))
+        print(strict_json([summary(j) for j in jobs]))
     else:
         render_status(console, jobs)
 

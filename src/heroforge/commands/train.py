@@ -6,7 +6,6 @@ The library (heroforge.train, which imports torch) is imported inside the comman
 
 from __future__ import annotations
 
-import math
 import os
 import shlex
 import sys
@@ -89,11 +88,12 @@ def train_command(
     train.freeze_d=N keeps the first N discriminator blocks fixed.
     """
     from heroforge import rundir
+    from heroforge.checks import target_kimg
     from heroforge.config import load_config
     from heroforge.runtime import launch
 
-    if kimg is not None and not (math.isfinite(kimg) and kimg > 0):
-        raise UserError(f"--kimg must be a positive number of kimg, got {kimg}")
+    if kimg is not None:
+        target_kimg(kimg)
     if resume is not None:
         given = [overrides, preset, outdir, cycles, cycle_kimg, seed, init_from]
         if any(value is not None for value in given):

@@ -51,7 +51,7 @@ def open_queue(root: Path | None = None, create: bool = True) -> Queue:
 
 def submit(queue: Queue, spec: JobSpec, allow_duplicate: bool = False) -> Job:
     """Check the data, refuse a duplicate of an unfinished job, and queue the job."""
-    fingerprint, count = fingerprint_data(spec)
+    fingerprint, count = fingerprint_data(spec.data, spec.cfg)
     if count == 0:
         raise UserError(f"the training data {spec.data} holds no images")
     twin = queue.find_duplicate(fingerprint, spec.config_sha, spec.target_kimg)

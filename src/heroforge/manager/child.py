@@ -16,26 +16,37 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from heroforge.runtime.launch import die_with_parent
 
 
 def train_command(
-    gpus: int, run_dir: Path | None, data: str, config: Path, outdir: Path, target_kimg: float
+    gpus: int,
+    run_dir: Path | None,
+    data: str,
+    config: Path,
+    outdir: Path,
+    target_kimg: float,
+    follow_data: bool = False,
 ) -> list[str]:
-    """The command that starts (no run folder yet) or resumes the job's training."""
+    """The command that starts (no run folder yet) or resumes the job's training; follow_data
+    resumes on the data file as it is now, whatever the run started on."""
     # with gpus > 1, `heroforge train` starts its workers itself (runtime/launch.py) and waits
     # for their stop checkpoint however long it takes (torchrun kills them after 30 s)
     launcher = [sys.executable, "-m", "heroforge", "train"]
     kimg = ["--kimg", repr(float(target_kimg))]
     if run_dir is not None:
-        return [*launcher, "--resume", str(run_dir), "--gpus", str(gpus), *kimg]
+        force = ["--force"] if follow_data else []
+        return [*launcher, "--resume", str(run_dir), "--gpus", str(gpus), *kimg, *force]
     return [*launcher, "--data", data, "--preset", str(config), "--outdir", str(outdir), *kimg]
 
 
-def start_child(command: list[str], log_path: Path, lock_fd: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+def start_child(
+    command: list[str], log_path: Path, lock_fd: int, env_changes: Mapping[str, str]
+) -> subprocess.Popen:
+    env = {**os.environ, **env_changes, "PYTHONUNBUFFERED": "1"}
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             command,

@@ -28,6 +28,7 @@ class RunProgress:
     fid: float | None = None
     fid_kimg: float | None = None
     verdict: str | None = None
+    threads: int | None = None  # CPU threads the trainer ran with, at the last tick
     ticks: int = 0
 
     def as_dict(self) -> dict[str, Any]:
@@ -53,6 +54,7 @@ def read_progress(run_dir: Path | None) -> RunProgress:
                 elapsed_s=record.get("elapsed_s", 0.0),
                 augment_p=record.get("augment_p"),
                 rt=record.get("rt"),
+                threads=record.get("threads"),
             )
     nimg, age = latest_checkpoint(run_dir / rundir.CHECKPOINTS)
     if nimg is not None:

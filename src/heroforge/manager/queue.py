@@ -6,7 +6,9 @@ that is not renewed (the supervisor died) expires and the job goes to the next s
 asks, before any queued job. `BEGIN IMMEDIATE` makes a claim atomic across processes, so two
 supervisors never run the same job.
 
-A job's state is a JobState; the file stores its text ("queued", "running", ...).
+A job's state is a JobState; the file stores its text ("queued", "running", ...). A waiting
+job (its data is missing, or its trainer could not save its work) is handed to a supervisor
+again from not_before on, like an interrupted one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 
 from heroforge.config import MAX_PRIORITY
 from heroforge.errors import OperationalError, UserError, write_failure
+from heroforge.manager.queue_schema import create_or_upgrade
 
 
 class JobState(StrEnum):
@@ -30,50 +33,21 @@ class JobState(StrEnum):
     RUNNING = "running"  # claimed by a supervisor (lease_owner) until lease_expires
     INTERRUPTED = "interrupted"  # stopped on purpose (supervisor SIGTERM); runs before queued
     PAUSED = "paused"  # kept aside until `queue resume`
+    WAITING = "waiting"  # for its data or for disk space (reason), looked at again at not_before
     DONE = "done"  # trained to its target kimg
     FAILED = "failed"  # failed the same way job.max_failures times, or could not start
     CANCELLED = "cancelled"  # by `queue cancel` or the web page
 
 
-SCHEMA_VERSION = 1
 FINAL_STATES = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
-ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING, JobState.INTERRUPTED, JobState.PAUSED)
+ACTIVE_STATES = (
+    JobState.QUEUED,
+    JobState.RUNNING,
+    JobState.INTERRUPTED,
+    JobState.PAUSED,
+    JobState.WAITING,
+)
 BUSY_TIMEOUT_MS = 10_000
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    name TEXT NOT NULL,
-    state TEXT NOT NULL,
-    priority INTEGER NOT NULL,
-    gpus INTEGER NOT NULL,
-    target_kimg REAL NOT NULL,
-    data TEXT NOT NULL,
-    fingerprint TEXT NOT NULL,
-    config_sha TEXT NOT NULL,
-    job_dir TEXT NOT NULL,
-    created REAL NOT NULL,
-    started REAL,
-    finished REAL,
-    lease_owner TEXT,
-    lease_expires REAL,
-    request TEXT,
-    child_pid INTEGER,
-    kimg REAL NOT NULL DEFAULT 0,
-    restarts INTEGER NOT NULL DEFAULT 0,
-    failures INTEGER NOT NULL DEFAULT 0,
-    reason TEXT,
-    status TEXT
-);
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id INTEGER NOT NULL REFERENCES jobs(id),
-    time REAL NOT NULL,
-    kind TEXT NOT NULL,
-    detail TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_by_job ON events(job_id, id);
-"""
 
 
 @dataclass(frozen=True)
@@ -100,6 +74,8 @@ class Job:
     failures: int
     reason: str | None
     status: str | None  # JSON: the supervisor's last progress reading
+    not_before: float | None  # a waiting job is not started again before this time
+    waiting_since: float | None  # when its waiting began (it fails after job.wait_minutes)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> Job:
@@ -124,15 +100,7 @@ class Queue:
             folder = self.path.parent
             raise write_failure(f"cannot create the queue's folder {folder}", err) from None
         with self._tx() as db:
-            version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise UserError(
-                    f"{self.path} was written by a newer heroforge (queue version {version})"
-                )
-            if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):  # executescript() would COMMIT early
-                    db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            create_or_upgrade(db, self.path)
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
@@ -231,12 +199,29 @@ class Queue:
                 db.execute("UPDATE jobs SET request = NULL WHERE id = ?", (job_id,))
             elif job.state == JobState.PAUSED:
                 db.execute(
-                    "UPDATE jobs SET state = ?, reason = NULL, failures = 0 WHERE id = ?",
+                    "UPDATE jobs SET state = ?, reason = NULL, failures = 0, not_before = NULL, "
+                    "waiting_since = NULL WHERE id = ?",
                     (JobState.QUEUED, job_id),
                 )
             else:
                 raise UserError(f"job {job_id} is {job.state}, not paused")
             _event(db, job_id, "resume requested", {})
+            return _job(db, job_id)
+
+    def retry(self, job_id: int) -> Job:
+        """Put a failed job back in the queue: it goes on in its own folder from its newest good
+        checkpoint, with its failure count cleared."""
+        with self._tx() as db:
+            job = _job(db, job_id)
+            if job.state != JobState.FAILED:
+                hint = " (`queue resume` puts a paused job back)" if job.state == "paused" else ""
+                raise UserError(f"job {job_id} is {job.state}; only a failed job is retried{hint}")
+            db.execute(
+                "UPDATE jobs SET state = ?, reason = NULL, failures = 0, finished = NULL, "
+                "not_before = NULL, waiting_since = NULL WHERE id = ?",
+                (JobState.QUEUED, job_id),
+            )
+            _event(db, job_id, "retry requested", {"reason": job.reason})
             return _job(db, job_id)
 
     def set_priority(self, job_id: int, priority: int) -> Job:
@@ -263,13 +248,14 @@ class Queue:
             rows = db.execute(
                 "SELECT * FROM jobs WHERE"
                 "  state = :interrupted OR (state = :running AND lease_expires < :now)"
-                "  OR state = :queued "
+                "  OR (state = :waiting AND not_before <= :now) OR state = :queued "
                 "ORDER BY CASE WHEN state = :queued THEN 1 ELSE 0 END, priority DESC, id",
                 {
                     "now": now,
                     "interrupted": JobState.INTERRUPTED,
                     "running": JobState.RUNNING,
                     "queued": JobState.QUEUED,
+                    "waiting": JobState.WAITING,
                 },
             ).fetchall()
             jobs = map(Job.from_row, rows)
@@ -316,10 +302,35 @@ class Queue:
             _set_state(db, job_id, state, reason)
             db.execute(
                 "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, request = NULL, "
-                "child_pid = NULL WHERE id = ?",
+                "child_pid = NULL, not_before = NULL, waiting_since = NULL WHERE id = ?",
                 (job_id,),
             )
             _event(db, job_id, state, {"reason": reason})
+
+    def wait(self, job_id: int, owner: str, reason: str, seconds: float) -> None:
+        """The supervisor lets go of a job that cannot go on yet (its data is missing, its
+        trainer could not save): any supervisor starts it again after `seconds`."""
+        now = time.time()
+        with self._tx() as db:
+            job = _job(db, job_id)
+            if job.lease_owner != owner:
+                return  # someone took it over after our lease expired: theirs now
+            _set_state(db, job_id, JobState.WAITING, reason)
+            db.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_expires = NULL, request = NULL, "
+                "child_pid = NULL, not_before = ?, waiting_since = COALESCE(waiting_since, ?) "
+                "WHERE id = ?",
+                (now + seconds, now, job_id),
+            )
+            _event(db, job_id, JobState.WAITING, {"reason": reason, "seconds": seconds})
+
+    def next_wait_end(self) -> float | None:
+        """When the first waiting job may be started again (None: no job waits)."""
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT MIN(not_before) FROM jobs WHERE state = ?", (JobState.WAITING,)
+            ).fetchone()
+        return row[0]
 
     def record(self, job_id: int, kind: str, **detail: Any) -> None:
         with self._tx() as db:

@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from heroforge.checks import target_kimg
 from heroforge.config import Config, load_config
 from heroforge.errors import UserError
 
@@ -44,9 +45,7 @@ def spec_from_options(
 ) -> JobSpec:
     """Resolve and check a job given on the command line (relative paths: the current dir)."""
     cfg = load_config(preset, overrides)
-    target = cfg.train.total_kimg if kimg is None else float(kimg)
-    if not target > 0:
-        raise UserError(f"--kimg must be positive, not {kimg}")
+    target = cfg.train.total_kimg if kimg is None else target_kimg(float(kimg))
     path = Path(data).expanduser().resolve()
     if not path.exists():
         raise UserError(f"the training data {data} does not exist")
@@ -80,6 +79,8 @@ def read_spec(path: Path) -> JobSpec:
         raise UserError(f'set in {path} must be a list of "SECTION.KEY=VALUE" strings')
     if kimg is not None and (isinstance(kimg, bool) or not isinstance(kimg, int | float)):
         raise UserError(f"kimg in {path} must be a number, not {kimg!r}")
+    if kimg is not None:
+        target_kimg(kimg, f"kimg in {path}")
     base = path.parent
     preset_path = base / preset
     if preset.endswith(".toml") and preset_path.exists():
@@ -87,15 +88,15 @@ def read_spec(path: Path) -> JobSpec:
     return spec_from_options(base / Path(values["data"]).expanduser(), preset, kimg, overrides)
 
 
-def fingerprint_data(spec: JobSpec) -> tuple[str, int]:
+def fingerprint_data(data: Path, cfg: Config) -> tuple[str, int]:
     """Open the data the way training will (same resolution check) and fingerprint it."""
     from heroforge.data.dataset import ImageDataset
 
     dataset = ImageDataset(
-        spec.data,
-        resolution=spec.cfg.data.resolution,
-        mirror=spec.cfg.data.mirror,
-        use_labels=spec.cfg.data.use_labels,
-        max_images=spec.cfg.data.max_images,
+        data,
+        resolution=cfg.data.resolution,
+        mirror=cfg.data.mirror,
+        use_labels=cfg.data.use_labels,
+        max_images=cfg.data.max_images,
     )
     return dataset.fingerprint(), len(dataset)

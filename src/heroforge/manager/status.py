@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -15,32 +17,59 @@ from heroforge import rundir
 from heroforge.manager.queue import FINAL_STATES, Job, JobState
 
 
+def strict_json(value: Any) -> str:
+    """JSON that every parser reads: a number that is not finite (an infinite target kimg
+    queued by an older heroforge, a NaN loss) is written as null, never as Infinity or NaN."""
+    return json.dumps(_finite(value), indent=1, allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(v) for key, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 def summary(job: Job) -> dict[str, Any]:
     """A job as plain data: queue fields, the supervisor's last progress reading, and how the
     run's last training session ended (read from the run folder: it may be newer than the
-    supervisor's reading, e.g. written by a trainer that outlived its supervisor)."""
+    supervisor's reading, e.g. written by a trainer that outlived its supervisor). Numbers that
+    are not finite are None, so that it is valid JSON (the web API's too)."""
     status = job.status_dict()
     updated = status.pop("updated", None)
     ending = last_ending(job)
-    return {
-        "id": job.id,
-        "name": job.name,
-        "state": job.state.value,
-        "priority": job.priority,
-        "gpus": job.gpus,
-        "kimg": job.kimg,
-        "target_kimg": job.target_kimg,
-        "restarts": job.restarts,
-        "failures": job.failures,
-        "reason": job.reason,
-        "request": job.request,
-        "data": job.data,
-        "job_dir": job.job_dir,
-        "supervisor": job.lease_owner,
-        "status_age_s": round(time.time() - updated, 1) if updated else None,
-        **{k: v for k, v in status.items() if k not in ("kimg", "target_kimg")},
-        "ending": asdict(ending) if ending else None,
-    }
+    return _finite(
+        {
+            "id": job.id,
+            "name": job.name,
+            "state": job.state.value,
+            "priority": job.priority,
+            "gpus": job.gpus,
+            "kimg": job.kimg,
+            "target_kimg": job.target_kimg,
+            "restarts": job.restarts,
+            "failures": job.failures,
+            "reason": job.reason,
+            "request": job.request,
+            "data": job.data,
+            "job_dir": job.job_dir,
+            "supervisor": job.lease_owner,
+            "status_age_s": round(time.time() - updated, 1) if updated else None,
+            **{k: v for k, v in status.items() if k not in ("kimg", "target_kimg")},
+            "ending": asdict(ending) if ending else None,
+            "next_look_s": next_look(job),
+        }
+    )
+
+
+def next_look(job: Job) -> float | None:
+    """Seconds until a waiting job may start again (None: it is not waiting)."""
+    if job.state != JobState.WAITING or job.not_before is None:
+        return None
+    return round(max(0.0, job.not_before - time.time()), 1)
 
 
 def _duration(seconds: float | None) -> str:
@@ -62,6 +91,8 @@ def jobs_table(jobs: list[Job]) -> Table:
         note = job.reason or ""
         if job.request and job.state == JobState.RUNNING:  # carried out by its supervisor soon
             note = f"{job.request} requested"
+        if (look := next_look(job)) is not None:
+            note += f" (next look in {_duration(look)})"
         table.add_row(
             str(job.id),
             job.name,
@@ -81,6 +112,9 @@ def render_status(console: Console, jobs: list[Job]) -> None:
         return
     console.print(jobs_table(jobs))
     for job in jobs:
+        if job.reason and job.state in (JobState.FAILED, JobState.WAITING):
+            # whole, since the table's note column may cut it short
+            console.print(f"job {job.id}: {job.state}: {job.reason}", markup=False, highlight=False)
         if job.state not in (JobState.RUNNING, *FINAL_STATES):
             _print_ending(console, job)
         if job.state != JobState.RUNNING:
@@ -94,7 +128,7 @@ def render_status(console: Console, jobs: list[Job]) -> None:
         fid = s.get("fid")
         lines = [
             f"kimg {job.kimg:.3f} / {job.target_kimg:g}   s/kimg {spk if spk else '-'}   "
-            f"ETA {_duration(s.get('eta_s'))}",
+            f"ETA {_duration(s.get('eta_s'))}   CPU threads {s.get('threads') or '-'}",
             f"restarts {job.restarts}   time not training (start-up, interruptions, redone "
             f"work) {_duration(s.get('lost_s'))}"
             f"   last checkpoint {_duration(s.get('checkpoint_age_s'))} ago "

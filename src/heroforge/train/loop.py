@@ -389,6 +389,7 @@ class Trainer:
             "elapsed_s": round(p.elapsed_s, 1),
             "rss_mb": round(peak_rss_mb(), 1),
             "precision": self.precision_in_use,
+            "threads": torch.get_num_threads(),  # the supervisor sizes it (manager/cpus.py)
             **tick_stats.means(),
         }
         if self.dist.device.type == "cuda":

@@ -10,7 +10,6 @@ or another number of GPUs; a different dataset or network config is refused unle
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import torch
 
 from heroforge import __version__, rundir
-from heroforge.checks import require_folder
+from heroforge.checks import require_folder, target_kimg
 from heroforge.config import Config
 from heroforge.console import Log
 from heroforge.data.dataset import ImageDataset
@@ -66,8 +65,7 @@ def start(
     # every process reads the same file; checked before any folder is made
     init = None if init_from is None else load_init_model(init_from, cfg, dataset.c_dim)
     target = cfg.train.total_kimg if total_kimg is None else total_kimg
-    if not (math.isfinite(target) and target > 0):
-        raise UserError(f"the training length must be a positive number of kimg, got {target}")
+    target_kimg(target, "the training length")
     run_dir = None
     if info.main:
         name = cfg.job.name or Path(data).stem
