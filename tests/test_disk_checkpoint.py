@@ -8,7 +8,7 @@ import time
 import pytest
 import torch.multiprocessing as mp
 
-from helpers.disks import immutable, small_disk
+from helpers.disks import immutable, save_error_line, small_disk
 from helpers.training import become_rank, free_port, only_run, quiet, tick_kimgs
 from heroforge import rundir
 from heroforge.config import load_config
@@ -18,15 +18,6 @@ from heroforge.nets.loading import load_latest
 QUICK = ["train.tick_kimg=0.02", "train.checkpoint_kimg=0.02", "train.keep_checkpoints=20"]
 SETS = [word for setting in QUICK for word in ("--set", setting)]
 DISK_MB = 12  # room for one tiny-cpu checkpoint (7.5 MB) and the run's small files, not two
-
-
-def error_line(code: int, err: str) -> str:
-    """The one error line a failed command printed (and there was no traceback)."""
-    assert "Traceback" not in err, err
-    errors = [line for line in err.splitlines() if line.startswith("heroforge: error: ")]
-    assert len(errors) == 1, err
-    assert code == 73, err
-    return errors[0].removeprefix("heroforge: error: ")
 
 
 def checkpoint_files(run_dir) -> list[str]:
@@ -41,7 +32,7 @@ def test_a_full_disk_stops_the_run_at_its_first_unwritable_checkpoint(cli, tiny_
     with small_disk(tmp_path / "disk", DISK_MB) as disk:
         code, _, err = cli("train", "--data", str(tiny_archive), "--preset", "tiny-cpu",
                            "--outdir", str(disk / "runs"), "--kimg", "0.2", *SETS)  # fmt: skip
-        line = error_line(code, err)
+        line = save_error_line(code, err)
         run_dir = only_run(disk / "runs")
         failed = run_dir / rundir.CHECKPOINTS / "ckpt-000000000040.safetensors"
         assert line.startswith(f"cannot write {failed}: No space left on device; "), line
@@ -73,7 +64,7 @@ def test_a_checkpoints_folder_nobody_may_write_is_73_too(cli, tiny_archive, tmp_
     before = {p.name: p.read_bytes() for p in (run_dir / rundir.CHECKPOINTS).iterdir()}
     with immutable(run_dir / rundir.CHECKPOINTS):
         code, _, err = cli("train", "--resume", str(run_dir), "--kimg", "0.1")
-    line = error_line(code, err)
+    line = save_error_line(code, err)
     failed = run_dir / rundir.CHECKPOINTS / "ckpt-000000000040.safetensors"
     assert line.startswith(f"cannot write {failed}: Operation not permitted (not writable"), line
     assert tick_kimgs(run_dir) == [0.02, 0.04]

@@ -58,3 +58,13 @@ def immutable(folder: Path) -> Iterator[Path]:
         yield folder
     finally:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
+
+
+def save_error_line(code: int, err: str) -> str:
+    """The one line a command printed when its work could not be saved (exit 73), checked to
+    be the only error line and to come without a traceback."""
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("heroforge: error: ")]
+    assert len(errors) == 1, err
+    assert code == 73, err
+    return errors[0].removeprefix("heroforge: error: ")
