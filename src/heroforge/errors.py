@@ -66,3 +66,20 @@ def write_failure(what: str, err: OSError) -> HeroforgeError:
     under a file, a folder the user may not write, a name too long: the path is to change)."""
     kind = OperationalError if err.errno in MACHINE_ERRNOS else UserError
     return kind(f"{what}: {err.strerror or err}")
+
+
+# A folder or file the run may not write (permissions, chattr +i, a read-only mount).
+NOT_WRITABLE_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+
+def save_failure(what: str, err: OSError) -> SaveError:
+    """The one-line error for an OSError met while writing training's work (`what`: "cannot
+    write PATH"). Always a SaveError, whatever the cause: the run folder is heroforge's own,
+    and a folder that became unwritable loses the work just as a full disk does, so the run
+    stops and a supervisor retries later rather than treat it as the user's input (exit 2)."""
+    hint = (
+        " (not writable: the work cannot be saved there)"
+        if err.errno in NOT_WRITABLE_ERRNOS
+        else ""
+    )
+    return SaveError(f"{what}: {err.strerror or err}{hint}")

@@ -1,13 +1,18 @@
-"""Atomic file writes: a reader sees the old file or the new one, never half of one."""
+"""Atomic file writes: a reader sees the old file or the new one, never half of one. And the
+guard that every write of a training run goes through (SaveGuard)."""
 
 from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
+
+from heroforge.errors import SaveError, save_failure
+
+T = TypeVar("T")
 
 
 def _umask() -> int:
@@ -53,3 +58,23 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, durable: bool 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, durable: bool = True) -> None:
     atomic_write_bytes(path, text.encode("utf-8"), durable)
+
+
+class SaveGuard:
+    """The writes of a training run (checkpoints, config, stats, TensorBoard, sample grids,
+    markers) go through one guard. The first that fails is kept as a one-line SaveError naming
+    the file, and the caller goes on without raising; the trainer stops at its next point that
+    every process agrees on and raises it there (exit 73). Raising at the failed write itself
+    would leave the other processes waiting for this one inside a collective."""
+
+    def __init__(self) -> None:
+        self.failure: SaveError | None = None
+
+    def write(self, path: str | os.PathLike[str], action: Callable[[], T]) -> T | None:
+        """action() (which writes path); None if it failed with an OSError (kept if the first)."""
+        try:
+            return action()
+        except OSError as err:
+            if self.failure is None:
+                self.failure = save_failure(f"cannot write {path}", err)
+            return None

@@ -8,7 +8,7 @@ import pytest
 
 from heroforge import rundir
 from heroforge.config import load_config
-from heroforge.errors import OperationalError
+from heroforge.errors import SaveError
 from heroforge.train import checkpoint as ckpt
 from heroforge.train.loop import Trainer
 from heroforge.train.run import resume, start
@@ -66,7 +66,7 @@ def test_a_crash_records_its_one_line_error_and_still_raises(tiny_archive, tmp_p
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ckpt, "save_networks", no_space)
-    with pytest.raises(OperationalError, match="could not write the final checkpoint"):
+    with pytest.raises(SaveError, match="No space left on device"):
         start(tiny_archive, cfg, tmp_path, total_kimg=0.032, log=lambda _: None)
     (run_dir,) = list(tmp_path.iterdir())
     crashed = rundir.read_ending(run_dir)
@@ -75,9 +75,9 @@ def test_a_crash_records_its_one_line_error_and_still_raises(tiny_archive, tmp_p
     assert not crashed.resumable
     assert crashed.nimg == 32
     assert crashed.checkpoint is None  # none was ever written
-    assert crashed.error == (
-        "OperationalError: could not write the final checkpoint; fix the disk and resume"
-    )
+    failed = run_dir / rundir.CHECKPOINTS / rundir.checkpoint_name(32)
+    assert crashed.error is not None
+    assert crashed.error.startswith(f"SaveError: cannot write {failed}: No space left on device")
 
 
 def test_a_record_that_cannot_be_written_hides_nothing(tiny_archive, tmp_path, monkeypatch):
@@ -85,17 +85,19 @@ def test_a_record_that_cannot_be_written_hides_nothing(tiny_archive, tmp_path, m
         raise OSError(errno.EROFS, "Read-only file system")
 
     monkeypatch.setattr(rundir, "write_ending", unwritable)
-    said: list[str] = []
-    run_dir, outcome = start(tiny_archive, load_config("tiny-cpu", QUICK), tmp_path / "a",
-                             total_kimg=0.032, log=said.append)  # fmt: skip
-    assert outcome == "done"
-    assert any("could not record how training ended (finished)" in line for line in said), said
+    with pytest.raises(SaveError, match=r"ending\.json: Read-only file system"):  # it is a write
+        start(tiny_archive, load_config("tiny-cpu", QUICK), tmp_path / "a", total_kimg=0.032,
+              log=lambda _: None)  # fmt: skip
+    run_dir = next((tmp_path / "a").iterdir())
     assert rundir.read_ending(run_dir) is None
+    assert rundir.read_marker(run_dir / rundir.CHECKPOINTS, rundir.LATEST)  # the work is saved
 
     monkeypatch.setattr(ckpt, "save_networks", unwritable)
-    with pytest.raises(OperationalError, match="could not write the final checkpoint"):
+    said: list[str] = []
+    with pytest.raises(SaveError, match="safetensors: Read-only file system"):  # the crash's own
         start(tiny_archive, load_config("tiny-cpu", QUICK), tmp_path / "b", total_kimg=0.032,
-              log=lambda _: None)  # fmt: skip
+              log=said.append)  # fmt: skip
+    assert any("could not record how training ended (crashed)" in line for line in said), said
 
 
 @pytest.mark.slow

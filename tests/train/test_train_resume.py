@@ -14,7 +14,7 @@ import torch
 
 from helpers.training import EVERY_PHASE, checkpoint_tensors, only_run, quiet, tick_kimgs
 from heroforge.config import load_config
-from heroforge.errors import OperationalError, UserError
+from heroforge.errors import SaveError, UserError
 from heroforge.nets.loading import load_latest
 from heroforge.rundir import list_checkpoints, mark_best
 from heroforge.train import checkpoint as ckpt
@@ -127,16 +127,15 @@ def test_full_disk_keeps_the_previous_checkpoint(tiny_archive, tmp_path, monkeyp
         return real_save(*args, **kwargs)
 
     monkeypatch.setattr(ckpt, "save_networks", fail_second)
-    messages = []
-    run_dir, status = start(tiny_archive, cfg, tmp_path, total_kimg=0.096, log=messages.append)
-    assert status == "done"
-    assert any("No space left on device" in m for m in messages)
+    with pytest.raises(SaveError, match=r"ckpt-000000000064\.safetensors: No space left on device"):
+        start(tiny_archive, cfg, tmp_path, total_kimg=0.096, log=quiet)
+    (run_dir,) = list(tmp_path.iterdir())
     names = [p.name for p in list_checkpoints(run_dir / "checkpoints")]
-    assert names == ["ckpt-000000000096.safetensors", "ckpt-000000000032.safetensors"]
+    assert names == ["ckpt-000000000032.safetensors"]  # stopped: no training on for nothing
     assert not [p for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
     checkpoint, problems = load_latest(run_dir / "checkpoints")
     assert not problems
-    assert checkpoint.meta["progress"]["nimg"] == 96
+    assert checkpoint.meta["progress"]["nimg"] == 32
 
 
 def test_a_final_checkpoint_that_cannot_be_written_is_an_error(tiny_archive, tmp_path, monkeypatch):
@@ -146,7 +145,7 @@ def test_a_final_checkpoint_that_cannot_be_written_is_an_error(tiny_archive, tmp
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(ckpt, "save_networks", no_space)
-    with pytest.raises(OperationalError, match="could not write the final checkpoint"):
+    with pytest.raises(SaveError, match=r"ckpt-000000000032\.safetensors: No space left on device"):
         start(tiny_archive, cfg, tmp_path, total_kimg=0.032, log=quiet)
 
 

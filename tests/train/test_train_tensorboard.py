@@ -7,6 +7,7 @@ import pytest
 
 from helpers.training import quiet
 from heroforge.config import load_config
+from heroforge.fileio import SaveGuard
 from heroforge.train.run import start
 from heroforge.train.tensorboard import ScalarBoard
 
@@ -27,11 +28,13 @@ def test_a_reopened_board_hides_the_steps_after_the_checkpoint(tmp_path, monkeyp
     # file names end with a per-process counter: 9 then 10, which sort the wrong way round
     # when both files are made in the same second
     monkeypatch.setattr(event_file_writer, "_global_uid", event_file_writer.AtomicCounter(9))
-    board = ScalarBoard.open(tmp_path, 0, print)
+    board = ScalarBoard.open(tmp_path, 0, print, SaveGuard())
     for nimg in (32, 64, 96):
         board.scalars({"tick": 1, "kimg": nimg / 1000, "loss/G": nimg / 1000, "rt": 0.5}, nimg)
     board.close()
-    board = ScalarBoard.open(tmp_path, 64, print)  # resumed from the checkpoint at 64 images
+    board = ScalarBoard.open(
+        tmp_path, 64, print, SaveGuard()
+    )  # resumed from the checkpoint at 64 images
     for nimg in (96, 128):
         board.scalars({"loss/G": 1 + nimg / 1000}, nimg)
     board.scalars({"fid": 12.5}, 128, prefix="metrics")
@@ -48,7 +51,7 @@ def test_a_reopened_board_hides_the_steps_after_the_checkpoint(tmp_path, monkeyp
 def test_without_tensorboard_one_line_and_nothing_written(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
     messages: list[str] = []
-    assert ScalarBoard.open(tmp_path, 0, messages.append) is None
+    assert ScalarBoard.open(tmp_path, 0, messages.append, SaveGuard()) is None
     assert messages == ["TensorBoard scalars are off: `pip install tensorboard` turns them on"]
     assert not (tmp_path / "tensorboard").exists()
 

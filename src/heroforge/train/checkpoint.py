@@ -64,7 +64,14 @@ def save_checkpoint(
     it, and prune old ones beyond `keep` except the best (best_nimg's and best.json's)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / rundir.checkpoint_name(nimg)
-    save_networks(path, networks, cfg, c_dim, {**meta, "nimg": nimg}, extra_tensors)
+    new = not path.exists()  # a rollback saves again over the best snapshot it returned to
+    try:
+        save_networks(path, networks, cfg, c_dim, {**meta, "nimg": nimg}, extra_tensors)
+    except BaseException:
+        if new:  # tensors written, sidecar not (a full disk): space taken by a file none loads
+            path.unlink(missing_ok=True)
+            rundir.sidecar_path(path).unlink(missing_ok=True)
+        raise
     rundir.write_marker(folder, rundir.LATEST, path.name, rundir.recorded_sha256(path))
     if best_nimg == nimg:
         rundir.mark_best(folder, path.name)

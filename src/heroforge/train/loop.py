@@ -8,6 +8,12 @@ current step, writes a checkpoint and returns "interrupted". At every cycle end 
 measurement the run gets a stability verdict (judging.py, stability.py): `best` is the best FID
 among stable snapshots, and with stability.rollback an unstable run goes back to it
 (rollback.py). The counters and that state are typed in state.py.
+
+Every write of the run (checkpoints, stats, TensorBoard, sample grids, rollback records) goes
+through one SaveGuard (fileio.py): the first that fails makes every process stop after the
+step under way, no further checkpoint is attempted, and each raises the same one-line
+SaveError (exit 73) naming the file and the checkpoint a resume goes on from, which is never
+touched. Training on would only produce work with nowhere to keep it.
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from heroforge.config import Config, TrainConfig
 from heroforge.console import Log
 from heroforge.data.dataset import ImageDataset
 from heroforge.data.loader import worker_count
-from heroforge.errors import OperationalError
+from heroforge.errors import SaveError
+from heroforge.fileio import SaveGuard
 from heroforge.nets.discriminator import build_discriminator
 from heroforge.nets.generator import build_generator
 from heroforge.nets.layers import set_half_dtype
@@ -54,7 +61,14 @@ from heroforge.train.sampler import RealChunks
 from heroforge.train.seeding import seed_chunk, seed_everything, set_deterministic
 from heroforge.train.stability import Verdict
 from heroforge.train.state import Progress
-from heroforge.train.stats import StatsLog, TickStats, grid_name, peak_rss_mb, sample_grid
+from heroforge.train.stats import (
+    StatsLog,
+    TickStats,
+    grid_name,
+    peak_rss_mb,
+    sample_grid,
+    write_grid,
+)
 from heroforge.train.tensorboard import ScalarBoard
 from heroforge.train.transfer import frozen_parameters
 
@@ -113,7 +127,8 @@ class Trainer:
             broadcast_module(net)
         self.reals = RealChunks(dataset, tc, dist, worker_count(cfg.data.workers, device))
         self.progress = Progress()
-        self.stats = StatsLog(self.run_dir / rundir.STATS) if dist.main else None
+        self.writes = SaveGuard()  # rank 0's writes; the first failure stops the run
+        self.stats = StatsLog(self.run_dir / rundir.STATS, self.writes) if dist.main else None
         self.board: ScalarBoard | None = None  # TensorBoard, opened by run() on rank 0
         self.signalled = False  # this process received SIGTERM/SIGINT (set by the handler)
         self.stop_requested = False  # all processes agreed to stop (checked after each step)
@@ -140,7 +155,9 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------------
     def save(self) -> Path | None:
-        if not self.dist.main:
+        """Write a checkpoint (rank 0); its path, or None elsewhere or if it failed (kept by
+        self.writes: nothing more is written once a write has failed)."""
+        if not self.dist.main or self.writes.failure is not None:
             return None
         extra: dict[str, torch.Tensor] = {"loss.pl_mean": self.loss.pl_mean.detach().cpu()}
         meta: dict[str, Any] = {"kind": "checkpoint", "ada": self.ada.state_dict()}
@@ -154,16 +171,20 @@ class Trainer:
         meta["stability"] = verdict.to_dict()
         best = self.progress.best
         meta["dataset"] = {"fingerprint": self.dataset.fingerprint(), "images": len(self.dataset)}
-        return ckpt.save_checkpoint(
-            self.run_dir / rundir.CHECKPOINTS,
-            self.progress.nimg,
-            self.networks(),
-            self.cfg,
-            self.c_dim,
-            extra,
-            meta,
-            keep=self.cfg.train.keep_checkpoints,
-            best_nimg=best.nimg if best else None,
+        folder = self.run_dir / rundir.CHECKPOINTS
+        return self.writes.write(
+            folder / rundir.checkpoint_name(self.progress.nimg),
+            lambda: ckpt.save_checkpoint(
+                folder,
+                self.progress.nimg,
+                self.networks(),
+                self.cfg,
+                self.c_dim,
+                extra,
+                meta,
+                keep=self.cfg.train.keep_checkpoints,
+                best_nimg=best.nimg if best else None,
+            ),
         )
 
     def networks(self) -> dict[str, torch.nn.Module]:
@@ -268,11 +289,12 @@ class Trainer:
         start_elapsed = self.progress.elapsed_s
         tick_start_time = time.monotonic()
         if self.dist.main:
-            self.board = ScalarBoard.open(self.run_dir, self.progress.nimg, log)
+            self.board = ScalarBoard.open(self.run_dir, self.progress.nimg, log, self.writes)
         try:
             while self.progress.nimg < target and not self.stop_requested:
                 self.step(tick_stats)
-                self.stop_requested = agree_to_stop(self.signalled)
+                unsaved = self.writes.failure is not None
+                self.stop_requested = agree_to_stop(self.signalled or unsaved)
                 self.progress.elapsed_s = start_elapsed + time.monotonic() - session_start
                 done = self.progress.nimg >= target
                 if (
@@ -291,13 +313,7 @@ class Trainer:
                 due_kimg = self.progress.nimg - last_ckpt_nimg >= tc.checkpoint_kimg * 1000
                 due_time = time.monotonic() - last_ckpt_time >= tc.checkpoint_minutes * 60
                 if done or due_kimg or due_time or judged or self.stop_requested:
-                    saved = self._checkpoint(log)
-                    if not saved and (done or self.stop_requested):
-                        # the last state exists nowhere else: end with an error so that a
-                        # supervisor resumes from the previous checkpoint after fixing the disk
-                        raise OperationalError(
-                            "could not write the final checkpoint; fix the disk and resume"
-                        )
+                    self._checkpoint(log)
                     last_ckpt_time, last_ckpt_nimg = time.monotonic(), self.progress.nimg
         finally:
             self.reals.close()  # no decoding processes outlive the run
@@ -305,7 +321,28 @@ class Trainer:
                 signal.signal(s, handler)
             if self.board:
                 self.board.close()
+        self._raise_if_unsaved()
         return "done" if self.progress.nimg >= target else "interrupted"
+
+    def _raise_if_unsaved(self) -> None:
+        """Every process raises rank 0's first failed write, if there was one (all processes
+        leave the loop after the same step, so they all arrive here together)."""
+        message = None
+        if self.writes.failure is not None:
+            latest = rundir.read_marker(self.run_dir / rundir.CHECKPOINTS, rundir.LATEST)
+            nimg = rundir.checkpoint_nimg(latest) if latest else None
+            goes_on = (
+                "starts again (no checkpoint yet)"
+                if latest is None or nimg is None
+                else f"goes on from {latest} ({nimg / 1000:.3f} kimg)"
+            )
+            message = (
+                f"{self.writes.failure}; training stopped and {goes_on} with "
+                f"`heroforge train --resume {self.run_dir}` once it can write there"
+            )
+        message = from_rank0(message, self.dist.world)
+        if message is not None:
+            raise SaveError(message)
 
     # -- judgement points (judging.py, rollback.py) -------------------------------------------
     def _judge(self, log: Log) -> bool:
@@ -323,7 +360,7 @@ class Trainer:
         """Rank 0 decides (and first checks that the best snapshot loads); every rank then
         restores it. True if the run went back."""
         checkpoint = None
-        if self.dist.main:
+        if self.dist.main and self.writes.failure is None:  # else the run is stopping
             args = (self.run_dir, self.progress, self.cfg.stability, verdict, log)
             checkpoint = rollback.best_to_return_to(*args)
         path = from_rank0(None if checkpoint is None else str(checkpoint.path), self.dist.world)
@@ -343,33 +380,27 @@ class Trainer:
         if self.stats is None:  # not the main process
             return True
         to_nimg, reasons = self.progress.nimg, verdict.reasons if verdict else ()
-        event = rollback.record(self.run_dir, new_cfg, changes, from_nimg, to_nimg, reasons)
-        try:
-            self.save()
-        except OSError as err:  # the best file is still intact and now the newest: a resume works
-            log(f"checkpoint after the rollback failed: {err}")
-        rollback.discard_stats(self.stats, self.run_dir, to_nimg, event, log)
+        record_args = (self.run_dir, new_cfg, changes, from_nimg, to_nimg, reasons)
+        event = self.writes.write(
+            self.run_dir / rundir.RUN_JSON, lambda: rollback.record(*record_args)
+        )
+        self.save()  # if it fails, the best file is intact and the newest: a resume goes on there
+        if event is not None:
+            rollback.discard_stats(self.stats, self.run_dir, to_nimg, event, log)
         return True
 
     # -- checkpoints and ticks ------------------------------------------------------------------
-    def _checkpoint(self, log: Log) -> bool:
-        """Write a checkpoint and a sample grid; False if the checkpoint could not be written."""
-        try:
-            path = self.save()
-        except OSError as err:  # e.g. a full disk: the previous checkpoint is still intact
-            log(f"checkpoint at {self.progress.nimg / 1000:.3f} kimg failed: {err}")
-            if self.stats:
-                self.stats.note(f"checkpoint failed: {err}")
-            return False
-        if path is not None:
-            grid = sample_grid(self.G_ema, self.grid_z, self.c_dim, self.dist.device)
-            grid_dir = self.run_dir / rundir.SAMPLES
-            grid_dir.mkdir(parents=True, exist_ok=True)
-            grid.save(grid_dir / grid_name(self.progress.nimg))
-            log(f"checkpoint {path.name}")
-            if self.board:
-                self.board.flush()  # what a resume keeps is on disk with the checkpoint
-        return True
+    def _checkpoint(self, log: Log) -> None:
+        """Write a checkpoint and a sample grid (rank 0; a failure is kept by self.writes)."""
+        path = self.save()
+        if path is None:
+            return
+        grid = sample_grid(self.G_ema, self.grid_z, self.c_dim, self.dist.device)
+        grid_path = self.run_dir / rundir.SAMPLES / grid_name(self.progress.nimg)
+        self.writes.write(grid_path, lambda: write_grid(grid, grid_path))
+        log(f"checkpoint {path.name}")
+        if self.board:
+            self.board.flush()  # what a resume keeps is on disk with the checkpoint
 
     def _end_tick(self, tick_stats: TickStats, started: float, target: int, log: Log) -> None:
         p = self.progress

@@ -6,10 +6,15 @@ rollbacks, and each resume with the GPU count it used), checkpoints/, samples/ a
 stats.jsonl. `--resume RUN_DIR` continues from the newest checkpoint that verifies, on the same
 or another number of GPUs; a different dataset or network config is refused unless forced.
 `init_from` starts from a trained model's weights (transfer.py).
+
+A write of the run that fails (a full disk, a folder made read-only) ends it with a one-line
+SaveError, exit 73 (loop.py); at the start, the run folder is then removed again, so a full
+disk leaves no empty run folder behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from pathlib import Path
@@ -21,7 +26,7 @@ from heroforge.checks import require_folder, target_kimg
 from heroforge.config import Config
 from heroforge.console import Log
 from heroforge.data.dataset import ImageDataset
-from heroforge.errors import UserError
+from heroforge.errors import HeroforgeError, UserError, save_failure
 from heroforge.nets.loading import load_latest
 from heroforge.runtime.dist import DistInfo, barrier, from_rank0, init_distributed
 from heroforge.train.loop import Trainer
@@ -48,6 +53,28 @@ def _new_run_dir(outdir: Path, name: str) -> Path:
     return outdir / f"{max(numbers, default=-1) + 1:05d}-{safe}"
 
 
+def _create_run(outdir: Path, name: str, cfg: Config, run: dict) -> Path:
+    """A new run folder holding config.toml and run.json. If they cannot be written it is
+    removed again (a SaveError): a folder without run.json would only be a start that left
+    nothing to resume."""
+    try:
+        run_dir = _new_run_dir(outdir, name)
+        run_dir.mkdir()
+    except OSError as err:
+        raise save_failure(f"cannot create a run folder in {outdir}", err) from None
+    writing = run_dir / rundir.CONFIG_TOML
+    try:
+        rundir.write_config(run_dir, cfg)
+        writing = run_dir / rundir.RUN_JSON
+        rundir.write_run_json(run_dir, run)
+    except OSError as err:
+        (run_dir / rundir.CONFIG_TOML).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # left alone if anyone else put a file in it
+            run_dir.rmdir()
+        raise save_failure(f"cannot write {writing}", err) from None
+    return run_dir
+
+
 def start(
     data: str | Path,
     cfg: Config,
@@ -66,12 +93,8 @@ def start(
     init = None if init_from is None else load_init_model(init_from, cfg, dataset.c_dim)
     target = cfg.train.total_kimg if total_kimg is None else total_kimg
     target_kimg(target, "the training length")
-    run_dir = None
+    made: str | HeroforgeError | None = None  # the run folder, or why it could not be made
     if info.main:
-        name = cfg.job.name or Path(data).stem
-        run_dir = _new_run_dir(Path(outdir), name)
-        run_dir.mkdir()
-        rundir.write_config(run_dir, cfg)
         run = {
             "data": str(Path(data).resolve()),
             "dataset_fingerprint": dataset.fingerprint(),
@@ -82,8 +105,14 @@ def start(
         }
         if init is not None:
             run["init_from"] = init.record()
-        rundir.write_run_json(run_dir, run)
-    run_dir = Path(from_rank0(str(run_dir) if run_dir else None, info.world))
+        try:
+            made = str(_create_run(Path(outdir), cfg.job.name or Path(data).stem, cfg, run))
+        except HeroforgeError as err:
+            made = err
+    made = from_rank0(made, info.world)  # every process raises rank 0's error, or none does
+    if isinstance(made, HeroforgeError):
+        raise made
+    run_dir = Path(made)
     trainer = Trainer(cfg, dataset, run_dir, info)
     if init is not None:
         init.copy_to(trainer.networks())
@@ -142,14 +171,19 @@ def resume(
     barrier()
     if info.main:
         # train.gpus is the count the run trains on now; each resume records the count it used
-        rundir.write_config(run_dir, cfg)
+        trainer.writes.write(
+            run_dir / rundir.CONFIG_TOML, lambda: rundir.write_config(run_dir, cfg)
+        )
         resumed = {"time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "gpus": info.world}
         resumed["kimg"] = trainer.progress.nimg / 1000
         resumed["precision"] = trainer.precision_in_use
         target_kept = {} if total_kimg is None else {"total_kimg": target}
         resumes = [*run.get("resumes", []), resumed]
-        rundir.write_run_json(run_dir, {**run, **target_kept, "resumes": resumes})
-    return run_dir, _train(trainer, target, log)
+        new_run = {**run, **target_kept, "resumes": resumes}
+        trainer.writes.write(
+            run_dir / rundir.RUN_JSON, lambda: rundir.write_run_json(run_dir, new_run)
+        )
+    return run_dir, _train(trainer, target, log)  # a failed write stops it after one step
 
 
 def _init_again(record: dict, cfg: Config, c_dim: int, force: bool) -> InitModel:
@@ -167,7 +201,8 @@ def _train(trainer: Trainer, target: float, log: Log) -> str:
     Rank 0 records how the session ended in the run folder (rundir.Ending)."""
     main = trainer.dist.main
     if main:
-        rundir.clear_ending(trainer.run_dir)
+        ending = trainer.run_dir / rundir.ENDING
+        trainer.writes.write(ending, lambda: rundir.clear_ending(trainer.run_dir))
     try:
         outcome = trainer.run(target, log)
         barrier()
@@ -182,11 +217,14 @@ def _train(trainer: Trainer, target: float, log: Log) -> str:
 
 
 def _record_ending(trainer: Trainer, how: str, log: Log, error: str | None = None) -> None:
-    """Best effort: a record that cannot be written must not hide the run's own outcome."""
+    """Record how the session ended. One that cannot be written is a SaveError, unless the
+    session already failed: then it is logged, and the session's own error goes out."""
     latest = rundir.read_marker(trainer.run_dir / rundir.CHECKPOINTS, rundir.LATEST)
     try:
         rundir.write_ending(trainer.run_dir, how, trainer.progress.nimg, latest, error)
     except OSError as err:
+        if error is None:
+            raise save_failure(f"cannot write {trainer.run_dir / rundir.ENDING}", err) from None
         log(f"could not record how training ended ({how}): {err}")
 
 

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from heroforge import rundir
-from heroforge.fileio import atomic_write_text
+from heroforge.fileio import SaveGuard, atomic_file, atomic_write_text
 from heroforge.runtime.dist import distributed_sum
 
 
@@ -44,15 +44,20 @@ class TickStats:
 
 class StatsLog:
     """stats.jsonl of a run. A resume first drops what was logged after its checkpoint, so the
-    kimg sequence has neither gaps nor duplicates."""
+    kimg sequence has neither gaps nor duplicates. A write that fails is kept by `writes` (the
+    run stops at its next agreed point) instead of raising here."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: Path, writes: SaveGuard) -> None:
+        self.path, self.writes = path, writes
         path.parent.mkdir(parents=True, exist_ok=True)
 
     def write(self, record: dict) -> None:
+        line = json.dumps({"time": round(time.time(), 3), **record}) + "\n"
+        self.writes.write(self.path, lambda: self._append(line))
+
+    def _append(self, line: str) -> None:
         with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps({"time": round(time.time(), 3), **record}) + "\n")
+            f.write(line)
 
     def note(self, message: str) -> None:
         self.write({"event": message})
@@ -62,7 +67,10 @@ class StatsLog:
 
     def move_after(self, nimg: int, other: Path | None) -> int:
         """Drop the lines logged after nimg images (appending them to `other`, if given);
-        returns how many lines went."""
+        returns how many lines went (0 if the files could not be written)."""
+        return self.writes.write(self.path, lambda: self._move_after(nimg, other)) or 0
+
+    def _move_after(self, nimg: int, other: Path | None) -> int:
         if not self.path.exists():
             return 0
         kept: list[str] = []
@@ -112,6 +120,13 @@ def sample_grid(
         r, col = divmod(i, columns)
         grid[r * h : (r + 1) * h, col * w : (col + 1) * w] = img[i].permute(1, 2, 0).numpy()
     return Image.fromarray(grid[..., 0] if ch == 1 else grid)
+
+
+def write_grid(grid: Image.Image, path: Path) -> None:
+    """Save a sample grid as PNG, atomically: a full disk leaves no half image behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path, durable=False) as f:  # a lost grid is drawn again from its checkpoint
+        grid.save(f, format="PNG")
 
 
 def peak_rss_mb() -> float:

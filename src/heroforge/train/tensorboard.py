@@ -4,16 +4,22 @@ installed; without it, one log line and nothing else.
 The global step is the number of real images shown (kimg x 1000), as in stats.jsonl. A resumed
 or rolled-back run reopens the writer with purge_step = checkpoint step + 1: TensorBoard then
 hides what the previous session logged after that checkpoint, so every step appears once.
+
+Writes that fail (a full disk) are kept by the run's SaveGuard, which stops the run; the
+writer's own thread, which meets them first, is kept from printing them as a traceback.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from heroforge import rundir
 from heroforge.console import Log
+from heroforge.fileio import SaveGuard
 
 SKIP = ("tick", "kimg", "step", "time", "elapsed_s")  # counters, not curves
 
@@ -39,36 +45,67 @@ def _writer(folder: Path, purge_step: int) -> Any:
     return SummaryWriter(str(folder), purge_step=purge_step)
 
 
+def _quiet_writer_thread(args: threading.ExceptHookArgs) -> None:
+    """threading.excepthook that lets pass an OSError in TensorBoard's writer thread: the
+    thread keeps it, and the board's next call raises it in the training thread, where the
+    run's SaveGuard turns it into one line. Anything else is printed as before."""
+    if isinstance(args.exc_value, OSError) and type(args.thread).__module__.startswith(
+        "tensorboard."
+    ):
+        return
+    _printing_hook(args)
+
+
+_printing_hook = threading.excepthook
+
+
 class ScalarBoard:
-    def __init__(self, folder: Path, writer: Any) -> None:
-        self.folder, self.writer = folder, writer
+    def __init__(self, folder: Path, writer: Any, writes: SaveGuard) -> None:
+        self.folder, self.writer, self.writes = folder, writer, writes
 
     @classmethod
-    def open(cls, run_dir: Path, nimg: int, log: Log) -> ScalarBoard | None:
-        """A board continuing at nimg images, or None (logged) if TensorBoard is missing."""
+    def open(cls, run_dir: Path, nimg: int, log: Log, writes: SaveGuard) -> ScalarBoard | None:
+        """A board continuing at nimg images, or None: logged if TensorBoard is missing, kept
+        by `writes` if its event file cannot be written."""
+        global _printing_hook
         try:
             import torch.utils.tensorboard  # noqa: F401  (needs the tensorboard package)
         except ImportError:
             log("TensorBoard scalars are off: `pip install tensorboard` turns them on")
             return None
+        if threading.excepthook is not _quiet_writer_thread:
+            _printing_hook, threading.excepthook = threading.excepthook, _quiet_writer_thread
         folder = run_dir / rundir.TENSORBOARD
-        return cls(folder, _writer(folder, nimg + 1))
+        writer = writes.write(folder, lambda: _writer(folder, nimg + 1))
+        return None if writer is None else cls(folder, writer, writes)
 
     def reopen(self, nimg: int) -> None:
         """After a rollback to nimg: later steps of the abandoned branch disappear."""
-        self.writer.close()
-        self.writer = _writer(self.folder, nimg + 1)
+        self.close()
+        self.writer = self.writes.write(self.folder, lambda: _writer(self.folder, nimg + 1))
 
     def scalars(self, record: dict[str, Any], nimg: int, prefix: str = "") -> None:
         walltime = record.get("time")
-        for key, value in record.items():
-            if key in SKIP or isinstance(value, bool) or not isinstance(value, int | float):
-                continue
-            tag = f"{prefix}/{key}" if prefix else _tag(key)
-            self.writer.add_scalar(tag, value, global_step=nimg, walltime=walltime)
+        curves = {
+            f"{prefix}/{key}" if prefix else _tag(key): value
+            for key, value in record.items()
+            if key not in SKIP and isinstance(value, int | float) and not isinstance(value, bool)
+        }
+
+        def add(writer: Any) -> None:
+            for tag, value in curves.items():
+                writer.add_scalar(tag, value, global_step=nimg, walltime=walltime)
+
+        self._guarded(add)
 
     def flush(self) -> None:
-        self.writer.flush()
+        self._guarded(lambda writer: writer.flush())
 
     def close(self) -> None:
-        self.writer.close()
+        self._guarded(lambda writer: writer.close())
+
+    def _guarded(self, action: Callable[[Any], None]) -> None:
+        """action(writer) through the run's SaveGuard; nothing once reopening has failed."""
+        writer = self.writer
+        if writer is not None:
+            self.writes.write(self.folder, lambda: action(writer))
