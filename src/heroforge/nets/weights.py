@@ -9,7 +9,7 @@ of the tensor file; the tensor file's header holds the SHA-256 of the sidecar's 
 first: a crash between the two writes leaves a JSON whose hash does not match, which
 load_networks refuses rather than pairing tensors with the wrong config. To load, every
 tensor's name, shape and dtype in the header is checked against the networks the config
-describes, built on the meta device; then the networks are built for real from the config (no
+describes, built with meta tensors; then the networks are built for real from the config (no
 pickles, no code from the file) and the tensors copied in.
 """
 
@@ -37,6 +37,7 @@ from heroforge.nets.discriminator import Discriminator, build_discriminator
 from heroforge.nets.generator import Generator, build_generator
 from heroforge.nets.integrity import (
     SIDECAR_DIGEST_KEY,
+    ShapesOnly,
     check_claims,
     read_header,
     sidecar_digest,
@@ -153,7 +154,7 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
     signed = sidecar_is_signed(path, sidecar, file_metadata)
     cfg = config_from_dict(sidecar["config"])
     c_dim = sidecar["c_dim"]
-    with torch.device("meta"):  # shapes only: what the sidecar claims costs no memory
+    with ShapesOnly():  # what the sidecar claims costs no memory
         claimed = {
             name: BUILDERS[kind](cfg, c_dim=c_dim) for name, kind in sidecar["networks"].items()
         }
