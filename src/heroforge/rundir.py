@@ -11,6 +11,7 @@ and the web pages read it.
     RUN/tensorboard/           TensorBoard scalars (when tensorboard is installed)
     RUN/checkpoints/           ckpt-NNNNNNNNNNNN.safetensors (NNN = images shown), each with its
                                .json sidecar; latest.json and best.json name one of them
+    RUN/checkpoints/damaged/   checkpoints a resume found damaged, moved aside (never deleted)
 
 The names are plain constants joined by the caller, not a class of paths: half the callers hold
 a checkpoints folder rather than a run folder (`generate --model RUN/checkpoints`, the web
@@ -43,6 +44,7 @@ CHECKPOINTS = "checkpoints"
 LATEST = "latest.json"  # marker: the newest checkpoint, {"file": NAME, "sha256": ...}
 BEST = "best.json"  # marker: the snapshot generate uses (best stable FID, or the user's choice)
 ENDING = "ending.json"  # how the last training session ended (Ending)
+DAMAGED = "damaged"  # in CHECKPOINTS: the checkpoints that failed verification, set aside
 
 SHA256_KEY = "safetensors_sha256"  # the sidecar's checksum of its .safetensors file
 CHECKPOINT_NAME = re.compile(r"ckpt-(\d{12})\.safetensors")  # the digits: images shown
@@ -64,6 +66,48 @@ def list_checkpoints(folder: Path) -> list[Path]:
         return []
     found = [p for p in folder.iterdir() if CHECKPOINT_NAME.fullmatch(p.name)]
     return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def set_aside_damaged(path: Path) -> Path:
+    """Move a checkpoint that failed verification, and its sidecar, into DAMAGED beside it
+    (numbered if that name is taken): out of the listing, so that pruning never counts it as
+    one of the checkpoints to keep, and no resume tries it again. Returns where it went."""
+    aside = path.parent / DAMAGED
+    aside.mkdir(exist_ok=True)
+    target, number = aside / path.name, 0
+    while target.exists() or sidecar_path(target).exists():
+        number += 1
+        target = aside / f"{path.stem}-{number}{path.suffix}"
+    path.replace(target)  # the tensor file first: a lone sidecar is listed as nothing
+    if sidecar_path(path).exists():
+        sidecar_path(path).replace(sidecar_path(target))
+    return target
+
+
+# fileio.atomic_file writes NAME through a temp file ".NAME.<random>.tmp" beside it, which a
+# write killed with -9 (or a power cut) leaves behind.
+TEMP_FILE = re.compile(r"\.(?P<target>.+)\.[^.]+\.tmp")
+
+
+def remove_stale_temps(folder: Path) -> list[str]:
+    """Remove the temp files that killed writes of checkpoints, sidecars and markers left in a
+    checkpoints folder; their names. For a trainer starting on the run: none of its writes is
+    under way yet, and only a trainer writes there (but for the web page's "use as best",
+    whose write of best.json takes a moment)."""
+    if not folder.is_dir():
+        return []
+    removed = []
+    for path in folder.iterdir():
+        match = TEMP_FILE.fullmatch(path.name)
+        if match and _written_by_training(match["target"]):
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return sorted(removed)
+
+
+def _written_by_training(name: str) -> bool:
+    tensors = Path(name).with_suffix(".safetensors").name  # a sidecar's checkpoint
+    return name in (LATEST, BEST) or checkpoint_nimg(tensors) is not None
 
 
 def read_marker(folder: Path, marker: str) -> str | None:

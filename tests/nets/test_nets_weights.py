@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+from helpers.network_files import rewrite_network_file
 from heroforge.config import load_config
 from heroforge.errors import UserError
 from heroforge.nets.discriminator import build_discriminator
@@ -68,18 +69,9 @@ def test_a_corrupted_tensor_file_is_refused(saved):
         load_networks(path)
 
 
-def rewrite(path, change):
-    """Apply change(sidecar, tensor bytes) -> tensor bytes, keeping the hash consistent."""
-    sidecar = json.loads(sidecar_path(path).read_text())
-    blob = change(sidecar, path.read_bytes())
-    path.write_bytes(blob)
-    sidecar["safetensors_sha256"] = hashlib.sha256(blob).hexdigest()
-    sidecar_path(path).write_text(json.dumps(sidecar))
-
-
 def test_garbage_with_a_matching_hash_is_still_refused(saved):
     path, _, _, _ = saved
-    rewrite(path, lambda sidecar, blob: b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
+    rewrite_network_file(path, blob=b"\x10\x00\x00\x00\x00\x00\x00\x00{not a header}")
     with pytest.raises(UserError, match="not a valid safetensors file"):
         load_networks(path)
 
@@ -87,11 +79,10 @@ def test_garbage_with_a_matching_hash_is_still_refused(saved):
 def test_tensors_that_do_not_fit_the_config_are_refused(saved):
     path, _, _, _ = saved
 
-    def narrower(sidecar, blob):
+    def narrower(sidecar):
         sidecar["config"]["network"]["channel_max"] = 32
-        return blob
 
-    rewrite(path, narrower)
+    rewrite_network_file(path, narrower)
     with pytest.raises(UserError, match=r"is \(64, .*but the config builds \(32, "):
         load_networks(path)
 
@@ -99,19 +90,17 @@ def test_tensors_that_do_not_fit_the_config_are_refused(saved):
 def test_missing_networks_and_extra_tensors_are_refused(saved):
     path, _, _, _ = saved
 
-    def renamed(sidecar, blob):
+    def renamed(sidecar):
         sidecar["networks"] = {"G2": "generator", "D": "discriminator", "G_ema": "generator"}
-        return blob
 
-    rewrite(path, renamed)
+    rewrite_network_file(path, renamed)
     with pytest.raises(UserError, match="has no tensor G2"):
         load_networks(path)
 
-    def dropped(sidecar, blob):
+    def dropped(sidecar):
         sidecar["networks"] = {"D": "discriminator", "G_ema": "generator"}
-        return blob
 
-    rewrite(path, dropped)
+    rewrite_network_file(path, dropped)
     with pytest.raises(UserError, match=r"tensors no network uses: G\.mapping"):
         load_networks(path)
 

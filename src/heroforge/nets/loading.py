@@ -43,9 +43,13 @@ def one_line(err: BaseException) -> str:
     return text[0] if text else type(err).__name__
 
 
-def load_latest(folder: Path, device: str | torch.device = "cpu") -> tuple[Checkpoint, list[str]]:
+def load_latest(
+    folder: Path, device: str | torch.device = "cpu", set_aside: bool = False
+) -> tuple[Checkpoint, list[str]]:
     """The newest checkpoint in a checkpoints folder that verifies, the one latest.json names
-    first, and the problems met on the way (for the log)."""
+    first, and the problems met on the way (for the log). set_aside (the trainer that resumes
+    the run) moves each checkpoint that fails into checkpoints/damaged/: kept for a look, but
+    no longer counted by pruning or tried again."""
     candidates = rundir.list_checkpoints(folder)
     marked = rundir.read_marker(folder, rundir.LATEST)
     candidates.sort(key=lambda p: p.name != marked)  # stable: newest first after the marked one
@@ -54,9 +58,26 @@ def load_latest(folder: Path, device: str | torch.device = "cpu") -> tuple[Check
         try:
             return Checkpoint(path, load_networks(path, device)), problems
         except UserError as err:
-            problems.append(f"{path.name}: {err}")
+            problems.append(f"{path.name}: {err}" + (_set_aside(path) if set_aside else ""))
     detail = "; ".join(problems) if problems else "none found"
     raise UserError(f"no usable checkpoint in {folder} ({detail})")
+
+
+def _set_aside(path: Path) -> str:
+    """Move a damaged checkpoint into damaged/; what became of it, for its problem line."""
+    try:
+        moved = rundir.set_aside_damaged(path)
+    except OSError as err:
+        return f" (left in place: moving it to {rundir.DAMAGED}/ failed: {err})"
+    return f" (moved to {rundir.DAMAGED}/{moved.name})"
+
+
+def unsigned_note(path: Path) -> str:
+    """What to say, once, when a model's sidecar predates the checksum that covers it."""
+    return (
+        f"{path.name} was written before sidecars were checksummed: its settings and counters "
+        "are used unverified (its tensors and their shapes are verified)"
+    )
 
 
 def load_model(
@@ -77,6 +98,8 @@ def load_model(
         loaded, source = _load_folder(path, device, notes)
     else:
         loaded, source = load_file(path, device), path
+    if not loaded.sidecar_signed:
+        notes.append(unsigned_note(source))
     return loaded, source, notes
 
 

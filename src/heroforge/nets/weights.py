@@ -4,10 +4,13 @@
 persistent buffers w_avg and noise_const), and any extra tensors of the caller's (a training
 checkpoint's optimiser state) as "extra.<key>". `snapshot.json` holds the heroforge config the
 networks were built from, c_dim, which network is which kind, caller metadata, and the SHA-256
-of the tensor file. Both files are written atomically, tensors first: a crash between the two
-writes leaves a JSON whose hash does not match, which load_networks refuses rather than pairing
-tensors with the wrong config. To load, the networks are rebuilt from the config (no pickles,
-no code from the file) and every tensor's name, shape and dtype is checked before it is copied.
+of the tensor file; the tensor file's header holds the SHA-256 of the sidecar's content
+(integrity.py), so neither file can change unnoticed. Both files are written atomically, tensors
+first: a crash between the two writes leaves a JSON whose hash does not match, which
+load_networks refuses rather than pairing tensors with the wrong config. To load, every
+tensor's name, shape and dtype in the header is checked against the networks the config
+describes, built with meta tensors; then the networks are built for real from the config (no
+pickles, no code from the file) and the tensors copied in.
 """
 
 from __future__ import annotations
@@ -32,6 +35,14 @@ from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes
 from heroforge.nets.discriminator import Discriminator, build_discriminator
 from heroforge.nets.generator import Generator, build_generator
+from heroforge.nets.integrity import (
+    SIDECAR_DIGEST_KEY,
+    ShapesOnly,
+    check_claims,
+    read_header,
+    sidecar_digest,
+    sidecar_is_signed,
+)
 
 FORMAT = "heroforge-networks/1"
 # kind -> builder(cfg, c_dim=...)
@@ -49,6 +60,7 @@ class LoadedNetworks:
     c_dim: int  # label size; 0 = unconditional
     metadata: dict[str, Any] = field(default_factory=dict)  # what the caller saved alongside
     extra: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. optimiser state
+    sidecar_signed: bool = True  # False: written before the tensor file vouched for the sidecar
 
     def generator(self, name: str) -> Generator:
         """The generator stored under name ("G_ema", "G"); a UserError if there is none."""
@@ -90,18 +102,19 @@ def save_networks(
     }
     for key, value in (extra_tensors or {}).items():
         tensors[f"{EXTRA}.{key}"] = value.detach().to("cpu").contiguous()
-    blob = safetensors_save(tensors)
     sidecar = {
         "format": FORMAT,
         "heroforge_version": heroforge.__version__,
         "torch_version": torch.__version__,
-        rundir.SHA256_KEY: hashlib.sha256(blob).hexdigest(),
         "c_dim": c_dim,
         "networks": {name: _kind(net) for name, net in networks.items()},
         "config": cfg.to_dict(),
         "metadata": metadata or {},
     }
     # Serialised before anything is written, so metadata that is not JSON leaves no files.
+    # The tensor file vouches for the sidecar's content, the sidecar for the tensor file.
+    blob = safetensors_save(tensors, metadata={SIDECAR_DIGEST_KEY: sidecar_digest(sidecar)})
+    sidecar[rundir.SHA256_KEY] = hashlib.sha256(blob).hexdigest()
     text = json.dumps(sidecar, indent=2, sort_keys=True) + "\n"
     atomic_write_bytes(path, blob)
     atomic_write_bytes(rundir.sidecar_path(path), text.encode("utf-8"))
@@ -125,24 +138,6 @@ def _read_sidecar(path: Path) -> dict[str, Any]:
     return sidecar
 
 
-def _check_tensors(
-    path: Path, net_name: str, net: nn.Module, tensors: dict[str, torch.Tensor]
-) -> dict:
-    state = {}
-    for key, expected in net.state_dict().items():
-        name = f"{net_name}.{key}"
-        if name not in tensors:
-            raise UserError(f"{path} has no tensor {name}: it was saved from a different network")
-        found = tensors.pop(name)
-        if found.shape != expected.shape or found.dtype != expected.dtype:
-            raise UserError(
-                f"{path}: {name} is {tuple(found.shape)} {found.dtype}, but the config builds "
-                f"{tuple(expected.shape)} {expected.dtype}"
-            )
-        state[key] = found
-    return state
-
-
 def load_networks(path: str | Path, device: str | torch.device = "cpu") -> LoadedNetworks:
     """Rebuild the networks saved at path from their config and load their tensors, verified."""
     path = Path(path)
@@ -155,22 +150,25 @@ def load_networks(path: str | Path, device: str | torch.device = "cpu") -> Loade
         raise UserError(
             f"{path} does not match {rundir.sidecar_path(path).name} (corrupted or half-written)"
         )
+    header, file_metadata = read_header(path, blob)
+    signed = sidecar_is_signed(path, sidecar, file_metadata)
+    cfg = config_from_dict(sidecar["config"])
+    c_dim = sidecar["c_dim"]
+    with ShapesOnly():  # what the sidecar claims costs no memory
+        claimed = {
+            name: BUILDERS[kind](cfg, c_dim=c_dim) for name, kind in sidecar["networks"].items()
+        }
+    check_claims(path, claimed, header, EXTRA)
     try:
         tensors = safetensors_load(blob)
     except (SafetensorError, ValueError) as err:
         raise UserError(f"{path} is not a valid safetensors file: {err}") from None
-    cfg = config_from_dict(sidecar["config"])
-    c_dim = sidecar["c_dim"]
     networks = {}
     for name, kind in sidecar["networks"].items():
         net = BUILDERS[kind](cfg, c_dim=c_dim)
-        net.load_state_dict(_check_tensors(path, name, net, tensors))
+        net.load_state_dict({key: tensors[f"{name}.{key}"] for key in net.state_dict()})
         networks[name] = net.to(device)
-    extra = {
-        k[len(EXTRA) + 1 :]: tensors.pop(k) for k in list(tensors) if k.startswith(EXTRA + ".")
-    }
-    if tensors:
-        raise UserError(f"{path} holds tensors no network uses: {', '.join(sorted(tensors)[:5])}")
+    extra = {k[len(EXTRA) + 1 :]: v for k, v in tensors.items() if k.startswith(EXTRA + ".")}
     metadata = sidecar.get("metadata")
     meta = metadata if isinstance(metadata, dict) else {}
-    return LoadedNetworks(networks, cfg, c_dim, meta, extra)
+    return LoadedNetworks(networks, cfg, c_dim, meta, extra, sidecar_signed=signed)

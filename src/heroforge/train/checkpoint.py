@@ -5,8 +5,9 @@ every heroforge command) that also carries the optimisers' tensors and, in its m
 counter the loop needs. Writes are atomic (temp file, fsync, rename); `latest.json` then names
 the new file with its checksum. Loading (nets/loading.load_latest) verifies the checksum and
 falls back to the newest older checkpoint that verifies, so a damaged newest file costs one
-checkpoint interval, not the run. The last `keep` checkpoints are kept, plus the run's best
-and the one best.json names.
+checkpoint interval, not the run; a resume moves the damaged file into checkpoints/damaged/.
+The last `keep` checkpoints are kept (the one just written always among them), plus the run's
+best and the one best.json names.
 """
 
 from __future__ import annotations
@@ -35,7 +36,15 @@ def flatten_optimizer(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict, di
     return tensors, plain
 
 
+# How the optimiser computes its step, chosen for the machine it runs on (fused Adam on GPUs):
+# a resume keeps the live optimiser's choice. The saved one would put a CPU run's single-tensor
+# Adam under a GPU's loss scaler, which fails at the first scaled step, and a GPU run's fused
+# Adam on the CPU.
+IMPLEMENTATION_FLAGS = ("fused", "foreach", "capturable", "differentiable")
+
+
 def restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, plain: dict) -> None:
+    """Load the state flatten_optimizer saved into opt; opt keeps its IMPLEMENTATION_FLAGS."""
     state: dict[int, dict[str, Any]] = {}
     for idx, entry in plain["state"].items():
         state[int(idx)] = dict(entry)
@@ -43,9 +52,16 @@ def restore_optimizer(prefix: str, opt: torch.optim.Optimizer, tensors: dict, pl
         if name.startswith(prefix + "."):
             idx, key = name[len(prefix) + 1 :].split(".", 1)
             state.setdefault(int(idx), {})[key] = value
-    groups = [
-        {**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in plain["param_groups"]
-    ]
+    saved_groups = plain["param_groups"]
+    if len(saved_groups) != len(opt.param_groups):
+        raise ValueError(f"{prefix}: {len(saved_groups)} saved parameter groups for "
+                         f"{len(opt.param_groups)}")  # fmt: skip
+    groups = []
+    for live, saved in zip(opt.param_groups, saved_groups, strict=True):
+        group = {**saved, **{k: live[k] for k in IMPLEMENTATION_FLAGS if k in live}}
+        if "betas" in group:
+            group["betas"] = tuple(group["betas"])
+        groups.append(group)
     opt.load_state_dict({"state": state, "param_groups": groups})
 
 
@@ -61,7 +77,8 @@ def save_checkpoint(
     best_nimg: int | None = None,
 ) -> Path:
     """Write one checkpoint, point latest.json (and best.json, when best_nimg is this one) at
-    it, and prune old ones beyond `keep` except the best (best_nimg's and best.json's)."""
+    it, and prune old ones beyond `keep` (this one counted first) except the best
+    (best_nimg's and best.json's)."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / rundir.checkpoint_name(nimg)
     new = not path.exists()  # a rollback saves again over the best snapshot it returned to
@@ -79,7 +96,10 @@ def save_checkpoint(
     protected = {rundir.read_marker(folder, rundir.BEST)}
     if best_nimg is not None:
         protected.add(rundir.checkpoint_name(best_nimg))
-    for old in rundir.list_checkpoints(folder)[keep:]:
+    # The one just written counts as the newest: one named later (a damaged checkpoint that a
+    # fallback passed over, if a resume could not set it aside) must not push it out.
+    newest_first = [path, *(p for p in rundir.list_checkpoints(folder) if p != path)]
+    for old in newest_first[keep:]:
         if old.name not in protected:
             old.unlink(missing_ok=True)
             rundir.sidecar_path(old).unlink(missing_ok=True)

@@ -27,7 +27,7 @@ from heroforge.config import Config
 from heroforge.console import Log
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import HeroforgeError, UserError, save_failure
-from heroforge.nets.loading import load_latest
+from heroforge.nets.loading import load_latest, unsigned_note
 from heroforge.runtime.dist import DistInfo, barrier, from_rank0, init_distributed
 from heroforge.train.loop import Trainer
 from heroforge.train.precision import precision_in_use, resolve_precision
@@ -148,10 +148,15 @@ def resume(
     target = run["total_kimg"] if total_kimg is None else total_kimg
     trainer = Trainer(cfg, dataset, run_dir, info)
     checkpoints = run_dir / rundir.CHECKPOINTS
+    if info.main:
+        for name in rundir.remove_stale_temps(checkpoints):
+            log(f"removed {name}, left by a write that was killed")
     if rundir.list_checkpoints(checkpoints):
-        checkpoint, problems = load_latest(checkpoints, "cpu")
+        checkpoint, problems = load_latest(checkpoints, "cpu", set_aside=info.main)
         for problem in problems:
             log(f"skipped a damaged checkpoint: {problem}")
+        if not checkpoint.loaded.sidecar_signed:
+            log(unsigned_note(checkpoint.path))
         if checkpoint.loaded.cfg.network != cfg.network and not force:
             raise UserError(f"{checkpoint.path.name} was made with another network config")
         trainer.restore(checkpoint)
