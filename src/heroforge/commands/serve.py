@@ -48,7 +48,11 @@ def serve_command(
         typer.Option(help="A `heroforge prepare` output folder to review (repeatable)."),
     ] = None,
     precision: Annotated[
-        str, typer.Option(help="The explorer's drawing precision, as `heroforge generate`'s.")
+        str,
+        typer.Option(
+            help="The explorer draws on the CPU in auto = fp32 (the official pictures) or bf16 "
+            "(faster with AVX-512 BF16 or AMX; a few grey levels off)."
+        ),
     ] = "auto",
 ) -> None:
     """The queue, live training curves, sample grids, a seed explorer and dataset review in a
