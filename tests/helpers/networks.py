@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 
 from heroforge.config import Config, load_config
@@ -22,10 +24,13 @@ def tiny_net_config(resolution: int = 32, *extra: str) -> Config:
     )
 
 
-def make_generator(seed: int = 0, c_dim: int = 0) -> tuple[Generator, Config]:
-    """A tiny-cpu generator with a non-zero average w, so that truncation does something."""
+def make_generator(
+    seed: int = 0, c_dim: int = 0, overrides: Sequence[str] = ()
+) -> tuple[Generator, Config]:
+    """A tiny-cpu generator (with config overrides) with a non-zero average w, so that
+    truncation does something."""
     torch.manual_seed(seed)
-    cfg = load_config("tiny-cpu")
+    cfg = load_config("tiny-cpu", list(overrides))
     gen = build_generator(cfg, c_dim=c_dim)
     labels = torch.eye(c_dim)[torch.arange(256) % c_dim] if c_dim else None
     with torch.no_grad():

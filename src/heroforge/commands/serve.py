@@ -47,20 +47,29 @@ def serve_command(
         list[Path] | None,
         typer.Option(help="A `heroforge prepare` output folder to review (repeatable)."),
     ] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            help="The explorer draws on the CPU in auto = fp32 (the official pictures) or bf16 "
+            "(faster with AVX-512 BF16 or AMX; a few grey levels off)."
+        ),
+    ] = "auto",
 ) -> None:
     """The queue, live training curves, sample grids, a seed explorer and dataset review in a
     browser."""
     from heroforge.manager import root_folder
+    from heroforge.serve.models import ModelCache
     from heroforge.serve.security import check_bind
 
     check_bind(host, token)  # before anything listens
+    models = ModelCache(precision=precision)  # refuses a wrong --precision, before listening
     if not 0 <= port < 65536:
         raise UserError(f"--port {port} is not a port: 1 to 65535 (0: any free one)")
     import uvicorn
 
     from heroforge.serve.app import create_app
 
-    app = create_app(root_folder(root), token, list(prepared or []))
+    app = create_app(root_folder(root), token, list(prepared or []), models)
     sock = _listen(host, port)
     port = sock.getsockname()[1]  # the one chosen for --port 0
     shown = f"[{host}]" if ":" in host else host

@@ -140,6 +140,7 @@ def write_child(
         "truncation_psi": truncation_psi,
         "noise_mode": noise_mode,
         "model": model.source,
+        "precision": model.precision,
     }
     return {
         "child": save_png(outdir / f"{name}.png", child.image, text),

@@ -96,6 +96,7 @@ def write_mix(
         "truncation_psi": truncation_psi,
         "noise_mode": noise_mode,
         "model": model.source,
+        "precision": model.precision,
     }
     return save_png(outdir / f"mix-layers{_span(layers)}.png", grid, text)
 

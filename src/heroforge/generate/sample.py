@@ -174,6 +174,7 @@ def write_seed_images(
     settings = {
         "model": model.source,
         "network": model.network,
+        "precision": model.precision,
         "truncation_psi": truncation_psi,
         "noise_mode": noise_mode,
         "class": "none" if class_idx is None else class_idx,

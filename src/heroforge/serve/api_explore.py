@@ -2,7 +2,8 @@
 
 The model is the one `heroforge generate --model RUN` uses (the snapshot best.json names: the
 best stable FID, or the one picked with "use as best"; else the newest). Drawing goes to the
-painter's worker thread (models.py); these routes only wait.
+painter's worker thread (models.py); these routes only wait. Every answer says which precision
+drew it (`heroforge serve --precision`): the header x-precision, and "precision" in JSON.
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ def _check_psi(trunc: float) -> float:
     return trunc
 
 
-def _png(data: bytes) -> Response:
-    return Response(data, media_type="image/png", headers={"cache-control": "no-store"})
+def _png(data: bytes, precision: str) -> Response:
+    headers = {"cache-control": "no-store", "x-precision": precision}
+    return Response(data, media_type="image/png", headers=headers)
 
 
 def explore_router(ctx: ServeContext) -> APIRouter:
@@ -42,8 +44,8 @@ def explore_router(ctx: ServeContext) -> APIRouter:
     def seeds_pictures(run: Path, seeds: list[int], trunc: float, as_json: bool) -> Any:
         model = ctx.models.get(run)
         if as_json:
-            return draw_seeds(model, seeds, trunc)
-        return draw_seed_grid(model, seeds, trunc)
+            return model.precision, draw_seeds(model, seeds, trunc)
+        return model.precision, draw_seed_grid(model, seeds, trunc)
 
     @router.get("/{job_id}/generate", response_model=None)
     async def generate(
@@ -52,18 +54,22 @@ def explore_router(ctx: ServeContext) -> APIRouter:
         trunc: float = 1.0,
         fmt: str = Query("png", alias="format", pattern="^(png|json)$"),
     ) -> Response | dict[str, Any]:
-        """format=png: one PNG (the seeds tiled); format=json: {"seeds", "images": base64 PNGs}."""
+        """format=png: one PNG (the seeds tiled); format=json: {"seeds", "images": base64 PNGs,
+        "precision"}."""
         run = await run_of(job_id)
         wanted = parse_seeds(seeds, MAX_SEEDS)
         as_json = fmt == "json"
-        result = await ctx.painter.run(seeds_pictures, run, wanted, _check_psi(trunc), as_json)
+        precision, result = await ctx.painter.run(
+            seeds_pictures, run, wanted, _check_psi(trunc), as_json
+        )
         if not as_json:
-            return _png(result)
+            return _png(result, precision)
         images = [base64.b64encode(png).decode("ascii") for png in result]
-        return {"seeds": wanted, "images": images}
+        return {"seeds": wanted, "images": images, "precision": precision}
 
-    def child_picture(run: Path, a: int, b: int, weight: float, trunc: float) -> bytes:
-        return draw_child(ctx.models.get(run), a, b, weight, trunc)
+    def child_picture(run: Path, a: int, b: int, weight: float, trunc: float) -> tuple[str, bytes]:
+        model = ctx.models.get(run)
+        return model.precision, draw_child(model, a, b, weight, trunc)
 
     @router.get("/{job_id}/child")
     async def child(
@@ -75,6 +81,7 @@ def explore_router(ctx: ServeContext) -> APIRouter:
     ) -> Response:
         """The child of seeds a and b; weight is b's share (0 = a, 1 = b)."""
         run = await run_of(job_id)
-        return _png(await ctx.painter.run(child_picture, run, a, b, weight, _check_psi(trunc)))
+        precision, png = await ctx.painter.run(child_picture, run, a, b, weight, _check_psi(trunc))
+        return _png(png, precision)
 
     return router

@@ -44,9 +44,16 @@ class ModelCache:
     """The last `size` generators loaded, by run folder and snapshot."""
 
     # The CPU by default: on a training machine the GPU memory belongs to the training job.
-    def __init__(self, size: int = 2, device: str = "cpu") -> None:
+    # precision: as `heroforge generate --precision` (generate/model.py), refused here, before
+    # the server listens. "auto" suits every device: the server starts without importing torch.
+    def __init__(self, size: int = 2, device: str = "cpu", precision: str = "auto") -> None:
+        if precision != "auto":
+            from heroforge.generate.model import check_precision, parse_device
+
+            check_precision(precision, parse_device(device))
         self.size = size
         self.device = device
+        self.precision = precision
         self._loaded: OrderedDict[tuple, LoadedGenerator] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -58,7 +65,7 @@ class ModelCache:
         with self._lock:  # held while loading: two requests must not load the same model twice
             model = self._loaded.pop(key, None)
             if model is None:
-                model = load_generator(run_dir, self.device)
+                model = load_generator(run_dir, self.device, self.precision)
             self._loaded[key] = model
             while len(self._loaded) > self.size:
                 self._loaded.popitem(last=False)
