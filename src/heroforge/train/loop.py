@@ -55,7 +55,7 @@ from heroforge.train.seeding import seed_chunk, seed_everything, set_determinist
 from heroforge.train.stability import Verdict
 from heroforge.train.state import Progress
 from heroforge.train.stats import StatsLog, TickStats, grid_name, peak_rss_mb, sample_grid
-from heroforge.train.tensorboard import ScalarBoard
+from heroforge.train.trackers import Tracker, open_tracker
 from heroforge.train.transfer import frozen_parameters
 
 PHASES = ("G", "G_pl", "D", "D_r1")
@@ -110,7 +110,7 @@ class Trainer:
         self.reals = RealChunks(dataset, tc, dist, worker_count(cfg.data.workers, device))
         self.progress = Progress()
         self.stats = StatsLog(self.run_dir / rundir.STATS) if dist.main else None
-        self.board: ScalarBoard | None = None  # TensorBoard, opened by run() on rank 0
+        self.board: Tracker | None = None  # train.tracker, opened by run() on rank 0
         self.signalled = False  # this process received SIGTERM/SIGINT (set by the handler)
         self.stop_requested = False  # all processes agreed to stop (checked after each step)
         self.grid_z = torch.from_numpy(np.random.RandomState(tc.seed).randn(32, cfg.network.z_dim))
@@ -264,7 +264,7 @@ class Trainer:
         start_elapsed = self.progress.elapsed_s
         tick_start_time = time.monotonic()
         if self.dist.main:
-            self.board = ScalarBoard.open(self.run_dir, self.progress.nimg, log)
+            self.board = open_tracker(self.cfg, self.run_dir, self.progress.nimg, log)
         try:
             while self.progress.nimg < target and not self.stop_requested:
                 self.step(tick_stats)
@@ -364,6 +364,7 @@ class Trainer:
             grid.save(grid_dir / grid_name(self.progress.nimg))
             log(f"checkpoint {path.name}")
             if self.board:
+                self.board.image("samples", grid, self.progress.nimg)
                 self.board.flush()  # what a resume keeps is on disk with the checkpoint
         return True
 

@@ -1,5 +1,6 @@
-"""TensorBoard scalars of a run (RUN/tensorboard), when the optional `tensorboard` package is
-installed; without it, one log line and nothing else.
+"""TensorBoard scalars and sample grids of a run (RUN/tensorboard), when the optional
+`tensorboard` package is installed; without it, one log line and nothing else. One of the
+trackers of trackers.py (the default).
 
 The global step is the number of real images shown (kimg x 1000), as in stats.jsonl. A resumed
 or rolled-back run reopens the writer with purge_step = checkpoint step + 1: TensorBoard then
@@ -12,14 +13,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from heroforge import rundir
 from heroforge.console import Log
-
-SKIP = ("tick", "kimg", "step", "time", "elapsed_s")  # counters, not curves
-
-
-def _tag(key: str) -> str:
-    return key if "/" in key else f"progress/{key}"
+from heroforge.train.trackers import curves
 
 
 def _writer(folder: Path, purge_step: int) -> Any:
@@ -61,11 +60,12 @@ class ScalarBoard:
 
     def scalars(self, record: dict[str, Any], nimg: int, prefix: str = "") -> None:
         walltime = record.get("time")
-        for key, value in record.items():
-            if key in SKIP or isinstance(value, bool) or not isinstance(value, int | float):
-                continue
-            tag = f"{prefix}/{key}" if prefix else _tag(key)
+        for tag, value in curves(record, prefix).items():
             self.writer.add_scalar(tag, value, global_step=nimg, walltime=walltime)
+
+    def image(self, tag: str, picture: Image.Image, nimg: int) -> None:
+        pixels = np.asarray(picture.convert("RGB"))
+        self.writer.add_image(tag, pixels, global_step=nimg, dataformats="HWC")
 
     def flush(self) -> None:
         self.writer.flush()
