@@ -106,6 +106,17 @@ def wandb_history(run_dir) -> list[dict]:
     return rows
 
 
+def wandb_rows_with(run_dir, key: str, count: int) -> list[dict]:
+    """The logged rows once `count` of them hold `key`: W&B's service process writes the run
+    file on its own and may still be at it when finish() has returned."""
+    deadline = time.monotonic() + 120
+    while True:
+        rows = wandb_history(run_dir)
+        if sum(key in r for r in rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
 def test_wandb_offline_run_continues_on_resume(wandb_offline, tmp_path):
     cfg = tracker_cfg("wandb")
     log_a_session(trackers.open_tracker(cfg, tmp_path, 0, quiet), 500)
@@ -114,7 +125,7 @@ def test_wandb_offline_run_continues_on_resume(wandb_offline, tmp_path):
     assert json.loads((tmp_path / trackers.IDS).read_text())["wandb"] == first
     files = glob.glob(str(tmp_path / "wandb" / "offline-run-*" / "run-*.wandb"))
     assert {f.rsplit("run-", 1)[1] for f in files} == {f"{first}.wandb"}  # one tracked run
-    rows = wandb_history(tmp_path)
+    rows = wandb_rows_with(tmp_path, "samples/_type", 2)
     curves = [(r["nimg"], r["loss/G"], r["progress/rt"]) for r in rows if "loss/G" in r]
     assert curves == [(500, 1.5, 0.25), (1000, 1.5, 0.25)]
     assert [r["nimg"] for r in rows if "metrics/fid" in r] == [500, 1000]
@@ -129,7 +140,7 @@ def test_wandb_offline_run_continues_on_resume(wandb_offline, tmp_path):
 def test_training_with_wandb_offline(wandb_offline, tiny_archive, tmp_path):
     cfg = tracker_cfg("wandb", "train.tick_kimg=0.032", "train.checkpoint_kimg=0.032")
     run_dir, _ = runs.start(tiny_archive, cfg, tmp_path, total_kimg=0.064, log=quiet)
-    rows = wandb_history(run_dir)
+    rows = wandb_rows_with(run_dir, "samples/_type", 2)
     assert [r["nimg"] for r in rows if "loss/D_fake" in r] == [32, 64]
     assert [r["nimg"] for r in rows if "samples/_type" in r] == [32, 64]
 

@@ -18,7 +18,20 @@ from PIL import Image
 
 from heroforge import rundir
 from heroforge.console import Log
-from heroforge.train.trackers import curves
+
+SKIP = ("tick", "kimg", "step", "time", "elapsed_s")  # counters, not curves
+
+
+def curves(record: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numbers of a stats record worth a curve, by tag: loss/G, progress/rt, metrics/fid
+    (TensorBoard's tags, which every tracker of trackers.py uses)."""
+    out = {}
+    for key, value in record.items():
+        if key in SKIP or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        tag = f"{prefix}/{key}" if prefix else key if "/" in key else f"progress/{key}"
+        out[tag] = float(value)
+    return out
 
 
 def _writer(folder: Path, purge_step: int) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_text
+from heroforge.train.tensorboard import ScalarBoard, curves
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -29,7 +31,6 @@ if TYPE_CHECKING:
     from heroforge.config import Config
     from heroforge.console import Log
 
-SKIP = ("tick", "kimg", "step", "time", "elapsed_s")  # counters, not curves
 IDS = "tracker.json"  # {"wandb": RUN_ID} or {"mlflow": RUN_ID}: the tracked run to continue
 INSTALL = {
     "wandb": "pip install 'heroforge[wandb]'",
@@ -46,17 +47,6 @@ class Tracker(Protocol):
     def close(self) -> None: ...
 
 
-def curves(record: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """The numbers of a stats record worth a curve, by tag: loss/G, progress/rt, metrics/fid."""
-    out = {}
-    for key, value in record.items():
-        if key in SKIP or isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        tag = f"{prefix}/{key}" if prefix else key if "/" in key else f"progress/{key}"
-        out[tag] = float(value)
-    return out
-
-
 def check_tracker(kind: str) -> None:
     """Refuse, in one line, a tracker whose package is missing (TensorBoard is only noted)."""
     if kind in MODULES and importlib.util.find_spec(MODULES[kind]) is None:
@@ -70,8 +60,6 @@ def open_tracker(cfg: Config, run_dir: Path, nimg: int, log: Log) -> Tracker | N
     if kind == "none":
         return None
     if kind == "tensorboard":
-        from heroforge.train.tensorboard import ScalarBoard
-
         return ScalarBoard.open(run_dir, nimg, log)
     check_tracker(kind)
     run_id = _tracked_run_id(run_dir, kind)
@@ -104,6 +92,7 @@ class WandbTracker:
             run_id = secrets.token_hex(4)
             _remember_run_id(run_dir, "wandb", run_id)
         self.wandb = wandb
+        _wait_for_a_new_second(run_dir / "wandb", run_id)
         self.run = wandb.init(
             project=wandb.env.get_project() or "heroforge",
             name=run_dir.name,
@@ -133,6 +122,18 @@ class WandbTracker:
 
     def close(self) -> None:
         self.run.finish()
+
+
+def _wait_for_a_new_second(folder: Path, run_id: str) -> None:
+    """W&B names a session's folder by its start second and the run id, so a session resumed
+    within the second its predecessor started would write into that one's folder and lose
+    it. Waits for the next second instead (rarely, and never more than one second)."""
+    latest = 0.0
+    for path in folder.glob(f"*run-*-{run_id}"):
+        if match := re.search(r"(\d{8}_\d{6})-", path.name):
+            latest = max(latest, time.mktime(time.strptime(match.group(1), "%Y%m%d_%H%M%S")))
+    while time.time() < latest + 1:
+        time.sleep(0.05)
 
 
 class MlflowTracker:
