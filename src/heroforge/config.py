@@ -217,6 +217,9 @@ class TrainConfig:
     compile: bool = False  # torch.compile G's synthesis and D for the main phases (GPU option)
     deterministic: bool = False  # bit-exact runs and resumes (slower on GPU)
     freeze_d: int = 0  # Freeze-D: the first N discriminator blocks (from the image) never learn
+    # where curves and sample grids go besides stats.jsonl: RUN/tensorboard, or the wandb or
+    # mlflow extra (train/trackers.py)
+    tracker: Literal["tensorboard", "wandb", "mlflow", "none"] = "tensorboard"
 
     @property
     def total_kimg(self) -> float:

@@ -22,6 +22,7 @@ Model = Annotated[
     str,
     typer.Option(
         "--model",
+        "--network",  # the official scripts' name
         help="Run folder (its best, else newest checkpoint), checkpoints folder, or a "
         ".safetensors network file (e.g. an imported official model).",
     ),
@@ -32,7 +33,12 @@ Trunc = Annotated[
     typer.Option("--trunc", help="Truncation psi: below 1 = more typical heroes (0.7 is common)."),
 ]
 Noise = Annotated[
-    str, typer.Option("--noise", help="Per-pixel noise: const (reproducible), random or none.")
+    str,
+    typer.Option(
+        "--noise",
+        "--noise-mode",  # the official scripts' name
+        help="Per-pixel noise: const (reproducible), random or none.",
+    ),
 ]
 ClassIdx = Annotated[
     int | None, typer.Option("--class", help="Class to draw (conditional models only).")
@@ -299,7 +305,11 @@ def mix_command(
     outdir: Outdir,
     layers: Annotated[
         str | None,
-        typer.Option("--layers", help="Layers taken from the column heroes (default 0-6)."),
+        typer.Option(
+            "--layers",
+            "--styles",  # official style_mixing.py
+            help="Layers taken from the column heroes (default 0-6).",
+        ),
     ] = None,
     trunc: Trunc = 1.0,
     noise: Noise = "const",
@@ -353,7 +363,12 @@ def project_command(
     ],
     outdir: Outdir,
     steps: Annotated[
-        int, typer.Option("--steps", help="Optimisation steps (200 for a first look).")
+        int,
+        typer.Option(
+            "--steps",
+            "--num-steps",  # official projector.py
+            help="Optimisation steps (200 for a first look).",
+        ),
     ] = 1000,
     w_plus: Annotated[
         bool,

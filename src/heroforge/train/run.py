@@ -27,10 +27,12 @@ from heroforge.config import Config
 from heroforge.console import Log
 from heroforge.data.dataset import ImageDataset
 from heroforge.errors import HeroforgeError, UserError, save_failure
+from heroforge.metrics.inception import check_weights
 from heroforge.nets.loading import load_latest, unsigned_note
 from heroforge.runtime.dist import DistInfo, barrier, from_rank0, init_distributed
 from heroforge.train.loop import Trainer
 from heroforge.train.precision import precision_in_use, resolve_precision
+from heroforge.train.trackers import check_tracker
 from heroforge.train.transfer import InitModel, load_init_model
 
 
@@ -42,6 +44,13 @@ def _open_dataset(data: str | Path, cfg: Config) -> ImageDataset:
         use_labels=cfg.data.use_labels,
         max_images=cfg.data.max_images,
     )
+
+
+def _check_extras(cfg: Config) -> None:
+    """What the run will need from optional packages, said before any work starts."""
+    check_tracker(cfg.train.tracker)
+    if cfg.metrics.enabled:
+        check_weights(cfg.metrics.inception)
 
 
 def _new_run_dir(outdir: Path, name: str) -> Path:
@@ -86,6 +95,7 @@ def start(
     """Create a run folder and train; returns (run dir, "done" | "interrupted").
     init_from: a model (run folder, checkpoint or network file) whose weights the run starts
     from instead of random ones."""
+    _check_extras(cfg)
     info = init_distributed()
     _check_world(cfg, info)
     dataset = _open_dataset(data, cfg)
@@ -137,6 +147,7 @@ def resume(
     if gpus is not None and gpus != cfg.train.gpus:
         log(f"{run_dir.name} ran on {cfg.train.gpus} GPUs (processes); it goes on with {gpus}")
         cfg = cfg.on_gpus(gpus)
+    _check_extras(cfg)
     info = init_distributed()
     _check_world(cfg, info)
     dataset = _open_dataset(data or run["data"], cfg)

@@ -1,5 +1,6 @@
-"""TensorBoard scalars of a run (RUN/tensorboard), when the optional `tensorboard` package is
-installed; without it, one log line and nothing else.
+"""TensorBoard scalars and sample grids of a run (RUN/tensorboard), when the optional
+`tensorboard` package is installed; without it, one log line and nothing else. One of the
+trackers of trackers.py (the default).
 
 The global step is the number of real images shown (kimg x 1000), as in stats.jsonl. A resumed
 or rolled-back run reopens the writer with purge_step = checkpoint step + 1: TensorBoard then
@@ -17,6 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
 from heroforge import rundir
 from heroforge.console import Log
 from heroforge.fileio import SaveGuard
@@ -24,8 +28,16 @@ from heroforge.fileio import SaveGuard
 SKIP = ("tick", "kimg", "step", "time", "elapsed_s")  # counters, not curves
 
 
-def _tag(key: str) -> str:
-    return key if "/" in key else f"progress/{key}"
+def curves(record: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """The numbers of a stats record worth a curve, by tag: loss/G, progress/rt, metrics/fid
+    (TensorBoard's tags, which every tracker of trackers.py uses)."""
+    out = {}
+    for key, value in record.items():
+        if key in SKIP or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        tag = f"{prefix}/{key}" if prefix else key if "/" in key else f"progress/{key}"
+        out[tag] = float(value)
+    return out
 
 
 def _writer(folder: Path, purge_step: int) -> Any:
@@ -86,17 +98,19 @@ class ScalarBoard:
 
     def scalars(self, record: dict[str, Any], nimg: int, prefix: str = "") -> None:
         walltime = record.get("time")
-        curves = {
-            f"{prefix}/{key}" if prefix else _tag(key): value
-            for key, value in record.items()
-            if key not in SKIP and isinstance(value, int | float) and not isinstance(value, bool)
-        }
+        values = curves(record, prefix)
 
         def add(writer: Any) -> None:
-            for tag, value in curves.items():
+            for tag, value in values.items():
                 writer.add_scalar(tag, value, global_step=nimg, walltime=walltime)
 
         self._guarded(add)
+
+    def image(self, tag: str, picture: Image.Image, nimg: int) -> None:
+        pixels = np.asarray(picture.convert("RGB"))
+        self._guarded(
+            lambda writer: writer.add_image(tag, pixels, global_step=nimg, dataformats="HWC")
+        )
 
     def flush(self) -> None:
         self._guarded(lambda writer: writer.flush())
