@@ -2,11 +2,11 @@
 
 import json
 
+from helpers.network_files import rewrite_network_file
 from helpers.training import EVERY_PHASE
 from heroforge import rundir
 from heroforge.config import load_config
 from heroforge.nets.loading import load_latest
-from heroforge.rundir import sidecar_path
 from heroforge.train.run import resume, start
 from heroforge.train.stability import Verdict
 from heroforge.train.state import Best, MetricsResult, Progress
@@ -48,10 +48,11 @@ def test_a_checkpoint_in_the_old_form_resumes(tiny_archive, tmp_path):
                                    "train.checkpoint_kimg=0.032"])  # fmt: skip
     run_dir, _ = start(tiny_archive, cfg, tmp_path, total_kimg=0.032, log=lambda _: None)
     folder = run_dir / rundir.CHECKPOINTS
-    sidecar = sidecar_path(folder / rundir.checkpoint_name(32))
-    written = json.loads(sidecar.read_text())
-    written["metadata"]["progress"] = OLD_PROGRESS
-    sidecar.write_text(json.dumps(written))
+    # the old form, signed as heroforge signs sidecars now (an unsigned edit is a damaged file)
+    rewrite_network_file(
+        folder / rundir.checkpoint_name(32),
+        lambda sidecar: sidecar["metadata"].__setitem__("progress", OLD_PROGRESS),
+    )
 
     said: list[str] = []
     assert resume(run_dir, total_kimg=0.064, log=said.append) == (run_dir, "done")
