@@ -11,11 +11,12 @@ per image are those of G and D forward passes (nets summary).
 
 --precision sets train.precision (default: the config's own, "auto"; the records say what it
 resolved to). --device cuda times on a GPU (peak memory: the CUDA allocator's peak).
+--compile sets train.compile (torch.compile of the main phases' synthesis and D).
 --phase G_pl times only the path-length step (G's regulariser: mapping, synthesis, the inner
 gradient with respect to ws and the backward of the penalty), its speed and peak memory.
 
 Usage: python benchmarks/train_speed.py [--steps 6] [--only tiny|auto64|auto64-chunk4|ref512]
-       [--precision auto|fp32|bf16|fp16] [--device cpu|cuda] [--phase all|G_pl]
+       [--precision auto|fp32|bf16|fp16] [--device cpu|cuda] [--phase all|G_pl] [--compile off|on]
 """
 
 import argparse
@@ -34,7 +35,9 @@ DEFAULT_CONFIGS = CONFIGS[:3]  # ref512 is for a GPU: only when asked for
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
-def measure(name: str, steps: int, precision: str, device_name: str, phase: str) -> dict:
+def measure(
+    name: str, steps: int, precision: str, device_name: str, phase: str, compile: str
+) -> dict:
     import dataclasses
 
     import numpy as np
@@ -51,6 +54,8 @@ def measure(name: str, steps: int, precision: str, device_name: str, phase: str)
     cfg = auto_config(512) if name == "ref512" else speed_config(name)
     if precision != "auto":
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=precision))
+    if compile == "on":
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=True))
     device = torch.device(device_name)
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
@@ -96,6 +101,7 @@ def measure(name: str, steps: int, precision: str, device_name: str, phase: str)
         "phase": phase,
         "precision_setting": precision,
         "precision": trainer.precision.name,
+        "compile": cfg.train.compile,
         "device": device.type,
         "resolution": cfg.data.resolution,
         "batch": cfg.train.batch,
@@ -147,9 +153,10 @@ def main() -> None:
     parser.add_argument("--precision", choices=PRECISIONS, default="auto")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--phase", choices=("all", "G_pl"), default="all")
+    parser.add_argument("--compile", choices=("off", "on"), default="off")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    options = [args.precision, args.device, args.phase]
+    options = [args.precision, args.device, args.phase, args.compile]
     if args.child:
         print(json.dumps(measure(args.child, args.steps, *options)))
         return
@@ -160,12 +167,12 @@ def main() -> None:
 def run_child(name: str, steps: int, options: list[str]) -> str:
     """One configuration in a fresh process, with the allocator settings `heroforge train`
     starts itself with (runtime/allocator.py), so that the figures are what users get.
-    options: precision, device, phase."""
+    options: precision, device, phase, compile."""
     from heroforge.runtime.allocator import training_allocator_env
 
-    precision, device, phase = options
+    precision, device, phase, compile = options
     cmd = [sys.executable, __file__, "--child", name, "--steps", str(steps)]
-    cmd += ["--precision", precision, "--device", device, "--phase", phase]
+    cmd += ["--precision", precision, "--device", device, "--phase", phase, "--compile", compile]
     env = training_allocator_env(os.environ) or dict(os.environ)
     return subprocess.run(cmd, check=True, capture_output=True, text=True, env=env).stdout.strip()
 
