@@ -76,7 +76,10 @@ def measure(
         _synchronize(device)
         window_seconds = time.perf_counter() - start
         seconds = window_seconds / steps
-        system_s = (os.times().system - cpu_start.system) / steps
+        cpu_end = os.times()
+        system_s = (cpu_end.system - cpu_start.system) / steps
+        # CPU time of this process: less sensitive than wall time to other processes' load
+        cpu_s = (cpu_end.user + cpu_end.system - cpu_start.user - cpu_start.system) / steps
         peak_mb = _peak_mb(device)
 
         def run_step(step_index: int) -> None:
@@ -109,6 +112,7 @@ def measure(
         "sec_per_step": round(seconds, 3),
         "sec_per_kimg": round(1000 / img_per_s, 1),
         "img_per_s": round(img_per_s, 3),
+        "cpu_s_per_step": round(cpu_s, 3),  # all threads
         "system_s_per_step": round(system_s, 3),  # kernel time: page faults, mostly
         "forward_gflops_per_image": round((summary["G_flops"] + summary["D_flops"]) / 1e9, 2),
         "peak_rss_mb" if device.type == "cpu" else "peak_cuda_mb": round(peak_mb, 1),
