@@ -55,7 +55,7 @@ def _kernels(channels: int, res: int, layout: torch.memory_format, dtype: torch.
     w = tensor(channels, channels, 3, 3)
     grad_up = tensor(BATCH, channels, 2 * res + 1, 2 * res + 1)  # stride-2 3x3 transposed
     fir = tensor(channels, 1, 4, 4)  # the [1, 3, 3, 1] filter, depthwise
-    grad_fir = tensor(BATCH, channels, res - 1, res - 1)
+    grad_fir = tensor(BATCH, channels, res - 3, res - 3)  # the 4x4 filter, unpadded
 
     def backward(grad_out, inp, weight, stride, padding, transposed, groups, mask):
         return lambda: torch.ops.aten.convolution_backward(
