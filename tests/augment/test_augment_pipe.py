@@ -7,8 +7,10 @@ import math
 import pytest
 import torch
 from torch.nn import functional
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from heroforge.augment import PIPES, AugmentPipe
+from heroforge.augment.resample import to_device
 from heroforge.config import AugmentConfig
 
 BLIT = ("xflip", "rotate90", "xint")
@@ -262,8 +264,24 @@ def test_few_shapes_mode_gives_the_same_images(monkeypatch):
     assert torch.allclose(few, plain, atol=1e-5)
 
 
+@pytest.fixture
+def fake_pinning(monkeypatch) -> list[torch.Tensor]:
+    """pin_memory needs CUDA: on this CPU it makes a copy, recorded in the list returned (kept
+    alive, so that their addresses identify them)."""
+    pinned: list[torch.Tensor] = []
+
+    def pin_memory(tensor: torch.Tensor) -> torch.Tensor:
+        pinned.append(tensor.clone())
+        return pinned[-1]
+
+    monkeypatch.setattr(torch.Tensor, "pin_memory", pin_memory)
+    return pinned
+
+
 @pytest.mark.parametrize("few_shapes", [False, True])
-def test_random_parameters_never_read_values_from_the_images_device(monkeypatch, few_shapes):
+def test_random_parameters_never_read_values_from_the_images_device(
+    monkeypatch, fake_pinning, few_shapes
+):
     """On a GPU, reading a value back from the device (which images changed, how much to pad,
     p) makes the host wait for all queued work. The pipe works those out on the host: on the
     meta device, which holds no values, every such read would raise."""
@@ -276,3 +294,38 @@ def test_random_parameters_never_read_values_from_the_images_device(monkeypatch,
         out = pipe(x, generator=generator)
         assert out.device.type == "meta"
         assert out.shape == x.shape
+
+
+class _HostCopies(TorchDispatchMode):
+    """Records every copy of a host tensor to another device: (pinned source, non_blocking)."""
+
+    def __init__(self, pinned: list[torch.Tensor]) -> None:
+        super().__init__()
+        self.pinned = pinned
+        self.copies: list[tuple[bool, bool]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func.overloadpacket is torch.ops.aten._to_copy:
+            source, target = args[0], kwargs.get("device", args[0].device)
+            if source.device.type == "cpu" and torch.device(target).type != "cpu":
+                pinned = any(source.data_ptr() == p.data_ptr() for p in self.pinned)
+                self.copies.append((pinned, bool(kwargs.get("non_blocking", False))))
+        return func(*args, **kwargs)
+
+
+def test_small_host_tensors_reach_the_device_asynchronously_from_pinned_memory(fake_pinning):
+    # A copy from pageable memory may be synchronous on CUDA (the host would wait for the GPU).
+    # CPU stand-in: images on the "meta" device, pin_memory recorded (fake_pinning).
+    x = torch.empty(8, 3, 16, 16, device="meta")
+    with _HostCopies(fake_pinning) as recorder:
+        out = AugmentPipe("bgc", p=1.0)(x, generator=gen())
+    assert out.device.type == "meta"
+    assert len(recorder.copies) >= 8  # blit's four, the warp's and the colour matrix's
+    assert all(copy == (True, True) for copy in recorder.copies)  # (pinned, non_blocking)
+
+
+def test_on_the_cpu_the_host_tensors_are_used_as_they_are():
+    t = torch.arange(4.0)
+    assert to_device(t, torch.device("cpu")) is t
+    assert to_device(t, torch.device("cpu"), torch.float64).dtype == torch.float64

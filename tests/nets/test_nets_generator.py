@@ -5,6 +5,7 @@ import torch
 
 from helpers.networks import tiny_net_config
 from heroforge.nets.generator import build_generator
+from heroforge.nets.layers import set_half_dtype
 
 
 def tiny_cfg(resolution=32, *extra):
@@ -170,3 +171,21 @@ def test_the_automatic_layout_on_the_cpu_is_nchw_only_for_blocks_being_trained()
     gen.synthesis.b32.requires_grad_(True)
     gen(torch.randn(2, 16))  # only this block trains
     assert layouts == [True, False, False, True]
+
+
+def test_in_bf16_the_automatic_layout_on_the_cpu_is_channels_last_also_for_trained_blocks():
+    # oneDNN's bf16 weight gradients lose nothing in channels-last (conv_kernels.py --dtype
+    # bf16), unlike fp32's: the block that trains stays in oneDNN's native layout
+    gen = build_generator(tiny_cfg(32, "network.num_fp16_res=2"), modconv="split")
+    set_half_dtype(gen, torch.bfloat16)
+    layouts = {}
+    for block in gen.synthesis.blocks():
+        block.conv1.register_forward_pre_hook(
+            lambda _m, args, res=block.resolution: layouts.__setitem__(
+                res, (args[0].dtype, args[0].is_contiguous(memory_format=torch.channels_last))
+            )
+        )
+    gen(torch.randn(2, 16)).mean().backward()  # training G
+    assert layouts[32] == layouts[16] == (torch.bfloat16, True)
+    assert layouts[8] == (torch.float32, False)  # fp32 blocks that train stay NCHW
+    assert gen.synthesis.b32.conv1.weight.grad is not None

@@ -207,12 +207,16 @@ def test_a_network_without_reduced_blocks_trains_in_fp32_whatever_the_setting(
     assert json.loads((run_dir / "run.json").read_text())["precision"] == "fp32"
 
 
-def test_a_training_step_never_reads_values_back_from_the_device(tiny_archive, tmp_path):
+def test_a_training_step_never_reads_values_back_from_the_device(
+    tiny_archive, tmp_path, monkeypatch
+):
     """On a GPU every read of a device value (.item(), a data-dependent shape, a Python bool of
     a tensor) makes the host wait for all queued work. On the meta device, which holds no
     values, any such read raises: a whole step with every phase, ADA's augmentation, the EMA
     and the running means must go through. (ADA's r_t, read every `augment.interval` steps,
     is the one planned read.)"""
+    # the augment pipe pins its small host tensors before copying them (CUDA-only otherwise)
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda tensor: tensor)
     cfg = load_config("tiny-cpu", [*EVERY_PHASE, "train.pl_interval=2", "augment.p=0.5"])
     dataset = ImageDataset(tiny_archive, resolution=cfg.data.resolution)
     trainer = Trainer(cfg, dataset, tmp_path, DistInfo(0, 1, torch.device("meta")))

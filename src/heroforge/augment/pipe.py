@@ -10,8 +10,8 @@ The three groups run in order, each in a single step: pixel blits (exact copies)
 geometric warp (resampled once, with a low-pass filter), one 4x4 colour matrix.
 
 The random parameters are drawn and composed on the host and reach the images' device as a few
-small tensors: on a GPU, deciding which images change and how much to pad them never waits for
-the device to finish its queued work.
+small tensors, copied from pinned memory (resample.to_device): on a GPU, deciding which images
+change and how much to pad them never waits for the device to finish its queued work.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from heroforge.augment import resample
-from heroforge.augment.resample import affine_resample, blit
+from heroforge.augment.resample import affine_resample, blit, to_device
 
 if TYPE_CHECKING:
     from heroforge.config import AugmentConfig
@@ -211,7 +211,7 @@ class AugmentPipe(nn.Module):
         count = index.numel()
         if resample.autotuned(images):  # a power of two of images (the first as filler)
             index = torch.cat([index, index[:1].expand(2 ** math.ceil(math.log2(count)) - count)])
-        on_device = index.to(images.device, non_blocking=True)
+        on_device = to_device(index, images.device)
         warped = affine_resample(images.index_select(0, on_device), inverse.index_select(0, index))
         return images.index_copy(0, on_device[:count], warped[:count])
 
@@ -232,14 +232,14 @@ class AugmentPipe(nn.Module):
         if c == 1:
             # Every step so far maps grey to grey (luma flip negates it); hue and saturation
             # would leave grey unchanged, so they are not drawn. Gain and offset of grey:
-            matrix = matrix.to(images.device, images.dtype, non_blocking=True)
+            matrix = to_device(matrix, images.device, images.dtype)
             gain = matrix[:, :3, :3].sum(2).mean(1).view(n, 1, 1, 1)
             return images * gain + matrix[:, :3, 3].mean(1).view(n, 1, 1, 1)
         theta = self._draw("hue", p, draws, lambda: (draws.uniform() * 2 - 1) * math.pi, 0.0)
         matrix = _color_matrix(_rotate_around_luma(theta)) @ matrix
         s = self._draw("saturation", p, draws, lambda: 2 ** (draws.normal() * SATURATION_STD), 1.0)
         matrix = _color_matrix(along_luma + (eye - along_luma) * s.view(n, 1, 1)) @ matrix
-        matrix = matrix.to(images.device, images.dtype, non_blocking=True)
+        matrix = to_device(matrix, images.device, images.dtype)
         mixed = torch.einsum("nij,njhw->nihw", matrix[:, :3, :3], images)
         return mixed + matrix[:, :3, 3].view(n, 3, 1, 1)
 

@@ -31,6 +31,21 @@ def halfband_filter(half_taps: int = HALF_TAPS, beta: float = KAISER_BETA) -> to
 _TAPS = halfband_filter()
 
 
+def to_device(
+    t: torch.Tensor, device: torch.device, dtype: torch.dtype | None = None
+) -> torch.Tensor:
+    """A small host tensor on `device` without the host waiting for the device.
+
+    A copy from pageable host memory may be synchronous on CUDA: it would wait for the work
+    queued before it. From pinned (page-locked) memory it is a true asynchronous copy, and
+    torch's caching host allocator keeps the pinned block until the copy is done. On the CPU
+    nothing is copied.
+    """
+    if device.type == "cpu" or t.device.type != "cpu":
+        return t.to(device, dtype)
+    return t.pin_memory().to(device, dtype, non_blocking=True)
+
+
 def mirror(index: torch.Tensor, size: int) -> torch.Tensor:
     """Fold integer indices into [0, size) by reflection at the borders: -1 -> 1, size -> size-2."""
     period = max(2 * size - 2, 1)  # a 1-pixel axis has period 1, so every index folds to 0
@@ -56,7 +71,7 @@ def blit(
     if h != w and bool((quarter_turns % 2 == 1).any()):
         raise ValueError(f"quarter turns need square images, got {h}x{w}")
     flip, quarter_turns, shift_x, shift_y = (
-        t.to(images.device, non_blocking=True) for t in (flip, quarter_turns, shift_x, shift_y)
+        to_device(t, images.device) for t in (flip, quarter_turns, shift_x, shift_y)
     )
     k = quarter_turns.view(n, 1)
     # Walk back from each output pixel to its source: undo the shift, then the turn, then the
@@ -129,7 +144,7 @@ def affine_resample(images: torch.Tensor, sample_matrix: torch.Tensor) -> torch.
     that never waits for a GPU.
     """
     n, _, h, w = images.shape
-    taps = _TAPS.to(images.device, images.dtype, non_blocking=True)
+    taps = to_device(_TAPS, images.device, images.dtype)
     half = taps.numel() // 2
     # The downsampling filter needs half - 1 extra high-res samples beyond each image border.
     reach_x = w / 2 + (half - 1.5) / 2
@@ -145,7 +160,7 @@ def affine_resample(images: torch.Tensor, sample_matrix: torch.Tensor) -> torch.
     extent = sample_matrix.new_tensor([w, h]) / 2
     pads = torch.cat([-low - extent, high - extent]).add(half).clamp(min=0).ceil()
     pad_x0, pad_y0, pad_x1, pad_y1 = (int(v) for v in pads.tolist())
-    sample_matrix = sample_matrix.to(images.device, images.dtype, non_blocking=True)
+    sample_matrix = to_device(sample_matrix, images.device, images.dtype)
     if autotuned(images):
         # one padding for all sides, a multiple of 16, keeps the shapes few (more padding
         # than needed changes nothing but the cost)

@@ -31,19 +31,22 @@ def memory_format(
     channels_last: bool | None, x: torch.Tensor, dtype: torch.dtype, block: nn.Module
 ) -> torch.memory_format:
     """The layout a block runs in. None = automatic:
-    - on the CPU, channels-last unless the block's own weights are being trained: oneDNN's
-      native layout, faster forward and input gradients (measured: convolutions 8%,
+    - on the CPU, channels-last unless the block's own weights are being trained in fp32:
+      oneDNN's native layout, faster forward and input gradients (measured: convolutions 8%,
       transposed convolutions 35-75% and the depthwise FIR filters 2x). That covers
-      generating, G inside D's phase and D inside G's phase. A block whose weights train runs
-      NCHW: oneDNN's channels-last weight gradients are far slower here (0.59 s against
-      0.32 s for a 3x3 conv on [8, 512, 32, 32]); a 64 px "auto" training step took about 14%
-      less time with its trained blocks in NCHW (main step 17.8 s against 20.8 s, R1 +
-      path-length step 32.8 s against 40.1 s);
+      generating, G inside D's phase and D inside G's phase. A block whose weights train in
+      fp32 runs NCHW: oneDNN's fp32 channels-last weight gradients are far slower here (0.59 s
+      against 0.32 s for a 3x3 conv on [8, 512, 32, 32]); a 64 px "auto" training step took
+      about 14% less time with its trained blocks in NCHW (main step 17.8 s against 20.8 s,
+      R1 + path-length step 32.8 s against 40.1 s). In bf16 that penalty is gone: channels-
+      last weight gradients are as fast as NCHW's or faster, and forward, input gradients,
+      transposed convolutions and FIR filters faster (benchmarks/conv_kernels.py --dtype
+      bf16; issue 23's table: a 3x3 conv's forward + backward 63-66 ms against 64-72 ms);
     - on CUDA, channels-last for fp16/bf16 (tensor cores); fp32 stays NCHW, as in the official
       networks."""
     if channels_last is None and x.device.type == "cpu":
         trains = torch.is_grad_enabled() and any(p.requires_grad for p in block.parameters())
-        channels_last = not trains
+        channels_last = dtype != torch.float32 or not trains
     elif channels_last is None:
         channels_last = dtype != torch.float32
     return torch.channels_last if channels_last else torch.contiguous_format

@@ -13,8 +13,9 @@ transposed convolution of the unflipped weight, and plain/downsampling convoluti
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as nnf
@@ -60,6 +61,28 @@ def _scaled_conv(
     if transposed:
         return nnf.conv_transpose2d(x, w, bias, stride, padding, output_padding, groups)
     return nnf.conv2d(x, w, bias, stride, padding, 1, groups)
+
+
+# Inside no_weight_gradients(): the styled convolutions' backward skips their weights' gradients.
+# A module global, as in the official code, not a thread-local: on a GPU autograd runs backward
+# passes on its own device threads.
+_weight_gradients_off = 0
+
+
+@contextlib.contextmanager
+def no_weight_gradients() -> Iterator[None]:
+    """Backward passes run inside skip the modulated convolutions' weight gradients.
+
+    For the path-length regulariser's inner gradient, taken with respect to ws only: autograd
+    still asks for the weights' gradients there (they require grad, as G trains), and they
+    would be computed for nothing and kept in the double-backward graph. The weights still get
+    their gradient from the penalty, through the input gradients, which depend on them."""
+    global _weight_gradients_off
+    _weight_gradients_off += 1
+    try:
+        yield
+    finally:
+        _weight_gradients_off -= 1
 
 
 class _Ctx(torch.autograd.function.FunctionCtx):
@@ -155,6 +178,7 @@ class _StyledConv(torch.autograd.Function):
         x, s, w = ctx.saved_tensors
         gain, stride, padding, groups, transposed = ctx.settings
         need_x, need_s, need_w = ctx.needs_input_grad[:3]
+        need_w = need_w and not _weight_gradients_off
         grad_xs, grad_w, _ = torch.ops.aten.convolution_backward(
             grad,
             _scale_channels(x, s),

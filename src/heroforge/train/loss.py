@@ -19,6 +19,7 @@ from torch.nn import functional
 from heroforge.config import TrainConfig
 from heroforge.nets.discriminator import Discriminator
 from heroforge.nets.generator import Generator
+from heroforge.nets.ops import no_weight_gradients
 
 Backward = Callable[[torch.Tensor], None]  # backpropagates one scalar loss
 Stats = dict[str, torch.Tensor]  # detached scalars or vectors for the tick statistics
@@ -104,7 +105,8 @@ class StyleGAN2Loss(nn.Module):
         n = max(1, z.shape[0] // self.cfg.pl_batch_shrink)
         img, ws = self.generate(z[:n], None if c is None else c[:n], main=False)
         noise = torch.randn_like(img) / math.sqrt(img.shape[2] * img.shape[3])
-        (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
+        with no_weight_gradients():  # only ws's gradient is wanted here (ops.py)
+            (grad,) = torch.autograd.grad((img * noise).sum(), ws, create_graph=True)
         lengths = grad.square().sum(2).mean(1).sqrt()
         self._add("pl", lengths.detach()[:, None])
         penalty = (lengths - self.pl_mean).square().mean()
