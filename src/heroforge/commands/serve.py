@@ -15,6 +15,8 @@ SERVE_EPILOG = (
     "Examples:\n\n"
     "  heroforge serve                           http://127.0.0.1:8765 on this machine only\n\n"
     "  heroforge serve --prepared prepared       also review that prepare output\n\n"
+    "  heroforge serve --runs runs               also list the runs of `heroforge train "
+    "--outdir runs`\n\n"
     "  HEROFORGE_TOKEN=$(python -c 'import secrets; print(secrets.token_urlsafe())') "
     "heroforge serve --host 0.0.0.0\n\n"
     "    reachable from other machines; open http://HOST:8765/?token=TOKEN"
@@ -47,6 +49,13 @@ def serve_command(
         list[Path] | None,
         typer.Option(help="A `heroforge prepare` output folder to review (repeatable)."),
     ] = None,
+    runs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Also list run folders that no queue started (`heroforge train`, SLURM): a run "
+            "folder, or a folder holding run folders (repeatable). Read-only."
+        ),
+    ] = None,
     precision: Annotated[
         str,
         typer.Option(
@@ -69,7 +78,7 @@ def serve_command(
 
     from heroforge.serve.app import create_app
 
-    app = create_app(root_folder(root), token, list(prepared or []), models)
+    app = create_app(root_folder(root), token, list(prepared or []), models, list(runs or []))
     sock = _listen(host, port)
     port = sock.getsockname()[1]  # the one chosen for --port 0
     shown = f"[{host}]" if ":" in host else host

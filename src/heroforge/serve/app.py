@@ -8,6 +8,8 @@
     POST /api/jobs/{id}/best {"name": "ckpt-....safetensors"}          "use as best"
     GET  /api/jobs/{id}/generate?seeds=1,2,3&trunc=0.7[&format=json]   PNG (or base64 PNGs)
     GET  /api/jobs/{id}/child?a=12&b=40&weight=0.5                     PNG
+    GET  /api/runs                      run folders no queue started (--runs), one row each
+    GET  /api/runs/{i}/{name}[/stats|/grids[/{grid}]]   one of them, as a job's
     GET  /api/review[?set=N], /api/review/thumb/{sha}.jpg|png, POST /api/review/override
     GET  /, /job/{id}, /explore/{id}, /review                          the pages
 
@@ -32,10 +34,12 @@ from heroforge.manager import open_queue
 from heroforge.serve.api_explore import explore_router
 from heroforge.serve.api_jobs import jobs_router
 from heroforge.serve.api_review import review_router
+from heroforge.serve.api_runs import runs_router
 from heroforge.serve.context import ServeContext
 from heroforge.serve.models import ModelCache, Painter
 from heroforge.serve.pages import STATIC, pages_router
 from heroforge.serve.review import ReviewSets
+from heroforge.serve.run_folders import RunFolders
 from heroforge.serve.security import AccessMiddleware, check_token
 from heroforge.serve.stats import StatsCache
 
@@ -45,26 +49,30 @@ def create_app(
     token: str | None = None,
     prepared_dirs: Sequence[Path] = (),
     models: ModelCache | None = None,
+    run_dirs: Sequence[Path] = (),
 ) -> FastAPI:
     """The app; every request needs `token` when one is given (see security.py).
 
     root: the manager root (queue and jobs). prepared_dirs: `prepare` output folders that the
     review page may show and write overrides into. models: the generator cache to draw with
-    (default: the last 2 models, on the CPU); tests share one between apps.
+    (default: the last 2 models, on the CPU); tests share one between apps. run_dirs: run
+    folders, or folders holding them, that no queue started, to list besides the jobs.
     """
     if token is not None:
         check_token(token)
     review = ReviewSets([Path(p) for p in prepared_dirs])  # checked before any file is made
+    runs = RunFolders([Path(p) for p in run_dirs])
     queue = open_queue(root)
     models = models or ModelCache()
     ctx = ServeContext(
         root=queue.path.parent,
         queue=queue,
         token=token,
-        stats=StatsCache(),
+        stats=StatsCache(max_files=64),  # the run list reads every run's stats.jsonl
         models=models,
         painter=Painter(),
         review=review,
+        runs=runs,
     )
 
     @asynccontextmanager
@@ -80,6 +88,7 @@ def create_app(
     app.include_router(jobs_router(ctx))
     app.include_router(explore_router(ctx))
     app.include_router(review_router(ctx))
+    app.include_router(runs_router(ctx))
     app.include_router(pages_router(ctx))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(AccessMiddleware, token=token)

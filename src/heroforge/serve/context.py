@@ -11,6 +11,7 @@ from heroforge.errors import UserError
 from heroforge.manager.queue import Job, Queue
 from heroforge.serve.models import ModelCache, Painter
 from heroforge.serve.review import ReviewSets
+from heroforge.serve.run_folders import RunFolders
 from heroforge.serve.runs import job_run_dir
 from heroforge.serve.security import JOB_ID, checked_name
 from heroforge.serve.stats import StatsCache
@@ -25,6 +26,7 @@ class ServeContext:
     models: ModelCache
     painter: Painter
     review: ReviewSets
+    runs: RunFolders  # --runs: run folders that no queue started
 
     def job(self, job_id: str) -> Job:
         """The job a URL names; 404 for anything but the number of an existing job."""

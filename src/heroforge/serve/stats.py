@@ -29,6 +29,7 @@ class PlotData:
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     notes: list[dict[str, Any]] = field(default_factory=list)  # signals, failed checkpoints...
     keys: set[str] = field(default_factory=set)
+    damaged: list[int] = field(default_factory=list)  # numbers of complete lines not a record
 
     def add(self, record: dict[str, Any]) -> None:
         event = record.get("event")
@@ -52,6 +53,22 @@ class PlotData:
             "metrics": self.metrics,
             "verdicts": self.verdicts,
             "notes": self.notes,
+        }
+
+    def newest(self) -> dict[str, Any]:
+        """What the run list shows: the newest tick's kimg, s/kimg and size in kimg, the best
+        FID measured, and the damaged lines."""
+        last = self.ticks[-1] if self.ticks else {}
+        before = self.ticks[-2]["kimg"] if len(self.ticks) > 1 else 0.0
+        fids = [m for m in self.metrics if _number(m.get("fid"))]
+        best = min(fids, key=lambda m: m["fid"], default={})
+        return {
+            "kimg": last.get("kimg"),
+            "sec_per_kimg": last.get("sec_per_kimg"),
+            "tick_kimg": last["kimg"] - before if last else None,
+            "best_fid": best.get("fid"),
+            "best_fid_kimg": best.get("kimg"),
+            "damaged_lines": self.damaged,
         }
 
 
@@ -87,6 +104,8 @@ def _finite(record: dict[str, Any]) -> dict[str, Any]:
 class _File:
     inode: int
     offset: int = 0  # bytes parsed: always the end of a complete line
+    lines: int = 0  # complete lines parsed
+    size: int = 0  # of the file at the last look: beyond offset lies a line being written
     data: PlotData = field(default_factory=PlotData)
     answers: dict[tuple, bytes] = field(default_factory=dict)  # valid until offset moves
 
@@ -111,6 +130,12 @@ class StatsCache:
                 entry.answers[key] = text.encode()
             return entry.answers[key]
 
+    def newest(self, path: Path) -> dict[str, Any]:
+        """PlotData.newest() of the file, and whether it ends in a line not yet complete."""
+        with self._lock:
+            entry = self._update(path)
+            return {**entry.data.newest(), "torn_tail": entry.size > entry.offset}
+
     def _update(self, path: Path) -> _File:
         try:
             st = path.stat()
@@ -122,6 +147,7 @@ class StatsCache:
             entry = _File(inode=inode)
         if size > entry.offset:
             self._read_more(path, entry)
+        entry.size = size
         self._files[path] = entry
         while len(self._files) > self.max_files:
             self._files.popitem(last=False)
@@ -133,7 +159,8 @@ class StatsCache:
             with path.open("rb") as f:
                 inode = os.fstat(f.fileno()).st_ino
                 if inode != entry.inode:  # replaced between stat and open
-                    entry.inode, entry.offset, entry.data = inode, 0, PlotData()
+                    entry.inode, entry.offset, entry.lines = inode, 0, 0
+                    entry.data = PlotData()
                     entry.answers.clear()
                 f.seek(entry.offset)
                 chunk = f.read()
@@ -142,12 +169,15 @@ class StatsCache:
         end = chunk.rfind(b"\n") + 1  # a torn last line waits for the next read
         if end == 0:
             return
-        for line in chunk[:end].splitlines():
+        for number, line in enumerate(chunk[:end].splitlines(), start=entry.lines + 1):
             try:
                 record = json.loads(line)
             except ValueError:
-                continue
+                record = None
             if isinstance(record, dict):
                 entry.data.add(record)
+            else:  # a write cut short and appended after (a kill, a full disk)
+                entry.data.damaged.append(number)
+            entry.lines = number
         entry.offset += end
         entry.answers.clear()

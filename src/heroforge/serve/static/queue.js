@@ -5,7 +5,7 @@
   const { el, post, duration, number, withToken } = HF;
 
   function progress(job) {
-    const fraction = job.target_kimg ? Math.min(1, job.kimg / job.target_kimg) : 0;
+    const fraction = job.target_kimg ? Math.min(1, (job.kimg || 0) / job.target_kimg) : 0;
     return el("td", {},
       el("div", { class: "bar", title: `${(fraction * 100).toFixed(1)} %` },
         el("span", { style: `width:${(fraction * 100).toFixed(2)}%` })),
@@ -56,12 +56,35 @@
       actions(job));
   }
 
+  // A run folder no queue started (heroforge serve --runs): read-only, no actions.
+  function runRow(run) {
+    const grid = run.grid ? withToken(`/api/runs/${run.id}/grids/${encodeURIComponent(run.grid)}`) : null;
+    const ended = run.ending ? ` at ${number(run.ending.nimg / 1000)} kimg` : "";
+    return el("tr", { "data-run": run.id },
+      el("td", { title: run.path }, run.name),
+      el("td", {}, el("span", { class: `state ${run.state}` }, run.state), el("span", { class: "dim" }, ended)),
+      progress(run),
+      el("td", { class: "num" }, number(run.sec_per_kimg, 1)),
+      el("td", { class: "num" }, number(run.best_fid, 2)),
+      el("td", {}, run.precision || "-"),
+      el("td", { class: "dim" }, run.data || "-"),
+      el("td", {}, grid ? el("a", { href: grid }, el("img", { class: "pixel thumb", src: grid, alt: run.grid })) : "-"),
+      el("td", { class: run.reason ? "bad" : "dim" }, run.reason || (run.ending && run.ending.error) || ""));
+  }
+
+  async function refreshRuns() {
+    const runs = await HF.getJSON("/api/runs");
+    document.getElementById("runs-section").hidden = !runs.length;
+    document.querySelector("#runs tbody").replaceChildren(...runs.map(runRow));
+  }
+
   let editing = false;  // a refresh must not replace the priority box being typed in
   document.addEventListener("focusin", (e) => { editing = e.target.matches("input"); });
   document.addEventListener("focusout", () => { editing = false; });
 
   async function refresh() {
     const jobs = await HF.getJSON("/api/jobs");
+    await refreshRuns();
     if (editing) return;
     const body = document.querySelector("#jobs tbody");
     body.replaceChildren(...(jobs.length ? jobs.map(row)
