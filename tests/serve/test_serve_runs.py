@@ -209,9 +209,13 @@ def test_the_run_list_needs_the_token(root, runs):
     assert len(listed.json()) == 4
 
 
-def test_a_runs_folder_that_does_not_exist_is_one_line(tmp_path):
+def test_a_runs_folder_that_does_not_exist_or_cannot_be_named_is_one_line(tmp_path, trained_run):
     with pytest.raises(UserError, match=r"^--runs .*missing: there is no such folder$"):
         serve_command(root=tmp_path / "root", port=0, token=None, runs=[tmp_path / "missing"])
+    odd = tmp_path / "my run"
+    shutil.copytree(trained_run, odd)
+    with pytest.raises(UserError, match="name must be letters, digits"):
+        serve_command(root=tmp_path / "root", port=0, token=None, runs=[odd])
 
 
 def test_the_queue_page_has_the_run_table(root, runs):

@@ -53,6 +53,11 @@ class RunFolders:
                 raise UserError(f"--runs {folder}: there is no such folder")
             resolved = folder.resolve()
             if (resolved / rundir.RUN_JSON).is_file():
+                if not RUN_NAME.fullmatch(resolved.name):  # a URL could not name it
+                    raise UserError(
+                        f"--runs {folder}: a run folder's name must be letters, digits, . _ - "
+                        "(as `heroforge train` names them)"
+                    )
                 self.folders.append(RunsFolder(resolved.parent, resolved.name))
             else:
                 self.folders.append(RunsFolder(resolved, None))
