@@ -50,7 +50,9 @@ def test_a_disk_that_fills_between_checkpoints_stops_the_run_in_one_line(
         run_dir = only_run(disk / "runs")
         assert line.startswith(f"cannot write {run_dir}/"), line
         assert ": No space left on device; training stopped and goes on from ckpt-" in line
-        assert max(tick_kimgs(run_dir)) < 0.04  # stopped long before the next checkpoint
+        # stopped at the first write that failed: a tick's line, TensorBoard, or (when the
+        # files' last tmpfs pages still had room for a few lines) the checkpoint at 0.04
+        assert max(tick_kimgs(run_dir)) < 0.06
         latest, problems = load_latest(run_dir / rundir.CHECKPOINTS)
         assert problems == []
         assert latest.path.name == "ckpt-000000000020.safetensors"

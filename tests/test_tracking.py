@@ -15,6 +15,7 @@ from helpers.training import quiet
 from heroforge import rundir
 from heroforge.config import load_config
 from heroforge.errors import ConfigError, UserError
+from heroforge.fileio import SaveGuard
 from heroforge.metrics import inception
 from heroforge.train import run as runs
 from heroforge.train import trackers
@@ -46,7 +47,7 @@ def tensorboard_events(folder):
 
 def test_tensorboard_gets_sample_grids(tmp_path):
     pytest.importorskip("tensorboard")
-    board = trackers.open_tracker(tracker_cfg("tensorboard"), tmp_path, 0, quiet)
+    board = trackers.open_tracker(tracker_cfg("tensorboard"), tmp_path, 0, quiet, SaveGuard())
     log_a_session(board, 500)
     events = tensorboard_events(tmp_path / rundir.TENSORBOARD)
     (image,) = events.Images("samples")
@@ -66,7 +67,7 @@ def test_training_puts_each_checkpoints_grid_in_tensorboard(tiny_archive, tmp_pa
 
 
 def test_tracker_none_writes_nothing(tmp_path):
-    assert trackers.open_tracker(tracker_cfg("none"), tmp_path, 0, quiet) is None
+    assert trackers.open_tracker(tracker_cfg("none"), tmp_path, 0, quiet, SaveGuard()) is None
     assert list(tmp_path.iterdir()) == []
 
 
@@ -119,9 +120,11 @@ def wandb_rows_with(run_dir, key: str, count: int) -> list[dict]:
 
 def test_wandb_offline_run_continues_on_resume(wandb_offline, tmp_path):
     cfg = tracker_cfg("wandb")
-    log_a_session(trackers.open_tracker(cfg, tmp_path, 0, quiet), 500)
+    log_a_session(trackers.open_tracker(cfg, tmp_path, 0, quiet, SaveGuard()), 500)
     first = json.loads((tmp_path / trackers.IDS).read_text())["wandb"]
-    log_a_session(trackers.open_tracker(cfg, tmp_path, 500, quiet), 1000)  # a resumed session
+    log_a_session(
+        trackers.open_tracker(cfg, tmp_path, 500, quiet, SaveGuard()), 1000
+    )  # a resumed session
     assert json.loads((tmp_path / trackers.IDS).read_text())["wandb"] == first
     files = glob.glob(str(tmp_path / "wandb" / "offline-run-*" / "run-*.wandb"))
     assert {f.rsplit("run-", 1)[1] for f in files} == {f"{first}.wandb"}  # one tracked run
@@ -164,8 +167,10 @@ def test_mlflow_run_continues_on_resume(mlflow_store, tmp_path):
     run_dir = tmp_path / "00000-heroes"
     run_dir.mkdir()
     cfg = tracker_cfg("mlflow")
-    log_a_session(trackers.open_tracker(cfg, run_dir, 0, quiet), 500)
-    log_a_session(trackers.open_tracker(cfg, run_dir, 500, quiet), 1000)  # a resumed session
+    log_a_session(trackers.open_tracker(cfg, run_dir, 0, quiet, SaveGuard()), 500)
+    log_a_session(
+        trackers.open_tracker(cfg, run_dir, 500, quiet, SaveGuard()), 1000
+    )  # a resumed session
     client = MlflowClient()
     (run,) = client.search_runs([client.get_experiment_by_name("heroforge-test").experiment_id])
     assert run.info.run_id == json.loads((run_dir / trackers.IDS).read_text())["mlflow"]
