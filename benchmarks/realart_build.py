@@ -319,7 +319,10 @@ def plan(svgs: dict[str, str], seed: int, family: str = "noto") -> list[dict]:
     """One spec per picture, fixed by the seed: what to draw and how to stage it."""
     pools = catalogue(svgs, family)
     roles = [
-        role for role, n in COUNTS.items() if role not in ("duplicate", "recolour") for _ in range(n)
+        role
+        for role, n in COUNTS.items()
+        if role not in ("duplicate", "recolour")
+        for _ in range(n)
     ]
     roles += [f"photo:{name}" for name, _, n in PHOTOS for _ in range(n)]
     np.random.default_rng(seed).shuffle(roles)
