@@ -1,8 +1,9 @@
 """Quality of `heroforge prepare` on real drawn art (Noto emoji + real photos): JSON lines.
 
 The set is built once by benchmarks/realart_build.py (see its docstring; it lives outside the
-repository, by default in /work/cache/realart). This runs prepare with the superheroes-512
-preset (keep="upper") on its raw/ folder and prints the lines of benchmarks/prepare_quality.py
+repository, by default in /work/cache/realart/FAMILY). This runs prepare with the
+superheroes-512 preset (--keep both by default) on its raw/ folder and prints the lines of
+benchmarks/prepare_quality.py
 (per-reason precision/recall/F1 with the same expected-reason rule, upper/full accuracy on
 human-like pictures, kept-set precision, mean IoU of kept masks, images/s; the kept line also
 has kept_recall: the share of the pictures that belong in the set that got there), then lines
@@ -89,6 +90,16 @@ def mask_iou(data: Path, label: dict) -> float:
     return float((mask & truth).sum() / max(1, (mask | truth).sum()))
 
 
+def _keep_f1(rows: list[dict], labels: dict, cfg: PrepareConfig) -> dict:
+    """Precision, recall and F1 of the keep decision: kept pictures against those that belong
+    in the set (the figure a person checking the prepared folder sees first)."""
+    wanted = {r["source"] for r in rows if expected_outcome(labels[r["source"]], cfg) == "keep"}
+    kept = {r["source"] for r in rows if r["decision"] == "keep"}
+    p, rc = len(wanted & kept) / max(1, len(kept)), len(wanted & kept) / max(1, len(wanted))
+    f1 = 2 * p * rc / max(1e-9, p + rc)
+    return {"reason": "keep", "precision": round(p, 3), "recall": round(rc, 3), "f1": round(f1, 3)}
+
+
 def _breakdown(
     rows: list[dict], labels: dict, cfg: PrepareConfig, ious: dict[str, float], key: str
 ) -> list[dict]:
@@ -161,25 +172,30 @@ def report(
     rows: list[dict], labels: dict, data: Path, out: Path, cfg: PrepareConfig, speed: dict
 ) -> list[dict]:
     """All the benchmark's lines, in order; speed (seconds, workers, summary) goes last."""
-    base = {"benchmark": BENCHMARK, "data": str(data), "count": len(rows)}
+    base = {"benchmark": BENCHMARK, "data": data.name, "count": len(rows)}
     lines = []
     judged = [r for r in rows if r.get("reason") != "too_small"]
     for reason in REASONS:
         lines.append({**base, **_f1(judged, labels, reason), "too_small": len(rows) - len(judged)})
+    lines.append({**base, **_keep_f1(rows, labels, cfg)})
     heroes = [r for r in rows if expected_reason(labels[r["source"]]) is None and "body" in r]
     body_ok = float(np.mean([r["body"] == labels[r["source"]]["body"] for r in heroes]))
+    kept_heroes = [r for r in heroes if r["decision"] == "keep"]
+    kept_ok = [r["body"] == labels[r["source"]]["body"] for r in kept_heroes]
     per_body = {}  # recall of each extent: both failure directions show separately
     for body in ("upper", "full"):
         of_body = [r["body"] == body for r in heroes if labels[r["source"]]["body"] == body]
         per_body[body] = round(float(np.mean(of_body)), 3) if of_body else None
     lines.append(
         {**base, "upper_full_accuracy": round(body_ok, 3), "n": len(heroes), "recall": per_body}
+        | {"kept_accuracy": round(float(np.mean(kept_ok)), 3) if kept_ok else None}
     )
     kept = [r for r in rows if r["decision"] == "keep"]
     good = [
         r
         for r in kept
-        if expected_reason(labels[r["source"]]) is None and labels[r["source"]]["body"] == "upper"
+        if expected_reason(labels[r["source"]]) is None
+        and cfg.keep in ("both", labels[r["source"]]["body"])
     ]
     quality = _kept_quality(kept, labels, data, out)
     # Not in prepare_quality: how many of the pictures that belong in the set made it there
@@ -195,6 +211,7 @@ def report(
     small_truth = {r["source"] for r in rows if too_small_truth(labels[r["source"]], cfg)}
     small_pred = {r["source"] for r in rows if r.get("reason") == "too_small"}
     dups = [r for r in rows if labels[r["source"]]["duplicate_of"]]
+    recolours = [r for r in rows if labels[r["source"]].get("recolour_of")]
     lines.append(
         {
             **base,
@@ -204,6 +221,8 @@ def report(
                 "n": len(small_truth),
             },
             "near_duplicates": {"n": len(dups), "outcomes": dict(Counter(map(outcome, dups)))},
+            # another variant of a drawn hero (skin tone, gender, hair): never a duplicate
+            "recolours": {"n": len(recolours), "outcomes": dict(Counter(map(outcome, recolours)))},
         }
     )
     drawn = [r for r in rows if labels[r["source"]]["kind"] != "photo" and "sha256" in r]
@@ -220,22 +239,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--data", type=Path, default=Path("/work/cache/realart"))
+    parser.add_argument("--family", choices=("noto", "blob", "fluent"), default="noto")
+    parser.add_argument(
+        "--data", type=Path, help="the built set (default /work/cache/realart/FAMILY)"
+    )
+    parser.add_argument("--keep", choices=("upper", "full", "both"), default="both")
     parser.add_argument("--out", type=Path, help="prepare's output folder (default: temporary)")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--sheets", type=Path, help="write failure contact sheets here")
     parser.add_argument("--cues", choices=("mediapipe", "colour"), default="mediapipe")
     args = parser.parse_args()
-    if not (args.data / "labels.json").exists():
-        raise SystemExit(f"no {args.data / 'labels.json'}: build it with realart_build.py first")
-    index = json.loads((args.data / "labels.json").read_text(encoding="utf-8"))
+    data = args.data or Path("/work/cache/realart") / args.family
+    if not (data / "labels.json").exists():
+        raise SystemExit(f"no {data / 'labels.json'}: build it with realart_build.py first")
+    index = json.loads((data / "labels.json").read_text(encoding="utf-8"))
     labels = {lb["file"]: lb for lb in index["images"]}
     prepare_cfg = load_config("superheroes-512").prepare
-    cfg = dataclasses.replace(prepare_cfg, keep="upper", human_cues=args.cues)
+    cfg = dataclasses.replace(prepare_cfg, keep=args.keep, human_cues=args.cues)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "prepared"
         start = time.perf_counter()
-        summary = prepare(args.data / "raw", out, cfg, workers=args.workers)
+        summary = prepare(data / "raw", out, cfg, workers=args.workers)
         seconds = time.perf_counter() - start
         rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
         speed = {
@@ -243,7 +267,7 @@ def main() -> None:
             "workers": args.workers or os.cpu_count(),
             "summary": dataclasses.asdict(summary),
         }
-        for line in report(rows, labels, args.data, out, cfg, speed):
+        for line in report(rows, labels, data, out, cfg, speed):
             print(json.dumps(line))
         if args.sheets:
             _sheets(rows, labels, cfg, out, args.sheets)

@@ -60,7 +60,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance
 
-GENERATOR = "realart_build/1"
+GENERATOR = "realart_build/2"
 PACKAGE = "svgmoji-noto-3.2.0.tgz"
 SPRITE = "package/sprites/all.svg"
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -197,7 +197,13 @@ PHOTOS = [
     ("coffee", False, 3),
     ("rocket", False, 3),
 ]
-COUNTS = {"upper": 210, "full": 140, "not_human": 130, "small": 16, "duplicate": 12}
+# distant: a whole figure (or an animal or object) small on a large canvas, its box under 10%
+# of the picture; recolour: another variant (skin tone, gender, hair) of a hero already drawn
+COUNTS = {
+    "upper": 190, "full": 110, "distant": 60, "recolour": 40, "not_human": 130, "small": 16,
+    "duplicate": 12,
+}  # fmt: skip
+DISTANT_ODDS = {"full": 0.6, "not_human": 0.4}
 BACKGROUND_ODDS = {
     "transparent": 0.15, "white": 0.18, "plain": 0.16, "gradient": 0.14, "stripes": 0.07,
     "dots": 0.07, "cluttered": 0.23,
@@ -267,13 +273,20 @@ def load_sprite(package: Path) -> dict[str, str]:
     return svgs
 
 
-def catalogue(svgs: dict[str, str]) -> dict[str, dict[str, list[Emoji]]]:
+# Where a family draws a base otherwise than Noto 3.2.0 (after looking at every base of it)
+FAMILY_BODY = {"fluent": {"1F9B8": "upper", "1F9B9": "upper"}}  # super(villain) as busts
+
+
+def catalogue(svgs: dict[str, str], family: str = "noto") -> dict[str, dict[str, list[Emoji]]]:
     """Labelled emoji by pool (upper / full / robot / insect / animal / object) and group."""
     pools: dict[str, dict[str, list[Emoji]]] = {}
     for emoji_id in sorted(svgs):
         emoji = classify(emoji_id)
         if emoji is None:
             continue
+        body = FAMILY_BODY.get(family, {}).get(emoji.group.split()[0])
+        if body and emoji.body:
+            emoji = Emoji(emoji.id, emoji.group, emoji.kind, body)
         pool = emoji.body or emoji.kind
         pools.setdefault(pool, {}).setdefault(emoji.group, []).append(emoji)
     return pools
@@ -302,10 +315,15 @@ def _unused(groups: dict[str, list[Emoji]], used: set[str]) -> bool:
     return any(e.id not in used for variants in groups.values() for e in variants)
 
 
-def plan(svgs: dict[str, str], seed: int) -> list[dict]:
+def plan(svgs: dict[str, str], seed: int, family: str = "noto") -> list[dict]:
     """One spec per picture, fixed by the seed: what to draw and how to stage it."""
-    pools = catalogue(svgs)
-    roles = [role for role, n in COUNTS.items() if role != "duplicate" for _ in range(n)]
+    pools = catalogue(svgs, family)
+    roles = [
+        role
+        for role, n in COUNTS.items()
+        if role not in ("duplicate", "recolour")
+        for _ in range(n)
+    ]
     roles += [f"photo:{name}" for name, _, n in PHOTOS for _ in range(n)]
     np.random.default_rng(seed).shuffle(roles)
     specs: list[dict] = []
@@ -319,12 +337,32 @@ def plan(svgs: dict[str, str], seed: int) -> list[dict]:
             pool = role
             if role == "small":  # thumbnails of every kind, for too_small
                 pool = str(rng.choice(["upper", "full", "not_human"]))
+            elif role == "distant":
+                pool = _pick(rng, DISTANT_ODDS)
             if pool == "not_human":
                 odds = {k: p for k, p in NOT_HUMAN_ODDS.items() if _unused(pools[k], used)}
                 pool = _pick(rng, odds)
+            if pool == "full" and not _unused(pools[pool], used):
+                pool = "upper"  # a family with few whole figures (blob) runs out of them
             emoji = _choose(rng, pools[pool], used)
             spec.update(emoji=asdict(emoji), svg=svgs[emoji.id])
         specs.append(spec)
+    # Recolours: another unused variant of a hero group drawn earlier (skin tone, gender,
+    # hair), staged on its own: a different picture that a duplicate finder must keep.
+    for _ in range(COUNTS["recolour"]):
+        i = len(specs)
+        rng = np.random.default_rng([seed, i])
+        heroes = [
+            s for s in specs
+            if s["role"] in ("upper", "full", "distant") and s["emoji"]["kind"] == "hero"
+            and _unused({"g": pools[s["emoji"]["body"]][s["emoji"]["group"]]}, used)
+        ]  # fmt: skip
+        if not heroes:
+            break
+        first = heroes[int(rng.integers(len(heroes)))]
+        emoji = _choose(rng, {"g": pools[first["emoji"]["body"]][first["emoji"]["group"]]}, used)
+        spec = {"index": i, "role": first["role"], "recolour_of": first["index"]}
+        specs.append(spec | {"emoji": asdict(emoji), "svg": svgs[emoji.id]})
     # Near-duplicates last, so that each can point at any earlier original.
     for _ in range(COUNTS["duplicate"]):
         i = len(specs)
@@ -438,7 +476,8 @@ def stage(spec: dict, seed: int) -> tuple[Image.Image, Image.Image, dict]:
     """Picture (RGB or RGBA), truth mask (L) and label of one emoji spec."""
     rng = np.random.default_rng([seed, spec["index"], 1])
     emoji = spec["emoji"]
-    side = int(rng.integers(512, 769))
+    distant = spec["role"] == "distant"
+    side = int(rng.integers(300, 481) if distant else rng.integers(512, 769))
     art = rasterise(spec["svg"], side)
     alpha = np.asarray(art)[..., 3]
     x0, y0, x1, y1 = Image.fromarray(((alpha >= 128) * 255).astype(np.uint8)).getbbox()
@@ -448,7 +487,9 @@ def stage(spec: dict, seed: int) -> tuple[Image.Image, Image.Image, dict]:
     # Where the subject sits: busts are often cut by the bottom edge like portraits; whole
     # figures and things may stand on it (touching, not cut); otherwise they float.
     placement = "floating"
-    if figure == "bust" and rng.random() < 0.5:
+    if distant:
+        placement = "distant"
+    elif figure == "bust" and rng.random() < 0.5:
         placement = "flush"
     elif figure in ("full", None) and rng.random() < 0.15:
         placement = "grounded"
@@ -460,6 +501,12 @@ def stage(spec: dict, seed: int) -> tuple[Image.Image, Image.Image, dict]:
         bottom = -int(rng.uniform(0.0, 0.12) * (y1 - y0))
     elif placement == "grounded":
         bottom = 0
+    elif distant:  # the subject's box under 10% of a canvas 3.2-4.5 times its extent
+        width = round(extent * rng.uniform(3.2, 4.5) * rng.uniform(1.0, 1.3))
+        height = round(extent * rng.uniform(3.2, 4.5))
+        left = int(rng.uniform(0.05, 0.95) * (width - (x1 - x0)))
+        top = int(rng.uniform(0.05, 1.0) * (height - (y1 - y0)))  # up to standing on the edge
+        right, bottom = width - (x1 - x0) - left, height - (y1 - y0) - top
     size = (int(x1 - x0 + left + right), int(y1 - y0 + top + bottom))
     offset = (left - x0, top - y0)
     layer = Image.new("RGBA", size, (0, 0, 0, 0))
@@ -613,21 +660,53 @@ def write_one(out: Path, spec: dict, seed: int) -> dict:
     }
 
 
+# family -> (npm package to `npm pack`, its tarball, what the artwork is and its licence)
+FAMILIES = {
+    "noto": (
+        "@svgmoji/noto@3.2.0", PACKAGE,
+        "Noto Emoji (Google), Apache License 2.0, from the npm package @svgmoji/noto 3.2.0 (MIT "
+        "wrapper)",
+    ),
+    # @svgmoji/blob ships no artwork (3.1.0 and 3.2.0 hold only code); Noto Emoji v1 is the
+    # blob-era Noto that Blobmoji continues, drawn differently from today's Noto
+    "blob": (
+        "@iconify-json/noto-v1@1.2.5", "iconify-json-noto-v1-1.2.5.tgz",
+        "Noto Emoji v1 (Google, the blob-era artwork), Apache License 2.0, from the npm package "
+        "@iconify-json/noto-v1 1.2.5",
+    ),
+    "fluent": (
+        "@iconify-json/fluent-emoji-flat@1.2.6", "iconify-json-fluent-emoji-flat-1.2.6.tgz",
+        "Fluent Emoji Flat (Microsoft), MIT License, from the npm package "
+        "@iconify-json/fluent-emoji-flat 1.2.6",
+    ),
+}  # fmt: skip
 NOTICE = """Real-art benchmark for heroforge prepare, built by benchmarks/realart_build.py.
-Emoji artwork: Noto Emoji (Google), Apache License 2.0, from the npm package @svgmoji/noto 3.2.0
-(MIT wrapper). Photographs: grace_hopper.jpg (matplotlib sample data, public domain); astronaut,
-rocket (NASA, public domain), camera, coffee, chelsea (CC0) from scikit-image.
-A development resource only: not part of heroforge and not for redistribution with it.
+Emoji artwork: {artwork}. Photographs: grace_hopper.jpg (matplotlib sample data, public
+domain); astronaut, rocket (NASA, public domain), camera, coffee, chelsea (CC0) from
+scikit-image. A development resource only: not part of heroforge and not for redistribution.
 """
 
 
-def build(out: Path, package: Path, seed: int, workers: int) -> list[dict]:
+def load_family(family: str, packages: Path) -> dict[str, str]:
+    """Sprite id -> standalone SVG of one family, from its tarball in `packages`."""
+    from realart_iconify import load_iconify  # sibling script
+
+    tarball = packages / FAMILIES[family][1]
+    if not tarball.exists():
+        raise SystemExit(f"no {tarball}: cd {packages} && npm pack {FAMILIES[family][0]}")
+    if family == "noto":
+        return load_sprite(tarball)
+    # noto-v1 has no chars.json of its own: its icons are named as Fluent's are
+    return load_iconify(tarball, names_from=packages / FAMILIES["fluent"][1])
+
+
+def build(out: Path, family: str, packages: Path, seed: int, workers: int) -> list[dict]:
     """Write the whole set into out (raw/, masks/, labels.json, NOTICE.txt); returns labels."""
     repo = Path(__file__).resolve().parents[1]
     if out.resolve().is_relative_to(repo):  # the set is a cache, never part of the repository
         raise SystemExit(f"--out must be outside the repository {repo}")
-    svgs = load_sprite(package)
-    specs = plan(svgs, seed)
+    svgs = load_family(family, packages)
+    specs = plan(svgs, seed, family)
     for sub in ("raw", "masks"):
         (out / sub).mkdir(parents=True, exist_ok=True)
         for old in (out / sub).iterdir():
@@ -635,15 +714,20 @@ def build(out: Path, package: Path, seed: int, workers: int) -> list[dict]:
     n = len(specs)
     with ProcessPoolExecutor(workers or None) as pool:
         labels = list(pool.map(write_one, [out] * n, specs, [seed] * n, chunksize=8))
+    for spec, label in zip(specs, labels, strict=True):
+        first = spec.get("recolour_of")
+        label["recolour_of"] = None if first is None else labels[first]["file"]
     index = {
         "generator": GENERATOR,
-        "source": f"@svgmoji/noto 3.2.0 ({package.name}) + photographs",
+        "family": family,
+        "source": f"{FAMILIES[family][0]} + photographs",
         "seed": seed,
         "count": len(labels),
         "images": labels,
     }
     (out / "labels.json").write_text(json.dumps(index, indent=1), encoding="utf-8")
-    (out / "NOTICE.txt").write_text(NOTICE, encoding="utf-8")
+    artwork = FAMILIES[family][2]
+    (out / "NOTICE.txt").write_text(NOTICE.format(artwork=artwork), encoding="utf-8")
     return labels
 
 
@@ -651,17 +735,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=Path("/work/cache/realart"))
-    parser.add_argument("--package", type=Path, help=f"the npm tarball (default: OUT/{PACKAGE})")
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="noto")
+    parser.add_argument("--out", type=Path, help="default: /work/cache/realart/FAMILY")
+    parser.add_argument("--packages", type=Path, default=Path("/work/cache/realart"),
+                        help="where the npm tarballs are")  # fmt: skip
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--workers", type=int, default=0, help="processes; 0 = one per core")
     args = parser.parse_args()
-    labels = build(args.out, args.package or args.out / PACKAGE, args.seed, args.workers)
+    out = args.out or args.packages / args.family
+    labels = build(out, args.family, args.packages, args.seed, args.workers)
     counts: dict[str, int] = {}
     for lb in labels:
         key = f"{lb['kind']}/{lb['body']}"
         counts[key] = counts.get(key, 0) + 1
-    print(json.dumps({"pictures": len(labels), "out": str(args.out), "counts": counts}))
+    print(json.dumps({"pictures": len(labels), "out": str(out), "counts": counts}))
 
 
 if __name__ == "__main__":

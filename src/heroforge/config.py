@@ -117,7 +117,10 @@ class PrepareConfig:
     upper_min_cut: float = 0.08  # subject covering this share of the bottom edge: upper body
     upper_min_fill: float = 0.5  # ... or a compact subject (this share of its box) that is
     upper_max_tall: float = 1.3  # ... at most this many times as tall as wide (a floating bust)
-    duplicate_bits: int = 6  # perceptual hashes this close (of 64 bits) are near-duplicates
+    duplicate_bits: int = 10  # grey layout hashes this close (of 64 bits) may be duplicates...
+    # ... when at most this share of the subject changed colour (data/dedup.py): a recolour
+    # (skin, hair, costume) changes more and is kept
+    duplicate_distance: float = 0.005
 
     def __post_init__(self) -> None:
         if not (32 <= self.size <= 4096 and self.size & (self.size - 1) == 0):
@@ -137,6 +140,7 @@ class PrepareConfig:
         _positive(self, "upper_max_tall")
         if not 0 <= self.duplicate_bits <= 32:
             _fail("prepare.duplicate_bits", self.duplicate_bits, "an integer from 0 to 32")
+        _unit_interval(self, "duplicate_distance")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from helpers.files import copy_synth_pictures, read_manifest
 from heroforge.config import load_config
 from heroforge.data.inspect import Scores
 from heroforge.data.overrides import read_overrides, set_override
+from heroforge.data.prepare_decide import decide
 from heroforge.errors import UserError
 
 CFG = load_config("superheroes-512", ["prepare.size=64", "prepare.keep=both"]).prepare
@@ -173,14 +174,14 @@ def test_decide_names_the_first_failing_check():
         base |= {"fill": 0.4, "tall": 2.0}
         return Scores(**{**base, **kw})
 
-    assert prep.decide(scores(), CFG, 1.0) == (None, "upper")
-    assert prep.decide(scores(body_cut=0.0), CFG, 1.0) == (None, "full")
-    assert prep.decide(scores(body_cut=0.0, fill=0.7, tall=1.1), CFG, 1.0) == (None, "upper")
-    assert prep.decide(scores(realism=0.9, human=0.1), CFG, 1.0)[0] == "too_realistic"
-    assert prep.decide(scores(separability=0.1, human=0.1), CFG, 1.0)[0] == "not_separable"
-    assert prep.decide(scores(), CFG, None)[0] == "not_separable"  # no subject found
-    assert prep.decide(scores(human=0.1), CFG, 1.0)[0] == "not_human"
-    assert prep.decide(scores(realism=0.9), CFG, CFG.max_upscale + 0.1)[0] == "too_small"
+    assert decide(scores(), CFG, 1.0) == (None, "upper")
+    assert decide(scores(body_cut=0.0), CFG, 1.0) == (None, "full")
+    assert decide(scores(body_cut=0.0, fill=0.7, tall=1.1), CFG, 1.0) == (None, "upper")
+    assert decide(scores(realism=0.9, human=0.1), CFG, 1.0)[0] == "too_realistic"
+    assert decide(scores(separability=0.1, human=0.1), CFG, 1.0)[0] == "not_separable"
+    assert decide(scores(), CFG, None)[0] == "not_separable"  # no subject found
+    assert decide(scores(human=0.1), CFG, 1.0)[0] == "not_human"
+    assert decide(scores(realism=0.9), CFG, CFG.max_upscale + 0.1)[0] == "too_small"
 
 
 def test_cli_prepare_and_archive(cli, raw_set, tmp_path):

@@ -7,7 +7,7 @@ from PIL import Image, ImageDraw
 
 from heroforge.config import load_config
 from heroforge.data.inspect import inspect
-from heroforge.data.prepare import decide
+from heroforge.data.prepare_decide import decide
 from heroforge.data.segment import on_white, segment
 
 

@@ -27,7 +27,6 @@ import warnings
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -35,16 +34,17 @@ from PIL import Image
 
 from heroforge.checks import require_folder, worker_count
 from heroforge.config import PrepareConfig
-from heroforge.data import humancues
+from heroforge.data import dedup, humancues
 from heroforge.data.ingest import IngestLimits, Skip, Source, decode_image, list_sources
-from heroforge.data.inspect import Scores, inspect
+from heroforge.data.inspect import inspect
+from heroforge.data.prepare_decide import finalise
 from heroforge.data.prepare_results import PictureRecord, PrepareSummary
 from heroforge.data.segment import Segmentation, on_white, segment
 from heroforge.data.workers import one_blas_thread, one_core_each
 from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
-PIPELINE_VERSION = "prepare/7"  # bump when processing changes, so caches are not reused
+PIPELINE_VERSION = "prepare/8"  # bump when processing changes, so caches are not reused
 WORK_SIDE = 768  # pictures are analysed at most this big: the subject ends up <= 512 px
 THUMB = 160
 
@@ -56,50 +56,6 @@ def settings_key(cfg: PrepareConfig) -> str:
     detectors run): a cache made without MediaPipe is not reused once it is there."""
     text = json.dumps([PIPELINE_VERSION, cfg.size, cfg.margin, *humancues.settings(cfg)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
-    """With MediaPipe: a face (either detector, or a weaker one the face mesh confirms), a pose,
-    or a colour/shape score high enough alone for a bust. Colour cues only: the colour/shape
-    score against min_human."""
-    if cues != humancues.MEDIAPIPE:
-        return scores.human >= cfg.min_human
-    return (
-        humancues.colour_alone(scores.human, scores.body_cut, cfg)
-        or scores.face >= cfg.min_face
-        or scores.face_short >= cfg.min_face_short
-        or scores.mesh >= 1  # measured only on faces of at least min_face_mesh
-        or scores.pose >= cfg.min_pose
-    )
-
-
-def decide(
-    scores: Scores, cfg: PrepareConfig, upscale: float | None, cues: str = humancues.COLOUR
-) -> tuple[str | None, str]:
-    """(outlier reason or None, body extent). The first failing check names the reason;
-    upscale is the enlargement the framed subject needed (None: no subject found); cues is
-    how human-likeness was measured (the record's "human_cues")."""
-    compact = scores.fill >= cfg.upper_min_fill and scores.tall <= cfg.upper_max_tall
-    body = "upper" if scores.body_cut >= cfg.upper_min_cut or compact else "full"
-    # Feet on the bottom edge look like a bust cut by it; visible knees tell them apart
-    # (knee is -1 where pose was not run)
-    if 0 < scores.body_cut < cfg.pose_max_cut and scores.knee >= cfg.min_knee:
-        body = "full"
-    if upscale is None:
-        return "not_separable", body
-    if upscale > cfg.max_upscale:  # also: too few pixels to judge texture and shape reliably
-        return "too_small", body
-    separable = scores.separability >= cfg.min_separability
-    # A busy scene left inside a failed mask looks "realistic" too (many colours); there only
-    # a clearly photographic picture is called too_realistic, the rest not_separable.
-    clearly = min(1.0, cfg.max_realism + 0.25)
-    if scores.realism > (cfg.max_realism if separable else clearly):
-        return "too_realistic", body
-    if not separable:
-        return "not_separable", body
-    if not is_human(scores, cfg, cues):
-        return "not_human", body
-    return None, body
 
 
 def frame(picture: np.ndarray, mask: np.ndarray, cfg: PrepareConfig) -> tuple[Image.Image, float]:
@@ -175,25 +131,6 @@ def _thumb(rgb: np.ndarray, seg: Segmentation | None) -> bytes:
     return buf.getvalue()
 
 
-def dhash(img: Image.Image) -> str:
-    """64-bit difference hash of the picture: near-duplicates differ in a few bits."""
-    grey = np.asarray(img.convert("L").resize((9, 8), Image.Resampling.LANCZOS), np.int16)
-    bits = (grey[:, 1:] > grey[:, :-1]).ravel()
-    return f"{int(''.join('1' if b else '0' for b in bits), 2):016x}"
-
-
-def colour_thumb(img: Image.Image) -> str:
-    """16 x 16 RGB thumbnail as hex: two pictures with one layout but other colours (skin
-    tones, costumes) have near hashes; their thumbnails tell them apart."""
-    return np.asarray(img.resize((16, 16), Image.Resampling.BOX), np.uint8).tobytes().hex()
-
-
-def _same_colours(a: str, b: str, max_difference: float = 10.0) -> bool:
-    pa = np.frombuffer(bytes.fromhex(a), np.uint8).astype(np.int16)
-    pb = np.frombuffer(bytes.fromhex(b), np.uint8).astype(np.int16)
-    return float(np.abs(pa - pb).mean()) < max_difference
-
-
 def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimits) -> PictureRecord:
     """Analyse one picture, write its framed output and thumbnail into the cache; return its
     record: decision "analysed" with its scores, or "error" for a bad file (never an
@@ -235,73 +172,13 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
     if seg.mask.sum() >= 16:
         framed, scale = frame(white, seg.mask, cfg)
         record["upscale"] = round(scale * factor, 3)
-        record["hash"] = dhash(framed)
-        record["thumb"] = colour_thumb(framed)
+        # duplicates are compared at one size, whatever size the set is prepared at
+        view, _ = frame(white, seg.mask, dataclasses.replace(cfg, size=dedup.VIEW))
+        record["hash"] = dedup.dhash(np.asarray(view))
+        record["thumb"] = dedup.colour_signature(np.asarray(view))
         atomic_write_bytes(cache / "framed" / f"{sha}.png", _png(framed), durable=False)
     atomic_write_text(cached, json.dumps(record), durable=False)
     return record
-
-
-def _output_name(source: str, sha: str, taken: set[str]) -> str:
-    stem = Path(source).with_suffix("").as_posix().replace("/", "__")
-    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:120] or "picture"
-    name = f"{stem}.png"
-    if name in taken:
-        name = f"{stem}-{sha[:8]}.png"
-    taken.add(name)
-    return name
-
-
-def finalise(
-    records: list[PictureRecord], overrides: dict[str, str], cfg: PrepareConfig
-) -> list[dict]:
-    """Final decision per record: overrides first, then the automatic reason, then --keep,
-    then near-duplicates (the biggest source of a group is kept)."""
-    rows, taken = [], set[str]()
-    for rec in sorted(records, key=lambda r: r["source"]):
-        row: dict[str, Any] = dict(rec)
-        action = overrides.get(rec["source"])
-        row["override"] = action
-        if rec["decision"] == "error":
-            rows.append(row)
-            continue
-        cues = rec.get("human_cues", humancues.COLOUR)
-        reason, row["body"] = decide(Scores(**rec["scores"]), cfg, rec["upscale"], cues)
-        if action in ("upper", "full"):
-            row["body"] = action
-        wanted = cfg.keep == "both" or row["body"] == cfg.keep
-        if action == "include" and "hash" in rec:
-            row["decision"], row["reason"] = "keep", None
-        elif action == "exclude":
-            row["decision"], row["reason"] = "exclude", "override"
-        elif reason or not wanted:
-            row["decision"], row["reason"] = "exclude", reason or f"{row['body']}_body"
-        else:
-            row["decision"], row["reason"] = "keep", None
-        rows.append(row)
-    kept = sorted(
-        (r for r in rows if r["decision"] == "keep"), key=lambda r: -r["size"][0] * r["size"][1]
-    )
-    seen: list[tuple[int, str, str]] = []  # (hash, colour thumbnail, source) of kept ones
-    for row in kept:
-        h = int(row["hash"], 16)
-        twin = next(
-            (
-                src
-                for bits, thumb, src in seen
-                if bin(bits ^ h).count("1") <= cfg.duplicate_bits
-                and _same_colours(thumb, row["thumb"])
-            ),
-            None,
-        )
-        if twin is not None and row["override"] != "include":
-            row["decision"], row["reason"], row["duplicate_of"] = "exclude", "duplicate", twin
-        else:
-            seen.append((h, row["thumb"], row["source"]))
-    for row in rows:
-        if row["decision"] == "keep":
-            row["output"] = "images/" + _output_name(row["source"], row["sha256"], taken)
-    return rows
 
 
 def _sync_images(out: Path, rows: list[dict]) -> None:
@@ -399,7 +276,11 @@ def prepare(
                     progress(i + 1, total)
     rows = finalise(records, overrides, cfg)
     _sync_images(out, rows)
-    manifest = "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows)
+    # the colour signatures stay in the cache records: 9 kB each, of use to nobody reading
+    manifest = "".join(
+        json.dumps({k: v for k, v in r.items() if k != "thumb"}, sort_keys=True) + "\n"
+        for r in rows
+    )
     atomic_write_text(out / "manifest.jsonl", manifest)
     if not overrides_path.exists():
         atomic_write_text(overrides_path, HEADER)

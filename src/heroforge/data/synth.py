@@ -29,7 +29,7 @@ from heroforge.checks import require_folder, worker_count
 from heroforge.data import synth_figures as figures
 from heroforge.data import synth_scene as scene
 from heroforge.data.sheet import contact_sheet
-from heroforge.data.synth_shapes import Figure, Placement, render_figure, shade
+from heroforge.data.synth_shapes import RGB, Figure, Placement, render_figure, shade
 from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
@@ -93,6 +93,32 @@ def _place_upper(rng: np.random.Generator, fig: Figure, size: tuple[int, int]) -
     s = h * (1 - rng.uniform(0.03, 0.18)) / (cut - top)
     neck_x = w * (0.5 + rng.uniform(-0.12, 0.12))
     return Placement(s, (neck_x, h - cut * s))
+
+
+def hero_picture(
+    seed: int,
+    palette: dict[str, RGB],
+    body: str,
+    size: tuple[int, int],
+    height: float = 0.8,
+    background: np.ndarray | None = None,
+) -> Image.Image:
+    """One hero drawn from `seed` in the given colours: the same seed in another palette is the
+    same figure (shape, pose, hair style, placement) recoloured. A full figure stands centred,
+    `height` of the picture tall (small on a large canvas when low); a bust is cut by the
+    bottom edge. background: H x W x 3 uint8 (None: white)."""
+    rng = np.random.default_rng(seed)
+    fig = figures.hero(rng, palette, full_body=body == "full")
+    if body == "full":
+        x0, y0, x1, y1 = fig.bounds()
+        s = height * size[1] / (y1 - y0)
+        place = Placement(s, (size[0] / 2 - (x0 + x1) / 2 * s, size[1] / 2 - (y0 + y1) / 2 * s))
+    else:
+        place = _place_upper(rng, fig, size)
+    fg, alpha = render_figure(fig, place, size, shade(palette["suit"], 0.2))
+    if background is None:
+        return Image.composite(fg, Image.new("RGB", size, (255, 255, 255)), alpha)
+    return Image.composite(fg, Image.fromarray(background), alpha)
 
 
 def _photo_palette(rng: np.random.Generator) -> dict:

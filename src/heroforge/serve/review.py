@@ -29,6 +29,7 @@ ROW_KEYS = (
     "output",
     "scores",
     "duplicate_of",
+    "duplicate_distance",
     "method",
     "size",
     "upscale",
@@ -78,9 +79,13 @@ class ReviewSets:
         folder = self.folder(index)
         pending = read_overrides(folder / OVERRIDES)
         rows = []
-        for row in read_manifest(folder):
+        manifest = read_manifest(folder)
+        sha_of = {row["source"]: row.get("sha256") for row in manifest}
+        for row in manifest:
             shown = {k: row.get(k) for k in ROW_KEYS}
             shown["framed"] = bool(row.get("hash"))  # a framed picture exists to show
+            # the picture a duplicate duplicates, to show beside it
+            shown["duplicate_sha256"] = sha_of.get(row.get("duplicate_of") or "")
             shown["pending"] = pending.get(row["source"])
             rows.append(shown)
         return rows

@@ -43,7 +43,11 @@
       thumb,
       el("div", { class: "name" }, row.source),
       el("div", { class: row.decision === "keep" ? "good" : "bad" }, why),
-      row.duplicate_of ? el("div", { class: "dim" }, `duplicate of ${row.duplicate_of}`) : null,
+      row.duplicate_of ? el("div", { class: "dim" }, `duplicate of ${row.duplicate_of}` +
+        (row.duplicate_distance != null ? ` (colour distance ${row.duplicate_distance})` : "")) : null,
+      row.duplicate_sha256 ? el("img", { class: "twin", alt: `duplicates ${row.duplicate_of}`, loading: "lazy",
+        src: withToken(`/api/review/thumb/${row.duplicate_sha256}.jpg?set=${data.set}`),
+        title: `the picture it duplicates: ${row.duplicate_of}` }) : null,
       el("div", { class: "dim" }, `body ${body(row) || "-"}${row.pending ? ` · override: ${row.pending}` : ""}`),
       el("div", { class: "pick" },
         el("button", { disabled: !canFlip, onclick: flip, "data-action": "flip" }, now === "keep" ? "exclude" : "include"),

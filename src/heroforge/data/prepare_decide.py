@@ -1,0 +1,114 @@
+"""The decisions of `heroforge prepare`, made over the cached analysis of every picture: its
+exclusion reason and body extent from the scores and thresholds, a person's overrides, --keep,
+and near-duplicates. Nothing here reads pixels: changing a threshold re-decides in an instant.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from heroforge.config import PrepareConfig
+from heroforge.data import dedup, humancues
+from heroforge.data.inspect import Scores
+from heroforge.data.prepare_results import PictureRecord
+
+
+def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
+    """With MediaPipe: a face (either detector, or a weaker one the face mesh confirms), a pose,
+    or a colour/shape score high enough alone for a bust. Colour cues only: the colour/shape
+    score against min_human."""
+    if cues != humancues.MEDIAPIPE:
+        return scores.human >= cfg.min_human
+    return (
+        humancues.colour_alone(scores.human, scores.body_cut, cfg)
+        or scores.face >= cfg.min_face
+        or scores.face_short >= cfg.min_face_short
+        or scores.mesh >= 1  # measured only on faces of at least min_face_mesh
+        or scores.pose >= cfg.min_pose
+    )
+
+
+def decide(
+    scores: Scores, cfg: PrepareConfig, upscale: float | None, cues: str = humancues.COLOUR
+) -> tuple[str | None, str]:
+    """(outlier reason or None, body extent). The first failing check names the reason;
+    upscale is the enlargement the framed subject needed (None: no subject found); cues is
+    how human-likeness was measured (the record's "human_cues")."""
+    compact = scores.fill >= cfg.upper_min_fill and scores.tall <= cfg.upper_max_tall
+    body = "upper" if scores.body_cut >= cfg.upper_min_cut or compact else "full"
+    # Feet on the bottom edge look like a bust cut by it; visible knees tell them apart
+    # (knee is -1 where pose was not run)
+    if 0 < scores.body_cut < cfg.pose_max_cut and scores.knee >= cfg.min_knee:
+        body = "full"
+    if upscale is None:
+        return "not_separable", body
+    if upscale > cfg.max_upscale:  # also: too few pixels to judge texture and shape reliably
+        return "too_small", body
+    separable = scores.separability >= cfg.min_separability
+    # A busy scene left inside a failed mask looks "realistic" too (many colours); there only
+    # a clearly photographic picture is called too_realistic, the rest not_separable.
+    clearly = min(1.0, cfg.max_realism + 0.25)
+    if scores.realism > (cfg.max_realism if separable else clearly):
+        return "too_realistic", body
+    if not separable:
+        return "not_separable", body
+    if not is_human(scores, cfg, cues):
+        return "not_human", body
+    return None, body
+
+
+def _output_name(source: str, sha: str, taken: set[str]) -> str:
+    stem = Path(source).with_suffix("").as_posix().replace("/", "__")
+    stem = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:120] or "picture"
+    name = f"{stem}.png"
+    if name in taken:
+        name = f"{stem}-{sha[:8]}.png"
+    taken.add(name)
+    return name
+
+
+def finalise(
+    records: list[PictureRecord], overrides: dict[str, str], cfg: PrepareConfig
+) -> list[dict]:
+    """Final decision per record: overrides first, then the automatic reason, then --keep,
+    then near-duplicates (the biggest source of a group is kept; a duplicate's row names it
+    in "duplicate_of", with their colour distance in "duplicate_distance")."""
+    rows, taken = [], set[str]()
+    for rec in sorted(records, key=lambda r: r["source"]):
+        row: dict[str, Any] = dict(rec)
+        action = overrides.get(rec["source"])
+        row["override"] = action
+        if rec["decision"] == "error":
+            rows.append(row)
+            continue
+        cues = rec.get("human_cues", humancues.COLOUR)
+        reason, row["body"] = decide(Scores(**rec["scores"]), cfg, rec["upscale"], cues)
+        if action in ("upper", "full"):
+            row["body"] = action
+        wanted = cfg.keep == "both" or row["body"] == cfg.keep
+        if action == "include" and "hash" in rec:
+            row["decision"], row["reason"] = "keep", None
+        elif action == "exclude":
+            row["decision"], row["reason"] = "exclude", "override"
+        elif reason or not wanted:
+            row["decision"], row["reason"] = "exclude", reason or f"{row['body']}_body"
+        else:
+            row["decision"], row["reason"] = "keep", None
+        rows.append(row)
+    kept = sorted(
+        (r for r in rows if r["decision"] == "keep"), key=lambda r: -r["size"][0] * r["size"][1]
+    )
+    found = dedup.find_duplicates(
+        [(r["source"], r["hash"], r["thumb"], r["override"] != "include") for r in kept],
+        cfg.duplicate_bits,
+        cfg.duplicate_distance,
+    )
+    for row in kept:
+        if row["source"] in found:
+            row["decision"], row["reason"] = "exclude", "duplicate"
+            row["duplicate_of"], row["duplicate_distance"] = found[row["source"]]
+    for row in rows:
+        if row["decision"] == "keep":
+            row["output"] = "images/" + _output_name(row["source"], row["sha256"], taken)
+    return rows
