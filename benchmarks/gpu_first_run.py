@@ -114,7 +114,9 @@ def profile_waits(precision: str, steps: int) -> dict:
         "sources": found["sources"],
         "dtoh_copies_per_step": round(found["dtoh_copies"] / steps, 3),
         "pageable_htod_copies_per_step": round(found["pageable_htod_copies"] / steps, 3),
-        "verdict": "ok" if unplanned == 0 else "the host waits on the GPU: see sources",
+        "verdict": "ok"
+        if unplanned == found["pageable_htod_copies"] == 0
+        else "the host may wait on the GPU: see sources and the pageable copies",
     }
 
 
