@@ -14,6 +14,7 @@ from heroforge.config import load_config
 from heroforge.data import humancues
 from heroforge.data.ingest import decode_image
 from heroforge.data.inspect import Scores, inspect
+from heroforge.data.prepare_decide import decide, is_human
 from heroforge.data.segment import on_white, segment
 
 CFG = load_config("superheroes-512", ["prepare.size=64", "prepare.keep=both"]).prepare
@@ -50,14 +51,14 @@ def test_drawn_heroes_show_a_face_or_pose_and_outliers_do_not(synth_set):
     for lb in full:  # whole figures float: colour alone never vouches for them, MediaPipe does
         s = _scores(folder, lb["file"])
         assert s.face >= CFG.min_face or s.pose >= CFG.min_pose, lb["file"]
-        assert prep.is_human(s, CFG, humancues.MEDIAPIPE), lb["file"]
+        assert is_human(s, CFG, humancues.MEDIAPIPE), lb["file"]
     fooled_colour = 0
     for lb in others:
         s = _scores(folder, lb["file"])
-        assert not prep.is_human(s, CFG, humancues.MEDIAPIPE), lb["file"]
+        assert not is_human(s, CFG, humancues.MEDIAPIPE), lb["file"]
         assert max(s.face, s.face_short) < CFG.min_face
         assert s.pose < CFG.min_pose
-        fooled_colour += prep.is_human(s, CFG, humancues.COLOUR)
+        fooled_colour += is_human(s, CFG, humancues.COLOUR)
     assert fooled_colour >= 1  # an orange object the colour/shape score alone calls human
 
 
@@ -124,20 +125,20 @@ def test_the_not_human_rule_with_and_without_mediapipe():
     base = {"realism": 0.1, "separability": 0.9, "human": 1.0, "body_cut": 0.0}
     floating = Scores(**base, fill=0.4, tall=2.0, face=0.0, face_short=0.0, pose=0.0, knee=0.0)
     mp, colour = humancues.MEDIAPIPE, humancues.COLOUR
-    assert prep.decide(floating, CFG, 1.0, colour)[0] is None  # colour alone: human-like
-    assert prep.decide(floating, CFG, 1.0, mp)[0] == "not_human"  # no face, no pose, floating
+    assert decide(floating, CFG, 1.0, colour)[0] is None  # colour alone: human-like
+    assert decide(floating, CFG, 1.0, mp)[0] == "not_human"  # no face, no pose, floating
     bust = dataclasses.replace(floating, body_cut=0.5)
-    assert prep.decide(bust, CFG, 1.0, mp)[0] is None  # a bust: colour alone may vouch
-    assert prep.decide(dataclasses.replace(bust, human=0.8), CFG, 1.0, mp)[0] == "not_human"
+    assert decide(bust, CFG, 1.0, mp)[0] is None  # a bust: colour alone may vouch
+    assert decide(dataclasses.replace(bust, human=0.8), CFG, 1.0, mp)[0] == "not_human"
     for cue in ({"face": 0.7}, {"face_short": 0.8}, {"pose": 0.9}, {"face": 0.5, "mesh": 1.0}):
-        assert prep.decide(dataclasses.replace(floating, human=0.2, **cue), CFG, 1.0, mp)[0] is None
+        assert decide(dataclasses.replace(floating, human=0.2, **cue), CFG, 1.0, mp)[0] is None
     weak_face = dataclasses.replace(floating, face_short=0.65, mesh=0.0)  # the mesh saw no face
-    assert prep.decide(weak_face, CFG, 1.0, mp)[0] == "not_human"
+    assert decide(weak_face, CFG, 1.0, mp)[0] == "not_human"
     # feet on the bottom edge: visible knees make it a standing figure, not a bust
     standing = dataclasses.replace(bust, body_cut=0.15, face=0.8)
-    assert prep.decide(standing, CFG, 1.0, mp)[1] == "upper"
-    assert prep.decide(dataclasses.replace(standing, knee=0.9), CFG, 1.0, mp)[1] == "full"
-    assert prep.decide(dataclasses.replace(bust, knee=0.9), CFG, 1.0, mp)[1] == "upper"
+    assert decide(standing, CFG, 1.0, mp)[1] == "upper"
+    assert decide(dataclasses.replace(standing, knee=0.9), CFG, 1.0, mp)[1] == "full"
+    assert decide(dataclasses.replace(bust, knee=0.9), CFG, 1.0, mp)[1] == "upper"
 
 
 @pytest.fixture
