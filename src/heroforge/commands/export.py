@@ -27,14 +27,18 @@ EXPORT_EPILOG = (
 )
 
 
+# the model both commands measure or convert (nets/loading.load_model reads every form)
+Model = Annotated[
+    str,
+    typer.Option(
+        "--model",
+        help="Run folder, checkpoints folder, .safetensors network file or official .pkl.",
+    ),
+]
+
+
 def export_command(
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            help="Run folder, checkpoints folder, .safetensors network file or official .pkl.",
-        ),
-    ],
+    model: Model,
     fmt: Annotated[str, typer.Option("--format", help="onnx, torchscript or official-state-dict.")],
     out: Annotated[Path, typer.Option("--out", help="The file to write.")],
     part: Annotated[
@@ -85,13 +89,7 @@ METRICS_EPILOG = (
 
 
 def metrics_command(
-    model: Annotated[
-        str,
-        typer.Option(
-            "--model",
-            help="Run folder, checkpoints folder, .safetensors network file or official .pkl.",
-        ),
-    ],
+    model: Model,
     data: Annotated[Path, typer.Option("--data", help="The training archive (.zip) or folder.")],
     metrics: Annotated[
         str,
