@@ -3,13 +3,12 @@ cause, exit 73, the last good checkpoint untouched and nothing half-written left
 (issue 26, point 1). On real files: a small tmpfs that fills up, a folder made immutable."""
 
 import subprocess
-import time
 
 import pytest
 import torch.multiprocessing as mp
 
 from helpers.disks import immutable, save_error_line, small_disk
-from helpers.training import become_rank, free_port, only_run, quiet, tick_kimgs
+from helpers.training import become_rank, free_port, only_run, quiet, spawn_two, tick_kimgs
 from heroforge import rundir
 from heroforge.config import load_config
 from heroforge.nets.loading import load_latest
@@ -93,15 +92,7 @@ def test_every_process_stops_with_the_same_error(tiny_archive, tmp_path):
     with small_disk(tmp_path / "disk", DISK_MB) as disk, mp.Manager() as manager:
         results = manager.dict()
         args = (free_port(), str(tiny_archive), str(disk / "runs"), results)
-        context = mp.spawn(_rank_of_two, args=args, nprocs=2, join=False)
-        deadline = time.monotonic() + 300
-        finished = False  # join returns as each process ends, True once all have
-        while not finished and time.monotonic() < deadline:
-            finished = context.join(timeout=max(1.0, deadline - time.monotonic()))
-        if not finished:  # mismatched collectives hang: fail instead of stalling the suite
-            for process in context.processes:
-                process.kill()
-        assert finished
+        assert spawn_two(_rank_of_two, args, timeout=300)
         assert results[0][0] == "SaveError"
         assert "ckpt-000000000040.safetensors: No space left on device" in results[0][1]
         assert results[1] == results[0]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import socket
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
+import torch.multiprocessing as mp
 
 from helpers.files import read_jsonl
 from heroforge.nets.loading import load_latest
@@ -75,3 +78,18 @@ def become_rank(rank: int, world: int, port: int) -> None:
         WORLD_SIZE=str(world),
     )
     torch.set_num_threads(1)
+
+
+def spawn_two(worker: Callable, args: tuple, timeout: float) -> bool:
+    """worker(rank, *args) in two spawned processes; True once both ended within `timeout`
+    seconds. Processes still running then are killed (mismatched collectives hang: the test
+    fails instead of stalling the suite)."""
+    context = mp.spawn(worker, args=args, nprocs=2, join=False)
+    deadline = time.monotonic() + timeout
+    finished = False  # join returns as each process ends, True once all have
+    while not finished and time.monotonic() < deadline:
+        finished = context.join(timeout=max(1.0, deadline - time.monotonic()))
+    if not finished:
+        for process in context.processes:
+            process.kill()
+    return finished

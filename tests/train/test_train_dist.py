@@ -1,7 +1,5 @@
 """Two gloo processes train exactly what one process does with gradient accumulation."""
 
-import time
-
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -13,6 +11,7 @@ from helpers.training import (
     free_port,
     only_run,
     quiet,
+    spawn_two,
 )
 from heroforge.config import load_config
 from heroforge.nets.loading import load_latest
@@ -66,20 +65,8 @@ def _stopping_worker(rank: int, port: int, archive: str, outdir: str, results: d
 def test_a_stop_signal_on_one_process_stops_all_at_the_same_step(tiny_archive, tmp_path):
     with mp.Manager() as manager:
         results = manager.dict()
-        context = mp.spawn(
-            _stopping_worker,
-            args=(free_port(), str(tiny_archive), str(tmp_path), results),
-            nprocs=2,
-            join=False,
-        )
-        deadline = time.monotonic() + 240
-        finished = False  # join returns as each process ends, True once all have
-        while not finished and time.monotonic() < deadline:
-            finished = context.join(timeout=max(1.0, deadline - time.monotonic()))
-        if not finished:  # mismatched collectives hang: fail instead of stalling the suite
-            for process in context.processes:
-                process.kill()
-        assert finished
+        args = (free_port(), str(tiny_archive), str(tmp_path), results)
+        assert spawn_two(_stopping_worker, args, timeout=240)
         assert dict(results) == {0: "interrupted", 1: "interrupted"}
     checkpoint, _ = load_latest(next(p for p in tmp_path.iterdir() if p.is_dir()) / "checkpoints")
     assert checkpoint.meta["progress"]["step"] == 2
