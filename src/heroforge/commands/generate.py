@@ -23,8 +23,8 @@ Model = Annotated[
     typer.Option(
         "--model",
         "--network",  # the official scripts' name
-        help="Run folder (its best, else newest checkpoint), checkpoints folder, or a "
-        ".safetensors network file (e.g. an imported official model).",
+        help="Run folder (its best, else newest checkpoint), checkpoints folder, "
+        ".safetensors network file, or an official .pkl (read without running its code).",
     ),
 ]
 Outdir = Annotated[Path, typer.Option("--outdir", help="Folder for the outputs (created).")]
