@@ -83,3 +83,24 @@ def test_more_processes_than_gpus_on_a_machine_is_a_user_error(one_visible_gpu, 
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")  # set by torchrun and by our launcher
     with pytest.raises(UserError, match="wants GPU 3, but this machine shows 1"):
         init_distributed()
+
+
+def test_a_process_of_a_group_leaves_with_its_code_after_its_exit_handlers(tmp_path):
+    """leave_process ends a process of a process group without the interpreter's teardown,
+    but after its exit handlers (they stop leftover data loaders) and with its output said."""
+    import subprocess
+    import sys
+
+    script = f"""
+import atexit, pathlib
+import torch.distributed as dist
+from heroforge.runtime import dist as heroforge_dist
+dist.init_process_group("gloo", init_method="file://{tmp_path / "init"}", rank=0, world_size=1)
+atexit.register(lambda: pathlib.Path("{tmp_path / "handled"}").write_text("yes"))
+print("the last line", end="")
+heroforge_dist.leave_process(3)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 3, done.stderr
+    assert done.stdout == "the last line"
+    assert (tmp_path / "handled").read_text() == "yes"

@@ -29,7 +29,7 @@ from helpers.training import (
 from heroforge.config import load_config
 from heroforge.errors import ConfigError
 from heroforge.rundir import write_config, write_run_json
-from heroforge.runtime.dist import shutdown_distributed
+from heroforge.runtime.dist import leave_process
 from heroforge.train.run import resume, start
 
 HALF, WHOLE = 0.064, 0.128  # 8 and 16 steps of 8 images; the stop is at HALF
@@ -57,7 +57,7 @@ def _worker(rank: int, port: int, archive: str, where: str, chunk: int, kimg: fl
         resume(where, total_kimg=WHOLE, log=quiet, gpus=2)
     else:
         start(archive, _config(chunk, 2), where, total_kimg=kimg, log=quiet)
-    shutdown_distributed()
+    leave_process(0)  # as `heroforge train` ends a process of a group
 
 
 def _on_two_processes(archive, where, chunk: int, kimg: float = WHOLE) -> None:

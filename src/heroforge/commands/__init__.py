@@ -10,6 +10,7 @@ the commands so that `heroforge --help` stays instant. Nothing outside this pack
 from __future__ import annotations
 
 import sys
+import traceback
 
 import typer
 
@@ -35,6 +36,18 @@ for module in (status, config, data, nets, generate, exporting, serve, train, mi
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the console script; argv defaults to sys.argv[1:]."""
+    try:
+        _run(argv)
+    except SystemExit as done:
+        _leave(done.code)
+    except BaseException:
+        if not _in_a_process_group():
+            raise
+        traceback.print_exc()  # an unexpected error of one training process: its report
+        _leave(1)
+
+
+def _run(argv: list[str] | None) -> None:
     if argv is None and sys.argv[1:2] == ["train"]:
         from heroforge.runtime.allocator import restart_with_training_allocator
         from heroforge.runtime.signals import hold_stops
@@ -58,3 +71,21 @@ def main(argv: list[str] | None = None) -> None:
         if done.code == EXIT_INTERRUPTED:
             print(INTERRUPTED, file=sys.stderr)
         sys.exit(done.code)
+
+
+def _in_a_process_group() -> bool:
+    """Whether this process trained as one of several (only `train` imports the module)."""
+    dist = sys.modules.get("heroforge.runtime.dist")
+    return dist is not None and dist.joined_a_group()
+
+
+def _leave(code: int | str | None) -> None:
+    """Exit with `code`; a process of a process group leaves without the interpreter's
+    teardown (runtime.dist.leave_process says why)."""
+    if not _in_a_process_group():
+        sys.exit(code)
+    from heroforge.runtime.dist import leave_process
+
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    leave_process(1 if isinstance(code, str) else code or 0)

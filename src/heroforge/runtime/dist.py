@@ -10,16 +10,21 @@ no_sync during accumulation achieves, with less machinery for our four-phase ste
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
 
 from heroforge.errors import UserError
 from heroforge.runtime.launch import slurm_rank_env
+
+_joined = False  # set once this process joins a process group
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ def init_distributed(prefer_cuda: bool = True) -> DistInfo:
         # to roll back to: NCCL's default 10 minutes is too tight for that, and a real hang
         # costs little more to notice late.
         dist.init_process_group("nccl" if cuda else "gloo", timeout=collective_timeout())
+        global _joined
+        _joined = True
     return DistInfo(rank, world, device)
 
 
@@ -172,3 +179,23 @@ def shutdown_distributed() -> None:
     """Leave the process group (torchrun warns about, and NCCL may hang on, groups left open)."""
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def joined_a_group() -> bool:
+    """Whether this process has been one of a process group (it may have left it since)."""
+    return _joined
+
+
+def leave_process(code: int) -> NoReturn:
+    """End a process of a process group with `code`, after its exit handlers but without the
+    interpreter's teardown. That teardown destroys what is left of the communication library's
+    C++ objects in no particular order, and now and then aborts ("terminate called without an
+    active exception", SIGABRT: seen in CI after a run that had ended well and after a rank's
+    own error), so that a launcher reports a crash where there was none. Everything the run
+    wrote is closed before this point; the exit handlers still stop leftover data loaders."""
+    shutdown_distributed()
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing left to say
+            stream.flush()
+    os._exit(code)
