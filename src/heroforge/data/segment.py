@@ -32,7 +32,7 @@ import numpy as np
 
 from heroforge.data.segment_alpha import agree, clean_mask, unmix
 from heroforge.data.segment_band import band_background
-from heroforge.data.segment_regions import background_regions
+from heroforge.data.segment_regions import background_regions, split_leaks
 
 EDGE_STEP = 10  # neighbour difference (max over RGB) above which a pixel sits on an edge
 TRY_BAND_BELOW = 0.9  # separability under which the band method gets a try
@@ -120,6 +120,7 @@ def segment(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Segmentation:
     _, labels, stats, centroids = cv2.connectedComponentsWithStats(
         smooth.astype(np.uint8), connectivity=4
     )
+    labels, stats, centroids = split_leaks(rgb, labels, stats, centroids)
     is_bg, method = background_regions(rgb, labels, stats, centroids, border)
     is_bg[0] = False
     bg_core = is_bg[labels]

@@ -17,6 +17,7 @@ from heroforge.data.segment_alpha import LocalMeans
 
 MATCH_TOL = 22.0  # colour distance at which a region still counts as background-coloured
 ENCLOSED_BG_SHARE = 0.015  # enclosed background-coloured holes bigger than this (of the subject)
+LEAK_SHARE = 0.0005  # of the picture: smaller parts of the background region off its model stay
 
 
 def _coarse_field(rgb: np.ndarray, weight: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -122,13 +123,8 @@ def _quadratic_model(rgb: np.ndarray, weight: np.ndarray, points: np.ndarray) ->
     ys, xs = ys * 4, xs * 4
     step = max(1, ys.size // 4000)
     ys, xs = ys[::step], xs[::step]
-
-    def basis(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        y, x = y / h, x / w
-        return np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], 1)
-
-    coef, *_ = np.linalg.lstsq(basis(ys, xs), rgb[ys, xs].astype(np.float64), rcond=None)
-    return basis(points[:, 0].astype(float), points[:, 1].astype(float)) @ coef
+    coef = _least_squares(_quadratic_basis(ys / h, xs / w), rgb[ys, xs].astype(np.float64))
+    return _quadratic_basis(points[:, 0] / h, points[:, 1] / w) @ coef
 
 
 def background_regions(
@@ -180,3 +176,76 @@ def background_regions(
                 is_bg[other] = True
                 frontier.append(other)
     return is_bg, "flat" if flat else "palette"
+
+
+def _frame_fit(rgb: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """The region's colour as a quadratic in (y, x), H x W x 3 float32, fitted robustly: first
+    to its pixels in the frame of the picture (where the background shows), then refitted
+    twice to the pixels it already explains, so that subject pixels in the region drop out."""
+    h, w = region.shape
+    ys, xs = np.nonzero(region[::4, ::4])
+    step = max(1, ys.size // 2000)  # plenty for six coefficients
+    ys, xs = ys[::step] * 4, xs[::step] * 4
+    colours = rgb[ys, xs].astype(np.float64)
+    basis = _quadratic_basis(ys / h, xs / w)
+    deep = max(8, min(h, w) // 16)
+    use = (ys < deep) | (ys >= h - deep) | (xs < deep) | (xs >= w - deep)
+    for _ in range(3):
+        if use.sum() < 12:
+            use = np.ones(ys.size, bool)
+        coef = _least_squares(basis[use], colours[use])
+        use = np.linalg.norm(basis @ coef - colours, axis=1) < MATCH_TOL
+    gy, gx = np.mgrid[0:h:4, 0:w:4]
+    coarse = _quadratic_basis(gy.ravel() / h, gx.ravel() / w) @ coef
+    coarse = coarse.reshape(*gy.shape, 3).astype(np.float32)
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def _quadratic_basis(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """The six terms of a quadratic in (y, x), both scaled to 0..1, for N points."""
+    return np.stack([np.ones_like(y), y, x, y * y, x * x, x * y], 1)
+
+
+def _least_squares(basis: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Coefficients by the normal equations: a 6 x 6 solve, many times cheaper than lstsq on
+    thousands of samples (the basis is well conditioned on 0..1 coordinates)."""
+    return np.linalg.solve(basis.T @ basis + 1e-9 * np.eye(basis.shape[1]), basis.T @ values)
+
+
+def split_leaks(
+    rgb: np.ndarray, labels: np.ndarray, stats: np.ndarray, centroids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cut the subject out of the background region it leaked into.
+
+    Soft shading (Noto's hair, a background whose gradient passes through the subject's colour
+    somewhere along its outline) lets a smooth region run from the background into the subject
+    in steps too small to be an edge. The background itself follows a smooth colour model, the
+    subject does not: sizeable parts of the border's largest region that the model does not
+    explain become regions of their own. Returns the labels, stats and centroids with them.
+    """
+    h, w = labels.shape
+    border_labels = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    on_border = np.bincount(border_labels, minlength=len(stats))
+    on_border[0] = 0
+    main = int(np.argmax(on_border))
+    if main == 0:
+        return labels, stats, centroids
+    region = labels == main
+    diff = cv2.subtract(cv2.blur(rgb, (3, 3)).astype(np.float32), _frame_fit(rgb, region))
+    squared = cv2.transform(cv2.multiply(diff, diff), np.ones((1, 3), np.float32))
+    miss = squared >= MATCH_TOL**2
+    n, parts, part_stats, part_centroids = cv2.connectedComponentsWithStats(
+        (region & miss).view(np.uint8), connectivity=4
+    )
+    big = np.flatnonzero(part_stats[:, cv2.CC_STAT_AREA] >= LEAK_SHARE * h * w)
+    big = big[big > 0]
+    if big.size == 0:
+        return labels, stats, centroids
+    labels = labels.copy()
+    new = np.zeros(n, np.int32)
+    new[big] = len(stats) + np.arange(big.size)
+    cut = new[parts]
+    labels[cut > 0] = cut[cut > 0]
+    stats = np.concatenate([stats, part_stats[big]])
+    stats[main, cv2.CC_STAT_AREA] -= part_stats[big, cv2.CC_STAT_AREA].sum()
+    return labels, stats, np.concatenate([centroids, part_centroids[big]])
