@@ -18,6 +18,7 @@ from heroforge.data.segment_alpha import LocalMeans
 MATCH_TOL = 22.0  # colour distance at which a region still counts as background-coloured
 ENCLOSED_BG_SHARE = 0.015  # enclosed background-coloured holes bigger than this (of the subject)
 LEAK_SHARE = 0.0005  # of the picture: smaller parts of the background region off its model stay
+FRAME_FIT = 0.95  # share of the frame a smooth background's colour model explains
 
 
 def _coarse_field(rgb: np.ndarray, weight: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -178,10 +179,11 @@ def background_regions(
     return is_bg, "flat" if flat else "palette"
 
 
-def _frame_fit(rgb: np.ndarray, region: np.ndarray) -> np.ndarray:
+def _frame_fit(rgb: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, float]:
     """The region's colour as a quadratic in (y, x), H x W x 3 float32, fitted robustly: first
     to its pixels in the frame of the picture (where the background shows), then refitted
-    twice to the pixels it already explains, so that subject pixels in the region drop out."""
+    twice to the pixels it already explains, so that subject pixels in the region drop out.
+    Also returns the share of the region's frame pixels that the model explains."""
     h, w = region.shape
     ys, xs = np.nonzero(region[::4, ::4])
     step = max(1, ys.size // 2000)  # plenty for six coefficients
@@ -189,7 +191,8 @@ def _frame_fit(rgb: np.ndarray, region: np.ndarray) -> np.ndarray:
     colours = rgb[ys, xs].astype(np.float64)
     basis = _quadratic_basis(ys / h, xs / w)
     deep = max(8, min(h, w) // 16)
-    use = (ys < deep) | (ys >= h - deep) | (xs < deep) | (xs >= w - deep)
+    frame = (ys < deep) | (ys >= h - deep) | (xs < deep) | (xs >= w - deep)
+    use = frame
     for _ in range(3):
         if use.sum() < 12:
             use = np.ones(ys.size, bool)
@@ -198,7 +201,8 @@ def _frame_fit(rgb: np.ndarray, region: np.ndarray) -> np.ndarray:
     gy, gx = np.mgrid[0:h:4, 0:w:4]
     coarse = _quadratic_basis(gy.ravel() / h, gx.ravel() / w) @ coef
     coarse = coarse.reshape(*gy.shape, 3).astype(np.float32)
-    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR)
+    explained = float(use[frame].mean()) if frame.any() else 0.0
+    return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR), explained
 
 
 def _quadratic_basis(y: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -222,6 +226,8 @@ def split_leaks(
     in steps too small to be an edge. The background itself follows a smooth colour model, the
     subject does not: sizeable parts of the border's largest region that the model does not
     explain become regions of their own. Returns the labels, stats and centroids with them.
+    A textured background (clouds, noise) is no such model: nothing is cut when the model
+    leaves much of the frame unexplained.
     """
     h, w = labels.shape
     border_labels = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
@@ -231,7 +237,10 @@ def split_leaks(
     if main == 0:
         return labels, stats, centroids
     region = labels == main
-    diff = cv2.subtract(cv2.blur(rgb, (3, 3)).astype(np.float32), _frame_fit(rgb, region))
+    model, explained = _frame_fit(rgb, region)
+    if explained < FRAME_FIT:
+        return labels, stats, centroids
+    diff = cv2.subtract(cv2.blur(rgb, (3, 3)).astype(np.float32), model)
     squared = cv2.transform(cv2.multiply(diff, diff), np.ones((1, 3), np.float32))
     miss = squared >= MATCH_TOL**2
     n, parts, part_stats, part_centroids = cv2.connectedComponentsWithStats(
