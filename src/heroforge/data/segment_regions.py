@@ -18,7 +18,7 @@ from heroforge.data.segment_alpha import LocalMeans
 MATCH_TOL = 22.0  # colour distance at which a region still counts as background-coloured
 ENCLOSED_BG_SHARE = 0.015  # enclosed background-coloured holes bigger than this (of the subject)
 LEAK_SHARE = 0.0005  # of the picture: smaller parts of the background region off its model stay
-FRAME_FIT = 0.95  # share of the frame a smooth background's colour model explains
+FRAME_FIT = 0.9  # share of the upper frame a smooth background's colour model explains
 
 
 def _coarse_field(rgb: np.ndarray, weight: np.ndarray, points: np.ndarray) -> np.ndarray:
@@ -183,7 +183,7 @@ def _frame_fit(rgb: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, float]:
     """The region's colour as a quadratic in (y, x), H x W x 3 float32, fitted robustly: first
     to its pixels in the frame of the picture (where the background shows), then refitted
     twice to the pixels it already explains, so that subject pixels in the region drop out.
-    Also returns the share of the region's frame pixels that the model explains."""
+    Also returns the share of the region's pixels in the upper frame that the model explains."""
     h, w = region.shape
     ys, xs = np.nonzero(region[::4, ::4])
     step = max(1, ys.size // 2000)  # plenty for six coefficients
@@ -201,7 +201,10 @@ def _frame_fit(rgb: np.ndarray, region: np.ndarray) -> tuple[np.ndarray, float]:
     gy, gx = np.mgrid[0:h:4, 0:w:4]
     coarse = _quadratic_basis(gy.ravel() / h, gx.ravel() / w) @ coef
     coarse = coarse.reshape(*gy.shape, 3).astype(np.float32)
-    explained = float(use[frame].mean()) if frame.any() else 0.0
+    # judged where a subject seldom reaches: the top and the upper sides (a bust fills the
+    # bottom edge, and what leaked in with it is not explained by the model)
+    upper = frame & (ys < 0.6 * h)
+    explained = float(use[upper].mean()) if upper.any() else 0.0
     return cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR), explained
 
 
@@ -227,7 +230,7 @@ def split_leaks(
     subject does not: sizeable parts of the border's largest region that the model does not
     explain become regions of their own. Returns the labels, stats and centroids with them.
     A textured background (clouds, noise) is no such model: nothing is cut when the model
-    leaves much of the frame unexplained.
+    leaves much of the upper frame unexplained.
     """
     h, w = labels.shape
     border_labels = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
