@@ -15,7 +15,8 @@ that say where it goes wrong:
   share that got the expected outcome (the expected reason; "keep" for upper-body heroes,
   "full_body" for full-body ones, "duplicate" for copies of kept ones) and the outcomes it got,
   with the mean mask IoU of all
-  drawn pictures (not only the kept ones) so that segmentation and scoring can be told apart;
+  drawn pictures (not only the kept ones) so that segmentation and scoring can be told apart,
+  and of the kept ones (the headline figure's share of each background, placement, ...);
 - "worst_groups": the emoji bases with the lowest share of expected outcomes.
 
 With --sheets DIR it also writes one contact sheet per confusion (expected -> got) of
@@ -113,6 +114,9 @@ def _breakdown(
         ok = [outcome(r) == expected_outcome(labels[r["source"]], cfg) for r in members]
         got = Counter(outcome(r) for r in members)
         member_ious = [ious[r["source"]] for r in members if r["source"] in ious]
+        kept_ious = [
+            ious[r["source"]] for r in members if r["source"] in ious and r["decision"] == "keep"
+        ]
         lines.append(
             {
                 "by": key,
@@ -121,6 +125,9 @@ def _breakdown(
                 "expected_share": round(float(np.mean(ok)), 3),
                 "outcomes": dict(got.most_common()),
                 "mean_iou": round(float(np.mean(member_ious)), 3) if member_ious else None,
+                # the headline mask IoU is of kept pictures: where it is lost, by this key
+                "kept": len(kept_ious),
+                "mean_iou_kept": round(float(np.mean(kept_ious)), 3) if kept_ious else None,
             }
         )
     return lines
