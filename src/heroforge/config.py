@@ -120,7 +120,7 @@ class PrepareConfig:
     duplicate_bits: int = 10  # grey layout hashes this close (of 64 bits) may be duplicates...
     # ... when at most this share of the subject changed colour (data/dedup.py): a recolour
     # (skin, hair, costume) changes more and is kept
-    duplicate_distance: float = 0.005
+    duplicate_distance: float = 0.001
 
     def __post_init__(self) -> None:
         if not (32 <= self.size <= 4096 and self.size & (self.size - 1) == 0):
