@@ -7,7 +7,7 @@ the same pose is not: for a GAN's training set those are different, valuable pic
 Both are compared as `prepare` frames them: the subject alone on white, centred on its own
 bounding box. A 64-bit difference hash of the grey picture (layout; cheap to compare with all
 others at once) picks the candidates; the framed picture itself (VIEW x VIEW, kept as a PNG)
-decides in three steps:
+decides in four steps:
 
 1. align: the candidate is placed onto the earlier picture by an affine fit of their grey
    pictures (OpenCV's ECC), so a copy re-cropped into the subject or framed a little
