@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 
 from heroforge import rundir
-from heroforge.config import Config
+from heroforge.config import Config, load_config
 
 if TYPE_CHECKING:
     from heroforge.data.dataset import ImageDataset
@@ -25,8 +25,14 @@ DEMO_COUNT = 200
 # 10 kimg left KID at x0.42-0.51 of the untrained generator's, depending on the prepared set;
 # 12 kimg gives x0.44 where 10 gave x0.51 (benchmarks/train_learning.py). About 8-10 minutes
 # on 2 CPU cores at the tiny-cpu preset.
+DEMO_OVERRIDES: tuple[str, ...] = ()  # the demo's changes to tiny-cpu ("SECTION.KEY=VALUE")
 DEMO_KIMG = 12.0
 DEMO_FID_IMAGES = 128  # generated images per FID: enough to see learning, quick on a CPU
+
+
+def demo_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """The demo's training configuration (tiny-cpu with DEMO_OVERRIDES), then `overrides`."""
+    return load_config("tiny-cpu", [*DEMO_OVERRIDES, *overrides])
 
 
 def fid_kid(
@@ -68,7 +74,6 @@ def run_demo(out: Path, console: Console) -> dict[str, Path]:
     """Run every stage into `out`; returns the main output path of each stage."""
     import torch
 
-    from heroforge.config import load_config
     from heroforge.data.archive import write_archive
     from heroforge.data.prepare import prepare
     from heroforge.data.synth import synthesize, write_contact_sheet
@@ -89,7 +94,7 @@ def run_demo(out: Path, console: Console) -> dict[str, Path]:
 
     console.rule("2. prepare: outliers out, backgrounds removed, squares on white")
     prepared = out / "prepared"
-    cfg = load_config("tiny-cpu")  # 32 px, upper and full body: enough pictures for a demo
+    cfg = demo_config()  # 32 px, upper and full body: enough pictures for a demo
     summary = prepare(heroes / "raw", prepared, cfg.prepare)
     reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.excluded.items()))
     console.print(f"kept {summary.kept} of {summary.inputs}; excluded: {reasons}")
@@ -101,7 +106,10 @@ def run_demo(out: Path, console: Console) -> dict[str, Path]:
     console.print(f"{archive.images} pictures at {archive.resolution} px")
     outputs["training archive"] = out / "heroes.zip"
 
-    console.rule(f"4. train: StyleGAN2-ADA, tiny-cpu preset, {DEMO_KIMG:g} kimg on the CPU")
+    recipe = ", ".join(DEMO_OVERRIDES)
+    console.rule(
+        f"4. train: StyleGAN2-ADA, tiny-cpu preset ({recipe}), {DEMO_KIMG:g} kimg on the CPU"
+    )
     # A 32 px network's convolutions are too small to gain from a second thread, and two
     # threads on a busy 2-core machine wait for each other: measured 0.25 s per step with one
     # thread against 1.2 s with two while other work ran.
