@@ -35,8 +35,9 @@ from PIL import Image
 from heroforge.checks import require_folder, worker_count
 from heroforge.config import PrepareConfig
 from heroforge.data import dedup, humancues
+from heroforge.data.closeup import closeup
 from heroforge.data.ingest import IngestLimits, Skip, Source, decode_image, list_sources
-from heroforge.data.inspect import inspect
+from heroforge.data.inspect import body_cut, inspect
 from heroforge.data.prepare_decide import finalise
 from heroforge.data.prepare_results import PictureRecord, PrepareSummary
 from heroforge.data.segment import Segmentation, on_white, segment
@@ -44,7 +45,7 @@ from heroforge.data.workers import one_blas_thread, one_core_each
 from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
-PIPELINE_VERSION = "prepare/8"  # bump when processing changes, so caches are not reused
+PIPELINE_VERSION = "prepare/9"  # bump when processing changes, so caches are not reused
 WORK_SIDE = 768  # pictures are analysed at most this big: the subject ends up <= 512 px
 THUMB = 160
 
@@ -148,11 +149,17 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
         decoded = decode_image(data, source.name, limits, shrink_to=WORK_SIDE)
     except Skip as skip:
         return {**record, "decision": "error", "reason": skip.code, "detail": str(skip)}
-    rgb, alpha, factor = _work_size(decoded.rgb, decoded.alpha)
+    whole, alpha, factor = _work_size(decoded.rgb, decoded.alpha)
+    whole_seg = seg = segment(whole, alpha)
+    rgb, cut = whole, body_cut(seg.mask)
+    near = closeup(decoded.rgb, decoded.alpha, seg.mask, factor, WORK_SIDE)
+    if near is not None:  # a small subject: analysed and framed from a cut-out of the file
+        rgb, factor = near.rgb, near.factor
+        seg = segment(rgb, near.alpha)
     factor *= decoded.scale  # of the file's own size
-    seg = segment(rgb, alpha)
     white = on_white(rgb, seg)
-    scores = inspect(rgb, seg)
+    # how much of the picture's bottom edge the subject covers, not of the cut-out's
+    scores = dataclasses.replace(inspect(rgb, seg), body_cut=cut)
     cues = humancues.method(cfg)
     if cues == humancues.MEDIAPIPE:
         found = humancues.measure(rgb, white, seg.mask, scores.human, scores.body_cut, cfg)
@@ -163,12 +170,13 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
             "size": list(decoded.full_size),
             "notes": decoded.notes,
             "method": seg.method,
+            "closeup": near is not None,
             "human_cues": cues,
             "scores": scores.as_dict(),
             "upscale": None,
         }
     )
-    atomic_write_bytes(cache / "thumbs" / f"{sha}.jpg", _thumb(rgb, seg), durable=False)
+    atomic_write_bytes(cache / "thumbs" / f"{sha}.jpg", _thumb(whole, whole_seg), durable=False)
     if seg.mask.sum() >= 16:
         framed, scale = frame(white, seg.mask, cfg)
         record["upscale"] = round(scale * factor, 3)
