@@ -1,10 +1,11 @@
 """`heroforge prepare`: raw pictures in, a reviewed set of square PNGs on white out.
 
-Per picture (in worker processes): decode safely -> separate subject and background -> score
-realism, separability, human-likeness (colour and shape, plus MediaPipe's face and pose models
-where those are not decisive) and body extent -> decide -> frame the subject on a white
-square. Every decision lands in a record, cached by content hash + settings, so a rerun
-(after Ctrl-C, or after a person edited overrides.csv) recomputes nothing already done.
+Per picture (in worker processes): decode safely -> separate subject and background (again in
+a cut-out of the file when the subject is small: data/closeup.py) -> score realism,
+separability, human-likeness (colour and shape, plus MediaPipe's face and pose models where
+those are not decisive) and body extent -> decide -> frame the subject on a white square.
+Every decision lands in a record, cached by content hash + settings, so a rerun (after Ctrl-C,
+or after a person edited overrides.csv) recomputes nothing already done.
 
 Output folder:
     images/          the kept pictures (what `heroforge archive` packs)
