@@ -26,7 +26,7 @@ from heroforge.config import PrepareConfig
 
 MEDIAPIPE = "mediapipe"
 COLOUR = "colour"
-CUES_VERSION = "mediapipe-0.10/4"  # bump when views, models or gating change: part of the cache key
+CUES_VERSION = "mediapipe-0.10/6"  # bump when views, models or gating change: part of the cache key
 VIEW_SIDE = 256  # the detectors' own inputs are 128-256 px: bigger only costs time
 # A face narrower than this share of the subject's width is not the subject's own face: a face
 # in a background the mask failed to remove, or a pattern. Faces of drawn people measured 8%
@@ -184,24 +184,33 @@ def release() -> None:
         detectors.close()
 
 
-def _fit(img: np.ndarray) -> np.ndarray:
+def _fit(img: np.ndarray, enlarge: bool = False) -> np.ndarray:
+    """img at most VIEW_SIDE big; with enlarge, exactly that big (its longer side)."""
     h, w = img.shape[:2]
     factor = VIEW_SIDE / max(h, w)
-    if factor >= 1:
+    if factor == 1 or (factor > 1 and not enlarge):
         return np.ascontiguousarray(img)
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    # area averaging to shrink; cubic to enlarge a small subject (sharper edges than linear)
+    interpolation = cv2.INTER_AREA if factor < 1 else cv2.INTER_CUBIC
+    return cv2.resize(img, size, interpolation=interpolation)
 
 
 def _on_square(img: np.ndarray, margin: float = 0.06) -> tuple[np.ndarray, float]:
-    """img centred on a white square with a margin, as prepare frames a subject; and img's
-    width as a share of the square's."""
+    """img centred on a white square with a margin, as prepare frames a subject, filling the
+    view; and img's width as a share of the square's."""
     h, w = img.shape[:2]
     side = round(max(h, w) / (1 - 2 * margin))
     canvas = np.full((side, side, 3), 255, np.uint8)
     top, left = (side - h) // 2, (side - w) // 2
     canvas[top : top + h, left : left + w] = img
-    return _fit(canvas), w / side
+    return _fit(canvas, enlarge=True), w / side
+
+
+def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1): the subject's bounding box."""
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    return y, y + h, x, x + w
 
 
 def _views(
@@ -209,10 +218,9 @@ def _views(
 ) -> Iterator[tuple[np.ndarray, float]]:
     """The pictures the face detectors look at, most telling first, each with the subject's
     width as a share of the view's: the picture as it is; the subject alone on white (no busy
-    background); the top square of the subject, where a head is, bigger (a small head on a
-    big torso is missed in the whole picture)."""
-    ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    background), enlarged to fill the view; the top square of the subject, where a head is,
+    bigger still (a small head on a big torso is missed in the whole picture)."""
+    y0, y1, x0, x1 = _box(mask)
     yield _fit(rgb), (x1 - x0) / mask.shape[1]
     yield _on_square(white[y0:y1, x0:x1])
     side = min(x1 - x0, y1 - y0)

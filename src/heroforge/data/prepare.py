@@ -1,10 +1,11 @@
 """`heroforge prepare`: raw pictures in, a reviewed set of square PNGs on white out.
 
-Per picture (in worker processes): decode safely -> separate subject and background -> score
-realism, separability, human-likeness (colour and shape, plus MediaPipe's face and pose models
-where those are not decisive) and body extent -> decide -> frame the subject on a white
-square. Every decision lands in a record, cached by content hash + settings, so a rerun
-(after Ctrl-C, or after a person edited overrides.csv) recomputes nothing already done.
+Per picture (in worker processes): decode safely -> separate subject and background (again in
+a cut-out of the file when the subject is small: data/closeup.py) -> score realism,
+separability, human-likeness (colour and shape, plus MediaPipe's face and pose models where
+those are not decisive) and body extent -> decide -> frame the subject on a white square.
+Every decision lands in a record, cached by content hash + settings, so a rerun (after Ctrl-C,
+or after a person edited overrides.csv) recomputes nothing already done.
 
 Output folder:
     images/          the kept pictures (what `heroforge archive` packs)
@@ -35,8 +36,9 @@ from PIL import Image
 from heroforge.checks import require_folder, worker_count
 from heroforge.config import PrepareConfig
 from heroforge.data import dedup, humancues
+from heroforge.data.closeup import closeup
 from heroforge.data.ingest import IngestLimits, Skip, Source, decode_image, list_sources
-from heroforge.data.inspect import inspect
+from heroforge.data.inspect import body_cut, inspect
 from heroforge.data.prepare_decide import finalise
 from heroforge.data.prepare_results import PictureRecord, PrepareSummary
 from heroforge.data.segment import Segmentation, on_white, segment
@@ -148,11 +150,17 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
         decoded = decode_image(data, source.name, limits, shrink_to=WORK_SIDE)
     except Skip as skip:
         return {**record, "decision": "error", "reason": skip.code, "detail": str(skip)}
-    rgb, alpha, factor = _work_size(decoded.rgb, decoded.alpha)
+    whole, alpha, factor = _work_size(decoded.rgb, decoded.alpha)
+    whole_seg = seg = segment(whole, alpha)
+    rgb, cut = whole, body_cut(seg.mask)
+    near = closeup(decoded.rgb, decoded.alpha, seg.mask, factor, WORK_SIDE)
+    if near is not None:  # a small subject: analysed and framed from a cut-out of the file
+        rgb, factor = near.rgb, near.factor
+        seg = segment(rgb, near.alpha)
     factor *= decoded.scale  # of the file's own size
-    seg = segment(rgb, alpha)
     white = on_white(rgb, seg)
-    scores = inspect(rgb, seg)
+    # how much of the picture's bottom edge the subject covers, not of the cut-out's
+    scores = dataclasses.replace(inspect(rgb, seg), body_cut=cut)
     cues = humancues.method(cfg)
     if cues == humancues.MEDIAPIPE:
         found = humancues.measure(rgb, white, seg.mask, scores.human, scores.body_cut, cfg)
@@ -163,12 +171,13 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
             "size": list(decoded.full_size),
             "notes": decoded.notes,
             "method": seg.method,
+            "closeup": near is not None,
             "human_cues": cues,
             "scores": scores.as_dict(),
             "upscale": None,
         }
     )
-    atomic_write_bytes(cache / "thumbs" / f"{sha}.jpg", _thumb(rgb, seg), durable=False)
+    atomic_write_bytes(cache / "thumbs" / f"{sha}.jpg", _thumb(whole, whole_seg), durable=False)
     if seg.mask.sum() >= 16:
         framed, scale = frame(white, seg.mask, cfg)
         record["upscale"] = round(scale * factor, 3)

@@ -19,6 +19,7 @@ class PictureRecord(TypedDict, total=False):
     size: list[int]  # [width, height] of the file's picture
     notes: list[str]  # conversions applied when decoding (e.g. "exif-rotated")
     method: str  # how the subject was cut out
+    closeup: bool  # a small subject, analysed in a cut-out of the file (data/closeup.py)
     human_cues: str  # "mediapipe" or "colour"
     scores: dict[str, float]  # Scores.as_dict()
     upscale: float | None  # the enlargement the framed subject needed (None: no subject)
