@@ -217,7 +217,15 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5, help="steady-state training steps")
     parser.add_argument("--warm-up", type=int, default=2, help="first training steps (compile)")
     parser.add_argument("--pairs", type=int, default=5, help="generation rounds after the first")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default: torch's, one per core); 1 is less slowed by other "
+        "processes' load (no thread waits for a descheduled partner)",
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     inductor_config.fallback_random = True  # see the docstring: the same noise as eager
     inductor_config.compile_threads = 1  # see the docstring
     if args.what == "generate":
