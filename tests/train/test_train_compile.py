@@ -36,13 +36,19 @@ def test_inductor_compiled_steps_match_the_eager_ones(tiny_archive, tmp_path, mo
     # the compiled synthesis draws its noise from torch's generator, as eager does, instead
     # of inductor's own: otherwise the two see different noise and cannot be compared
     monkeypatch.setattr(inductor_config, "fallback_random", True)
+    # its own cache: processes compiling the same graphs at once in the shared one in /tmp
+    # can leave a truncated library there ("main.so: file too short") that later runs load
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))
     counters.clear()
     eager = _trainer(tiny_archive, tmp_path / "eager")
     compiled = _trainer(tiny_archive, tmp_path / "compiled", "train.compile=true")
-    # step 0 runs every phase (R1 and path length eager in both); step 1 the main ones only
-    for _ in range(2):
-        expected = _losses(eager)
-        assert _losses(compiled) == pytest.approx(expected, rel=1e-3, abs=1e-4)
+    # step 0 runs every phase (R1 and path length eager in both); step 1 the main ones only.
+    # G's first loss comes before any update: the same up to the order of float sums. Later
+    # ones follow Adam steps, which move near-zero gradients by up to the learning rate.
+    first_eager, first_compiled = _losses(eager), _losses(compiled)
+    assert first_compiled["loss/G"] == pytest.approx(first_eager["loss/G"], rel=1e-5)
+    assert first_compiled == pytest.approx(first_eager, rel=1e-2)
+    assert _losses(compiled) == pytest.approx(_losses(eager), rel=1e-2)
     # every graph inductor compiles goes through its FX graph cache one of these ways
     compiled_graphs = sum(counters["inductor"][f"fxgraph_cache_{way}"] for way in GRAPH_CACHE)
     assert compiled_graphs >= 2  # at least G's synthesis and D
