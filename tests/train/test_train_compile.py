@@ -52,9 +52,11 @@ def test_inductor_compiled_steps_match_the_eager_ones(tiny_archive, tmp_path, mo
     # every graph inductor compiles goes through its FX graph cache one of these ways
     compiled_graphs = sum(counters["inductor"][f"fxgraph_cache_{way}"] for way in GRAPH_CACHE)
     assert compiled_graphs >= 2  # at least G's synthesis and D
-    for net in ("G", "D"):
+    # Adam (betas 0 and 0.99) moves a weight by at most about 1.42 lr a step, so the two
+    # runs' weights can be 2 x 1.42 lr apart per step where a gradient near zero flips sign
+    for net, lr in (("G", compiled.cfg.train.g_lr), ("D", compiled.cfg.train.d_lr)):
         pairs = zip(
             getattr(eager, net).parameters(), getattr(compiled, net).parameters(), strict=True
         )
-        for a, b in pairs:  # Adam moves near-zero gradients by up to lr: 0.0025 x 2 steps
-            torch.testing.assert_close(a, b, rtol=0, atol=0.0051)
+        for a, b in pairs:
+            torch.testing.assert_close(a, b, rtol=0, atol=2 * 2 * 1.42 * lr)
