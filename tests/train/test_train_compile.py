@@ -2,6 +2,7 @@
 test_train_precision.py traces the same graphs with aot_eager in seconds; this one builds and
 runs the generated code, which takes minutes."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,9 @@ def _losses(trainer: Trainer) -> dict[str, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(
+    not (shutil.which("g++") or shutil.which("c++")), reason="inductor needs a C++ compiler"
+)
 def test_inductor_compiled_steps_match_the_eager_ones(tiny_archive, tmp_path, monkeypatch):
     # the compiled synthesis draws its noise from torch's generator, as eager does, instead
     # of inductor's own: otherwise the two see different noise and cannot be compared
