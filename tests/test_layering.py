@@ -53,7 +53,7 @@ def _layer(*names: str) -> tuple[str, ...]:
 
 
 # The modules at the bottom, which everything may use: torch-free and importing only each other.
-FOUNDATION = _layer("config", "errors", "fileio", "console", "rundir")
+FOUNDATION = _layer("config", "config_sections", "errors", "fileio", "console", "rundir")
 
 RULES = [
     Rule(
@@ -93,7 +93,7 @@ RULES = [
         FOUNDATION,
         ("torch", PACKAGE),
         allowed=FOUNDATION,
-        why="config, errors, fileio, console and rundir import no torch and nothing above them",
+        why="config(_sections), errors, fileio, console and rundir import no torch and nothing above them",
     ),
 ]
 

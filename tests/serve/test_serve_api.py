@@ -8,7 +8,7 @@ import sqlite3
 import pytest
 from PIL import Image
 
-from heroforge.config import MAX_PRIORITY
+from heroforge.config_sections import MAX_PRIORITY
 from heroforge.errors import UserError
 from heroforge.manager import open_queue
 from heroforge.manager import queue as queue_module

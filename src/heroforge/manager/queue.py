@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from heroforge.config import MAX_PRIORITY
+from heroforge.config_sections import MAX_PRIORITY
 from heroforge.errors import OperationalError, UserError, write_failure
 from heroforge.manager.queue_schema import create_or_upgrade
 

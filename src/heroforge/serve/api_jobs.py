@@ -13,7 +13,7 @@ from fastapi.responses import FileResponse, Response
 from pydantic import BaseModel, Field
 
 from heroforge import rundir
-from heroforge.config import MAX_PRIORITY
+from heroforge.config_sections import MAX_PRIORITY
 from heroforge.errors import UserError, write_failure
 from heroforge.manager.queue import Job
 from heroforge.manager.status import summary
