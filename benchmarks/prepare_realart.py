@@ -297,8 +297,16 @@ def report(
                 "n": len(small_truth),
             },
             "near_duplicates": {"n": len(dups), "outcomes": dict(Counter(map(outcome, dups)))},
-            # another variant of a drawn hero (skin tone, gender, hair): never a duplicate
-            "recolours": {"n": len(recolours), "outcomes": dict(Counter(map(outcome, recolours)))},
+            # another variant of a drawn hero (skin tone, gender, hair): never a duplicate, unless
+            # the family draws both variants alike ("same_art": then a duplicate is right)
+            "recolours": {
+                "n": len(recolours),
+                "outcomes": dict(Counter(map(outcome, recolours))),
+                "same_art": sum(
+                    labels[r["source"]]["art"] == labels[labels[r["source"]]["recolour_of"]]["art"]
+                    for r in recolours
+                ),
+            },
             "duplicate_calls": _duplicate_calls(rows, expected),
         }
     )
