@@ -298,14 +298,11 @@ def report(
             },
             "near_duplicates": {"n": len(dups), "outcomes": dict(Counter(map(outcome, dups)))},
             # another variant of a drawn hero (skin tone, gender, hair): never a duplicate, unless
-            # the family draws both variants alike ("same_art": then a duplicate is right)
+            # the family draws it like a kept picture (then "duplicate" is right, not "wrong")
             "recolours": {
                 "n": len(recolours),
                 "outcomes": dict(Counter(map(outcome, recolours))),
-                "same_art": sum(
-                    labels[r["source"]]["art"] == labels[labels[r["source"]]["recolour_of"]]["art"]
-                    for r in recolours
-                ),
+                "wrong_duplicates": _duplicate_calls(recolours, expected)["wrong"],
             },
             "duplicate_calls": _duplicate_calls(rows, expected),
         }
