@@ -10,7 +10,14 @@ has kept_recall: the share of the pictures that belong in the set that got there
 that say where it goes wrong:
 
 - "too_small": precision/recall of too_small against the truth mask (subject needing more than
-  prepare.max_upscale enlargement), and what became of the near-duplicates;
+  prepare.max_upscale enlargement), what became of the near-duplicates and recolours, and how
+  many of prepare's duplicate calls were right ("duplicate_calls");
+- "same_art_rule": keep/exclude figures and duplicate calls scored with the same-art rule and by
+  the labels alone, and how many pictures share their art with another ("shared_art"). Some
+  families draw several codepoints identically (Noto v1's "man" and "person" runners): without
+  the background those pictures are the same picture rescaled, so a picture called a duplicate
+  of a kept picture of the same art (the labels' "art") is right, as keeping it would be. Every
+  other line is scored with the rule;
 - "by": outcome per kind/body, figure (head/bust/full), placement, background and format: the
   share that got the expected outcome (the expected reason; "keep" for upper-body heroes,
   "full_body" for full-body ones, "duplicate" for copies of kept ones) and the outcomes it got,
@@ -26,6 +33,7 @@ group and its scores, plus failures.jsonl with every wrong row.
 Usage: python benchmarks/prepare_realart.py [--data /work/cache/realart] [--workers 0]
        [--out DIR (keep prepare's output and cache; default a temporary folder)] [--sheets DIR]
        [--cues mediapipe|colour (colour: without MediaPipe's face and pose cues)]
+       [--rescore (score the manifest already in --out; prepare does not run)]
 """
 
 from __future__ import annotations
@@ -82,6 +90,50 @@ def outcome(row: dict) -> str:
     return row.get("reason") or "keep"
 
 
+def same_art_duplicates(rows: list[dict], labels: dict) -> set[str]:
+    """Pictures prepare called a duplicate of a kept picture of the same art (the labels'
+    "art": one drawing under two codepoints, see realart_build.py). Without the background they
+    are the same picture rescaled, a duplicate by prepare's own definition."""
+    kept = {r["source"] for r in rows if r["decision"] == "keep"}
+    found = set()
+    for r in rows:
+        twin = r.get("duplicate_of")
+        if outcome(r) != "duplicate" or twin not in kept:
+            continue
+        art = labels[r["source"]].get("art")
+        if art is not None and art == labels[twin].get("art"):
+            found.add(r["source"])
+    return found
+
+
+def expectations(rows: list[dict], labels: dict, cfg: PrepareConfig, same_art: bool) -> dict:
+    """Source -> the outcome that counts as right. With same_art, a picture that belongs in the
+    set may also go as a duplicate of a kept picture of the same art (either is right)."""
+    accepted = same_art_duplicates(rows, labels) if same_art else set()
+    expected = {}
+    for r in rows:
+        want = expected_outcome(labels[r["source"]], cfg)
+        expected[r["source"]] = "duplicate" if want == "keep" and r["source"] in accepted else want
+    return expected
+
+
+def shared_art(labels: dict) -> dict:
+    """How many pictures show the same art as another picture of the set (the labelled
+    near-duplicate copies left out: they share their original's art by design)."""
+    arts = Counter(
+        lb.get("art") for lb in labels.values() if lb.get("art") and not lb["duplicate_of"]
+    )
+    shared = [n for n in arts.values() if n > 1]
+    return {"pictures": sum(shared), "groups": len(shared)}
+
+
+def _duplicate_calls(rows: list[dict], expected: dict) -> dict:
+    """Pictures prepare excluded as duplicates, and how many of those calls were right."""
+    called = [r["source"] for r in rows if outcome(r) == "duplicate"]
+    right = sum(expected[source] == "duplicate" for source in called)
+    return {"n": len(called), "right": right, "wrong": len(called) - right}
+
+
 def mask_iou(data: Path, label: dict) -> float:
     """IoU of prepare's mask with the truth, at analysis size (as prepare_quality measures)."""
     decoded = decode_image((data / "raw" / label["file"]).read_bytes(), label["file"])
@@ -91,10 +143,10 @@ def mask_iou(data: Path, label: dict) -> float:
     return float((mask & truth).sum() / max(1, (mask | truth).sum()))
 
 
-def _keep_f1(rows: list[dict], labels: dict, cfg: PrepareConfig) -> dict:
+def _keep_f1(rows: list[dict], expected: dict) -> dict:
     """Precision, recall and F1 of the keep decision: kept pictures against those that belong
     in the set (the figure a person checking the prepared folder sees first)."""
-    wanted = {r["source"] for r in rows if expected_outcome(labels[r["source"]], cfg) == "keep"}
+    wanted = {r["source"] for r in rows if expected[r["source"]] == "keep"}
     kept = {r["source"] for r in rows if r["decision"] == "keep"}
     p, rc = len(wanted & kept) / max(1, len(kept)), len(wanted & kept) / max(1, len(wanted))
     f1 = 2 * p * rc / max(1e-9, p + rc)
@@ -102,7 +154,7 @@ def _keep_f1(rows: list[dict], labels: dict, cfg: PrepareConfig) -> dict:
 
 
 def _breakdown(
-    rows: list[dict], labels: dict, cfg: PrepareConfig, ious: dict[str, float], key: str
+    rows: list[dict], labels: dict, expected: dict, ious: dict[str, float], key: str
 ) -> list[dict]:
     groups: dict[str, list[dict]] = defaultdict(list)
     for r in rows:
@@ -111,7 +163,7 @@ def _breakdown(
         groups[str(value)].append(r)
     lines = []
     for value, members in sorted(groups.items()):
-        ok = [outcome(r) == expected_outcome(labels[r["source"]], cfg) for r in members]
+        ok = [outcome(r) == expected[r["source"]] for r in members]
         got = Counter(outcome(r) for r in members)
         member_ious = [ious[r["source"]] for r in members if r["source"] in ious]
         kept_ious = [
@@ -133,16 +185,15 @@ def _breakdown(
     return lines
 
 
-def _worst_groups(rows: list[dict], labels: dict, cfg: PrepareConfig, top: int = 15) -> dict:
+def _worst_groups(rows: list[dict], labels: dict, expected: dict, top: int = 15) -> dict:
     groups: dict[str, list[bool]] = defaultdict(list)
     for r in rows:
-        lb = labels[r["source"]]
-        groups[lb["group"]].append(outcome(r) == expected_outcome(lb, cfg))
+        groups[labels[r["source"]]["group"]].append(outcome(r) == expected[r["source"]])
     scored = sorted((float(np.mean(v)), -len(v), g) for g, v in groups.items())
     return {g: f"{round(share * -n)}/{-n}" for share, n, g in scored[:top]}
 
 
-def _sheets(rows: list[dict], labels: dict, cfg: PrepareConfig, out: Path, sheets: Path) -> None:
+def _sheets(rows: list[dict], labels: dict, expected: dict, out: Path, sheets: Path) -> None:
     """A contact sheet per confusion (expected -> got), and failures.jsonl."""
     sheets.mkdir(parents=True, exist_ok=True)
     for old in sheets.glob("*.png"):
@@ -150,11 +201,12 @@ def _sheets(rows: list[dict], labels: dict, cfg: PrepareConfig, out: Path, sheet
     cells: dict[tuple[str, str], list[dict]] = defaultdict(list)
     failures = []
     for r in rows:
-        lb = labels[r["source"]]
-        want, got = expected_outcome(lb, cfg), outcome(r)
+        want, got = expected[r["source"]], outcome(r)
         if want != got:
             cells[(want, got)].append(r)
-            failures.append({"expected": want, "got": got, **lb, "scores": r.get("scores")})
+            failures.append(
+                {"expected": want, "got": got, **labels[r["source"]], "scores": r.get("scores")}
+            )
     (sheets / "failures.jsonl").write_text(
         "".join(json.dumps(f) + "\n" for f in failures), encoding="utf-8"
     )
@@ -175,16 +227,35 @@ def _sheets(rows: list[dict], labels: dict, cfg: PrepareConfig, out: Path, sheet
             (sheets / f"{want}__as__{got}.png").write_bytes(buf.getvalue())
 
 
+def _same_art_line(rows: list[dict], labels: dict, cfg: PrepareConfig) -> dict:
+    """The figures the same-art rule moves, scored with it and by the labels alone, and how many
+    pictures it turned from a missed keep into a right duplicate ("accepted")."""
+    figures, expected = {}, {}
+    for name, same_art in (("with", True), ("without", False)):
+        expected[name] = expectations(rows, labels, cfg, same_art)
+        keep = {k: v for k, v in _keep_f1(rows, expected[name]).items() if k != "reason"}
+        figures[name] = keep | {"duplicate_calls": _duplicate_calls(rows, expected[name])}
+    accepted = sum(expected["with"][r["source"]] != expected["without"][r["source"]] for r in rows)
+    return {"same_art_rule": figures, "shared_art": shared_art(labels) | {"accepted": accepted}}
+
+
 def report(
-    rows: list[dict], labels: dict, data: Path, out: Path, cfg: PrepareConfig, speed: dict
+    rows: list[dict],
+    labels: dict,
+    data: Path,
+    out: Path,
+    cfg: PrepareConfig,
+    expected: dict,
+    speed: dict | None,
 ) -> list[dict]:
-    """All the benchmark's lines, in order; speed (seconds, workers, summary) goes last."""
+    """All the benchmark's lines, in order, scored against `expected` (see expectations);
+    speed (seconds, workers, summary) goes last when prepare ran."""
     base = {"benchmark": BENCHMARK, "data": data.name, "count": len(rows)}
     lines = []
     judged = [r for r in rows if r.get("reason") != "too_small"]
     for reason in REASONS:
         lines.append({**base, **_f1(judged, labels, reason), "too_small": len(rows) - len(judged)})
-    lines.append({**base, **_keep_f1(rows, labels, cfg)})
+    lines.append({**base, **_keep_f1(rows, expected)})
     heroes = [r for r in rows if expected_reason(labels[r["source"]]) is None and "body" in r]
     body_ok = float(np.mean([r["body"] == labels[r["source"]]["body"] for r in heroes]))
     kept_heroes = [r for r in heroes if r["decision"] == "keep"]
@@ -206,10 +277,8 @@ def report(
     ]
     quality = _kept_quality(kept, labels, data, out)
     # Not in prepare_quality: how many of the pictures that belong in the set made it there
-    wanted = sum(expected_outcome(labels[r["source"]], cfg) == "keep" for r in rows)
-    recall = round(
-        sum(expected_outcome(labels[r["source"]], cfg) == "keep" for r in kept) / max(1, wanted), 3
-    )
+    wanted = sum(expected[r["source"]] == "keep" for r in rows)
+    recall = round(sum(expected[r["source"]] == "keep" for r in kept) / max(1, wanted), 3)
     lines.append(
         {**base, "kept": len(kept), "kept_precision": round(len(good) / max(1, len(kept)), 3)}
         | quality
@@ -228,17 +297,27 @@ def report(
                 "n": len(small_truth),
             },
             "near_duplicates": {"n": len(dups), "outcomes": dict(Counter(map(outcome, dups)))},
-            # another variant of a drawn hero (skin tone, gender, hair): never a duplicate
-            "recolours": {"n": len(recolours), "outcomes": dict(Counter(map(outcome, recolours)))},
+            # another variant of a drawn hero (skin tone, gender, hair): never a duplicate, unless
+            # the family draws it like a kept picture (then "duplicate" is right, not "wrong")
+            "recolours": {
+                "n": len(recolours),
+                "outcomes": dict(Counter(map(outcome, recolours))),
+                "wrong_duplicates": _duplicate_calls(recolours, expected)["wrong"],
+            },
+            "duplicate_calls": _duplicate_calls(rows, expected),
         }
     )
+    lines.append({**base, **_same_art_line(rows, labels, cfg)})
     drawn = [r for r in rows if labels[r["source"]]["kind"] != "photo" and "sha256" in r]
     ious = {r["source"]: mask_iou(data, labels[r["source"]]) for r in drawn}
     for key in ("kind/body", "figure", "placement", "background", "format"):
-        lines.extend({**base, **line} for line in _breakdown(rows, labels, cfg, ious, key))
-    lines.append({**base, "worst_groups": _worst_groups(rows, labels, cfg)})
-    per_s = round(len(rows) / speed["seconds"], 2)
-    lines.append({**base, **speed, "seconds": round(speed["seconds"], 1), "images_per_s": per_s})
+        lines.extend({**base, **line} for line in _breakdown(rows, labels, expected, ious, key))
+    lines.append({**base, "worst_groups": _worst_groups(rows, labels, expected)})
+    if speed:
+        per_s = round(len(rows) / speed["seconds"], 2)
+        lines.append(
+            {**base, **speed, "seconds": round(speed["seconds"], 1), "images_per_s": per_s}
+        )
     return lines
 
 
@@ -255,29 +334,40 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--sheets", type=Path, help="write failure contact sheets here")
     parser.add_argument("--cues", choices=("mediapipe", "colour"), default="mediapipe")
+    parser.add_argument(
+        "--rescore",
+        action="store_true",
+        help="score the manifest already in --out instead of running prepare (no speed line)",
+    )
     args = parser.parse_args()
     data = args.data or Path("/work/cache/realart") / args.family
     if not (data / "labels.json").exists():
         raise SystemExit(f"no {data / 'labels.json'}: build it with realart_build.py first")
+    if args.rescore and not (args.out and (args.out / "manifest.jsonl").exists()):
+        raise SystemExit("--rescore needs --out, a folder prepare wrote (with manifest.jsonl)")
     index = json.loads((data / "labels.json").read_text(encoding="utf-8"))
     labels = {lb["file"]: lb for lb in index["images"]}
+    if any("art" not in lb for lb in labels.values()):
+        raise SystemExit(f"{data} has no art labels: realart_build.py --annotate --out {data}")
     prepare_cfg = load_config("superheroes-512").prepare
     cfg = dataclasses.replace(prepare_cfg, keep=args.keep, human_cues=args.cues)
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "prepared"
-        start = time.perf_counter()
-        summary = prepare(data / "raw", out, cfg, workers=args.workers)
-        seconds = time.perf_counter() - start
+        speed = None
+        if not args.rescore:
+            start = time.perf_counter()
+            summary = prepare(data / "raw", out, cfg, workers=args.workers)
+            speed = {
+                "seconds": time.perf_counter() - start,
+                "workers": args.workers or os.cpu_count(),
+                "summary": dataclasses.asdict(summary),
+            }
         rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
-        speed = {
-            "seconds": seconds,
-            "workers": args.workers or os.cpu_count(),
-            "summary": dataclasses.asdict(summary),
-        }
-        for line in report(rows, labels, data, out, cfg, speed):
+        expected = expectations(rows, labels, cfg, same_art=True)
+        for line in report(rows, labels, data, out, cfg, expected, speed):
             print(json.dumps(line))
         if args.sheets:
-            _sheets(rows, labels, cfg, out, args.sheets)
+            _sheets(rows, labels, expected, out, args.sheets)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,14 @@ Build (about a minute on 2 cores):
 
 Writes into --out: raw/ (the pictures), masks/ (truth from the rendered alpha, L 0/255),
 labels.json (the schema of `heroforge synth`: file, kind, human_like, body, background, format,
-size, mask, bbox, head_box, duplicate_of; plus codepoint, group, figure, placement, small) and
-NOTICE.txt. The same seed, package, rsvg-convert and library versions give the same bytes.
+size, mask, bbox, head_box, duplicate_of; plus codepoint, group, figure, placement, small,
+recolour_of, art) and NOTICE.txt. The same seed, package, rsvg-convert and library versions give
+the same bytes.
+
+"art" names the drawing (a hash of its SVG): some families draw several codepoints identically
+(Noto v1's "person", "man" and "woman" runners are one picture), and two pictures of the same
+art are the same picture once their backgrounds are removed, whatever the codepoints say.
+`--annotate` adds the field to a set built before it existed, without drawing anything.
 
 Licences: the Noto emoji artwork is Apache-2.0 (googlefonts/noto-emoji); the @svgmoji/noto
 wrapper that packs it into one sprite is MIT. Photographs: grace_hopper.jpg (matplotlib sample
@@ -47,6 +53,7 @@ from __future__ import annotations
 
 import argparse
 import colorsys
+import hashlib
 import io
 import json
 import re
@@ -700,6 +707,32 @@ def load_family(family: str, packages: Path) -> dict[str, str]:
     return load_iconify(tarball, names_from=packages / FAMILIES["fluent"][1])
 
 
+def art_id(svg: str) -> str:
+    """The same id for the same drawing: the SVG with its own id (Noto's sprite names each
+    <svg> by codepoint) and its whitespace left out; identical rasters give no more pairs."""
+    opening, rest = svg.split(">", 1)
+    opening = re.sub(r'\s+id="[^"]*"', "", opening)
+    return hashlib.sha256(" ".join(f"{opening}>{rest}".split()).encode()).hexdigest()[:16]
+
+
+def add_art(labels: list[dict], svgs: dict[str, str]) -> None:
+    """Set each label's "art" from its codepoint's drawing (None for photographs)."""
+    for label in labels:
+        codepoint = label["codepoint"]
+        label["art"] = None if codepoint is None else art_id(svgs[codepoint])
+
+
+def annotate(out: Path, packages: Path) -> list[dict]:
+    """Add "art" to the labels.json of a set built without it; the pictures stay as they are."""
+    path = out / "labels.json"
+    index = json.loads(path.read_text(encoding="utf-8"))
+    add_art(index["images"], load_family(index["family"], packages))
+    partial = path.with_suffix(".json.partial")  # a benchmark reading it never sees half
+    partial.write_text(json.dumps(index, indent=1), encoding="utf-8")
+    partial.replace(path)
+    return index["images"]
+
+
 def build(out: Path, family: str, packages: Path, seed: int, workers: int) -> list[dict]:
     """Write the whole set into out (raw/, masks/, labels.json, NOTICE.txt); returns labels."""
     repo = Path(__file__).resolve().parents[1]
@@ -717,6 +750,7 @@ def build(out: Path, family: str, packages: Path, seed: int, workers: int) -> li
     for spec, label in zip(specs, labels, strict=True):
         first = spec.get("recolour_of")
         label["recolour_of"] = None if first is None else labels[first]["file"]
+    add_art(labels, svgs)
     index = {
         "generator": GENERATOR,
         "family": family,
@@ -741,9 +775,14 @@ def main() -> None:
                         help="where the npm tarballs are")  # fmt: skip
     parser.add_argument("--seed", type=int, default=2024)
     parser.add_argument("--workers", type=int, default=0, help="processes; 0 = one per core")
+    parser.add_argument("--annotate", action="store_true",
+                        help="only add the art field to the labels.json in --out")  # fmt: skip
     args = parser.parse_args()
     out = args.out or args.packages / args.family
-    labels = build(out, args.family, args.packages, args.seed, args.workers)
+    if args.annotate:
+        labels = annotate(out, args.packages)
+    else:
+        labels = build(out, args.family, args.packages, args.seed, args.workers)
     counts: dict[str, int] = {}
     for lb in labels:
         key = f"{lb['kind']}/{lb['body']}"
