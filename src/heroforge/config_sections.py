@@ -109,6 +109,11 @@ class PrepareConfig:
     upper_min_cut: float = 0.08  # subject covering this share of the bottom edge: upper body
     upper_min_fill: float = 0.5  # ... or a compact subject (this share of its box) that is
     upper_max_tall: float = 1.3  # ... at most this many times as tall as wide (a floating bust)
+    # ... or a subject ending on a straight base at least this wide per unit of its height
+    # (inspect.body_base: busts 0.6 and more, feet and chins 0.1-0.4 on drawn art)
+    upper_min_base: float = 0.65
+    feet_max_base: float = 0.4  # but a subject on the bottom edge with a base narrower than this
+    feet_min_tall: float = 1.8  # ... and at least this many times as tall as wide stands on it
     duplicate_bits: int = 10  # grey layout hashes this close (of 64 bits) may be duplicates...
     # ... when at most this share of the subject changed colour (data/dedup.py): a recolour
     # (skin, hair, costume) changes more and is kept
@@ -130,6 +135,9 @@ class PrepareConfig:
         _unit_interval(self, "min_knee")
         _unit_interval(self, "upper_min_fill")
         _positive(self, "upper_max_tall")
+        _positive(self, "upper_min_base")
+        _positive(self, "feet_max_base")
+        _positive(self, "feet_min_tall")
         if not 0 <= self.duplicate_bits <= 32:
             _fail("prepare.duplicate_bits", self.duplicate_bits, "an integer from 0 to 32")
         _unit_interval(self, "duplicate_distance")

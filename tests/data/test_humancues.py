@@ -122,7 +122,7 @@ def test_the_face_mesh_confirms_drawn_faces_and_not_objects(synth_set):
 
 
 def test_the_not_human_rule_with_and_without_mediapipe():
-    base = {"realism": 0.1, "separability": 0.9, "human": 1.0, "body_cut": 0.0}
+    base = {"realism": 0.1, "separability": 0.9, "human": 1.0, "body_cut": 0.0, "base": 0.5}
     floating = Scores(**base, fill=0.4, tall=2.0, face=0.0, face_short=0.0, pose=0.0, knee=0.0)
     mp, colour = humancues.MEDIAPIPE, humancues.COLOUR
     assert decide(floating, CFG, 1.0, colour)[0] is None  # colour alone: human-like

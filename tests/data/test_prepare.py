@@ -171,7 +171,7 @@ def test_malformed_overrides_are_refused_with_the_line(tmp_path):
 def test_decide_names_the_first_failing_check():
     def scores(**kw) -> Scores:
         base = {"realism": 0.1, "separability": 0.9, "human": 0.9, "body_cut": 0.3}
-        base |= {"fill": 0.4, "tall": 2.0}
+        base |= {"fill": 0.4, "tall": 2.0, "base": 0.5}
         return Scores(**{**base, **kw})
 
     assert decide(scores(), CFG, 1.0) == (None, "upper")

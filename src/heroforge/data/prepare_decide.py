@@ -36,7 +36,13 @@ def decide(
     upscale is the enlargement the framed subject needed (None: no subject found); cues is
     how human-likeness was measured (the record's "human_cues")."""
     compact = scores.fill >= cfg.upper_min_fill and scores.tall <= cfg.upper_max_tall
-    body = "upper" if scores.body_cut >= cfg.upper_min_cut or compact else "full"
+    # A floating bust ends on a straight line as wide as a good part of its height, however
+    # tall its hat or hair; a whole figure ends on its feet
+    based = scores.base >= cfg.upper_min_base
+    body = "upper" if scores.body_cut >= cfg.upper_min_cut or compact or based else "full"
+    # A slender subject touching the bottom edge along a short line stands on it
+    if scores.body_cut > 0 and scores.base < cfg.feet_max_base and scores.tall >= cfg.feet_min_tall:
+        body = "full"
     # Feet on the bottom edge look like a bust cut by it; visible knees tell them apart
     # (knee is -1 where pose was not run)
     if 0 < scores.body_cut < cfg.pose_max_cut and scores.knee >= cfg.min_knee:
