@@ -93,7 +93,7 @@ RULES = [
         FOUNDATION,
         ("torch", PACKAGE),
         allowed=FOUNDATION,
-        why="config(_sections), errors, fileio, console and rundir import no torch and nothing above them",
+        why="config*, errors, fileio, console and rundir import no torch and nothing above them",
     ),
 ]
 
