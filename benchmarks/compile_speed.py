@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch._inductor.config as inductor_config
 
-from cpu_reference import auto_config, speed_config
+from cpu_reference import auto_config, noise_dataset, speed_config
 from heroforge.generate.model import set_precision, wrap_generator
 from heroforge.generate.sample import generate_images
 from heroforge.nets.generator import Generator, build_generator
@@ -83,9 +83,6 @@ def pair_ratios(eager: list[tuple[float, float]], compiled: list[tuple[float, fl
 
 
 def bench_train(name: str, precision: str, steps: int, warm_up: int) -> None:
-    from PIL import Image
-
-    from heroforge.data.dataset import ImageDataset
     from heroforge.runtime.dist import DistInfo
     from heroforge.train.loop import Trainer, phases_at
     from heroforge.train.stats import TickStats
@@ -95,12 +92,7 @@ def bench_train(name: str, precision: str, steps: int, warm_up: int) -> None:
     compiled_cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=True))
     device = DistInfo(0, 1, torch.device("cpu"))
     with tempfile.TemporaryDirectory() as tmp:
-        rng = np.random.default_rng(0)
-        res = cfg.data.resolution
-        for i in range(32):
-            pixels = rng.integers(0, 256, (res, res, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(Path(tmp) / f"{i:03d}.png")
-        dataset = ImageDataset(tmp, resolution=res)
+        dataset = noise_dataset(Path(tmp), cfg.data.resolution)
         trainers = {
             "eager": Trainer(cfg, dataset, Path(tmp) / "eager", device),
             "compiled": Trainer(compiled_cfg, dataset, Path(tmp) / "compiled", device),
@@ -138,7 +130,7 @@ def bench_train(name: str, precision: str, steps: int, warm_up: int) -> None:
             figure="train",
             config=name,
             precision=trainers["compiled"].precision.name,
-            resolution=res,
+            resolution=cfg.data.resolution,
             batch=cfg.train.batch,
             steady_steps=steps,
             steady_phases=[list(phases_at(cfg.train, s)) for s in range(warm_up, warm_up + steps)],

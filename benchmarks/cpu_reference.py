@@ -7,13 +7,19 @@ they import this module by name.
 import dataclasses
 import os
 import time
+from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import torch
 from torch.nn import functional
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from heroforge.config import Config, load_config
+
+if TYPE_CHECKING:
+    from heroforge.data.dataset import ImageDataset
 
 
 def conv_peak(seconds: float = 3.0) -> float:
@@ -69,6 +75,20 @@ def auto_config(resolution: int, batch: int = 8) -> Config:
 TINY_OFFICIAL_RULES = ["train.batch=8", "train.g_lr=0.0025", "train.d_lr=0.0025"]
 TINY_OFFICIAL_RULES += ["train.r1_gamma=0.0256", "train.pl_weight=2", "train.style_mixing=0.9"]
 TINY_OFFICIAL_RULES += ["augment.mode=ada"]
+
+
+def noise_dataset(folder: Path, resolution: int, count: int = 32) -> "ImageDataset":
+    """`count` pictures of uniform noise written into `folder`, as a dataset: what a training
+    step's speed needs (the pixels do not matter), the same for every benchmark."""
+    from PIL import Image
+
+    from heroforge.data.dataset import ImageDataset
+
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (resolution, resolution, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"{i:03d}.png")
+    return ImageDataset(folder, resolution=resolution)
 
 
 def speed_config(name: str) -> Config:

@@ -40,12 +40,9 @@ def measure(
 ) -> dict:
     import dataclasses
 
-    import numpy as np
     import torch
-    from PIL import Image
 
-    from cpu_reference import auto_config, peak_fields, speed_config, training_flops
-    from heroforge.data.dataset import ImageDataset
+    from cpu_reference import auto_config, noise_dataset, peak_fields, speed_config, training_flops
     from heroforge.nets.summary import summarize
     from heroforge.runtime.dist import DistInfo
     from heroforge.train.loop import Trainer, phases_at
@@ -58,12 +55,7 @@ def measure(
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, compile=True))
     device = torch.device(device_name)
     with tempfile.TemporaryDirectory() as tmp:
-        rng = np.random.default_rng(0)
-        res = cfg.data.resolution
-        for i in range(32):
-            pixels = rng.integers(0, 256, (res, res, 3), dtype=np.uint8)
-            Image.fromarray(pixels).save(Path(tmp) / f"{i:03d}.png")
-        dataset = ImageDataset(tmp, resolution=res)
+        dataset = noise_dataset(Path(tmp), cfg.data.resolution)
         trainer = Trainer(cfg, dataset, Path(tmp) / "run", DistInfo(0, 1, device))
         stats = TickStats()
         step = trainer.step if phase == "all" else lambda _stats: path_length_step(trainer)
