@@ -14,7 +14,18 @@ import traceback
 
 import typer
 
-from heroforge.commands import config, data, generate, manager, misc, nets, serve, status, train
+from heroforge.commands import (
+    config,
+    data,
+    generate,
+    manager,
+    misc,
+    nets,
+    project,
+    serve,
+    status,
+    train,
+)
 from heroforge.commands import export as exporting
 from heroforge.commands.base import EXIT_INTERRUPTED, INTERRUPTED, Interrupted
 from heroforge.errors import HeroforgeError
@@ -30,7 +41,8 @@ app = typer.Typer(
 )
 # `heroforge --help` lists the commands in the order they are registered, then the groups
 # (config, nets, queue, manager) in theirs: this order gives both.
-for module in (status, config, data, nets, generate, exporting, serve, train, misc, manager):
+_MODULES = (status, config, data, nets, generate, project, exporting, serve, train, misc, manager)
+for module in _MODULES:
     module.register(app)
 
 

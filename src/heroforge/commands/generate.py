@@ -1,4 +1,5 @@
-"""`heroforge generate | morph | child | mix | project`: pictures from a trained model.
+"""`heroforge generate | morph | child | mix`: pictures from a trained model (`project`, which
+finds a real picture's latent, is in project.py; it shares these options).
 
 They parse and check every argument before loading the model, then call the library
 (heroforge.generate.*), which is imported inside the commands so that `heroforge --help`
@@ -66,7 +67,8 @@ def _check_device(device: str | None, precision: str) -> None:
     check_precision(precision, parse_device(device))
 
 
-def _load(model: str, device: str | None, precision: str = "auto") -> LoadedGenerator:
+def open_model(model: str, device: str | None, precision: str = "auto") -> LoadedGenerator:
+    """The generator of --model on --device, with what was loaded (and any note) printed."""
     from heroforge.generate.model import load_generator, parse_device
     from heroforge.runtime.allocator import keep_freed_memory
 
@@ -120,7 +122,7 @@ def generate_command(
     check_settings(trunc, noise, batch)
     _check_device(device, precision)
     prepare_outdir(outdir)
-    loaded = _load(model, device, precision)
+    loaded = open_model(model, device, precision)
     with progress_bar() as bar:
         task = bar.add_task("generate", total=len(seed_list))
         paths = write_seed_images(
@@ -193,7 +195,7 @@ def morph_command(
     check_settings(trunc, noise, batch)
     _check_device(device, precision)
     prepare_outdir(outdir)
-    loaded = _load(model, device, precision)
+    loaded = open_model(model, device, precision)
     with progress_bar() as bar:
         task = bar.add_task("morph", total=None)
         path = write_morph(
@@ -270,7 +272,7 @@ def child_command(
     check_settings(trunc, noise, 1)
     _check_device(device, precision)
     prepare_outdir(outdir)
-    loaded = _load(model, device, precision)
+    loaded = open_model(model, device, precision)
     paths = write_child(
         loaded,
         keys,
@@ -328,7 +330,7 @@ def mix_command(
     check_settings(trunc, noise, batch)
     _check_device(device, precision)
     prepare_outdir(outdir)
-    loaded = _load(model, device, precision)
+    loaded = open_model(model, device, precision)
     layer_list = None if layers is None else parse_layers(layers, loaded.G.num_ws)
     path = write_mix(
         loaded,
@@ -344,96 +346,8 @@ def mix_command(
     console.print(f"mixing grid: {path}", markup=False)
 
 
-PROJECT_EPILOG = (
-    "Examples:\n\n"
-    "  heroforge project --model runs/00000-superheroes-512 --target batman.png --outdir out\n\n"
-    "  heroforge project --model runs/00000-superheroes-512 --target superwoman.jpg --w-plus "
-    "--steps 500 --video --outdir out\n\n"
-    "  heroforge project --model runs/00000-superheroes-512 --target prepared/images/hero.png "
-    "--raw --video --format gif --outdir out\n\n"
-    "  heroforge child --model runs/00000-superheroes-512 "
-    "--parents out/batman.latent.safetensors,out/superwoman.latent.safetensors --outdir out"
-)
-
-
-def project_command(
-    model: Model,
-    target: Annotated[
-        Path, typer.Option("--target", help="The picture to find in the model (PNG, JPEG...).")
-    ],
-    outdir: Outdir,
-    steps: Annotated[
-        int,
-        typer.Option(
-            "--steps",
-            "--num-steps",  # official projector.py
-            help="Optimisation steps (200 for a first look).",
-        ),
-    ] = 1000,
-    w_plus: Annotated[
-        bool,
-        typer.Option("--w-plus", help="One latent per layer: closer fit, less typical hero."),
-    ] = False,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the search's randomness.")] = 0,
-    raw: Annotated[
-        bool,
-        typer.Option("--raw", help="The picture is prepared already: only pad it square on white."),
-    ] = False,
-    video: Annotated[
-        bool, typer.Option("--video/--no-video", help="Also animate the optimisation.")
-    ] = False,
-    fmt: Annotated[
-        str, typer.Option("--format", help="Video format: mp4 (video extra) or gif.")
-    ] = "mp4",
-    lr: Annotated[float, typer.Option("--lr", help="Peak learning rate.")] = 0.1,
-    class_idx: ClassIdx = None,
-    device: Device = None,
-) -> None:
-    """Find the latent that makes the model draw a real picture, saved for child and morph.
-
-    The picture is prepared like training data (subject cut out, on white, square), then the
-    latent is optimised to reproduce it: OUTDIR/NAME.latent.safetensors (a hero for child,
-    morph and mix), NAME-target.png, NAME-projected.png and with --video the optimisation.
-    """
-    from heroforge.generate.output import prepare_outdir
-    from heroforge.generate.project import ProjectSettings, check_project, write_projection
-    from heroforge.generate.target import read_target
-
-    settings = ProjectSettings(steps=steps, w_plus=w_plus, seed=seed, lr=lr)
-    check_project(video, fmt, fps=24)
-    read_target(target)  # an unreadable picture is refused before the model loads
-    prepare_outdir(outdir)
-    loaded = _load(model, device)
-
-    def log(message: str) -> None:
-        console.print(f"note: {message}", markup=False, highlight=False)
-
-    with progress_bar() as bar:
-        task = bar.add_task("project", total=steps)
-        result = write_projection(
-            loaded,
-            target,
-            outdir,
-            settings,
-            raw=raw,
-            class_idx=class_idx,
-            video=video,
-            fmt=fmt,
-            progress=lambda done, total: bar.update(task, completed=done),
-            log=log,
-        )
-    for what, path in result.paths.items():
-        console.print(f"{what}: {path}", markup=False)
-    console.print(
-        f"loss {result.losses[0]:.4f} -> {result.losses[-1]:.4f}, "
-        f"mean pixel error {result.pixel_error:.1f} of 255",
-        markup=False,
-    )
-
-
 def register(app: typer.Typer) -> None:
     add_command(app, generate_command, "generate", epilog=GENERATE_EPILOG)
     add_command(app, morph_command, "morph", epilog=MORPH_EPILOG)
     add_command(app, child_command, "child", epilog=CHILD_EPILOG)
     add_command(app, mix_command, "mix", epilog=MIX_EPILOG)
-    add_command(app, project_command, "project", epilog=PROJECT_EPILOG)
