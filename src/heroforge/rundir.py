@@ -122,6 +122,16 @@ def read_marker(folder: Path, marker: str) -> str | None:
     return name
 
 
+def resume_point(run_dir: Path) -> str:
+    """Where `train --resume` goes on from, in words: "goes on from NAME (K kimg)", or
+    "starts again (no checkpoint yet)"."""
+    latest = read_marker(run_dir / CHECKPOINTS, LATEST)
+    nimg = checkpoint_nimg(latest) if latest else None
+    if latest is None or nimg is None:
+        return "starts again (no checkpoint yet)"
+    return f"goes on from {latest} ({nimg / 1000:.3f} kimg)"
+
+
 def sidecar_path(path: str | Path) -> Path:
     """The JSON sidecar of a .safetensors network file (nets/weights.py writes both)."""
     return Path(path).with_suffix(".json")

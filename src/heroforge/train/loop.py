@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 import signal
 import time
 from pathlib import Path
@@ -65,8 +64,9 @@ from heroforge.train.stats import (
     StatsLog,
     TickStats,
     grid_name,
-    peak_rss_mb,
     sample_grid,
+    tick_line,
+    tick_record,
     write_grid,
 )
 from heroforge.train.trackers import Tracker, open_tracker
@@ -329,16 +329,9 @@ class Trainer:
         leave the loop after the same step, so they all arrive here together)."""
         message = None
         if self.writes.failure is not None:
-            latest = rundir.read_marker(self.run_dir / rundir.CHECKPOINTS, rundir.LATEST)
-            nimg = rundir.checkpoint_nimg(latest) if latest else None
-            goes_on = (
-                "starts again (no checkpoint yet)"
-                if latest is None or nimg is None
-                else f"goes on from {latest} ({nimg / 1000:.3f} kimg)"
-            )
             message = (
-                f"{self.writes.failure}; training stopped and {goes_on} with "
-                f"`heroforge train --resume {self.run_dir}` once it can write there"
+                f"{self.writes.failure}; training stopped and {rundir.resume_point(self.run_dir)}"
+                f" with `heroforge train --resume {self.run_dir}` once it can write there"
             )
         message = from_rank0(message, self.dist.world)
         if message is not None:
@@ -406,24 +399,8 @@ class Trainer:
     def _end_tick(self, tick_stats: TickStats, started: float, target: int, log: Log) -> None:
         p = self.progress
         seconds = max(time.monotonic() - started, 1e-9)
-        kimg_done = (p.nimg - p.tick_start_nimg) / 1000
-        sec_per_kimg = seconds / max(kimg_done, 1e-9)
-        eta_s = round(sec_per_kimg * max(0, target - p.nimg) / 1000, 1)
-        record = {
-            "tick": p.tick,
-            "kimg": round(p.nimg / 1000, 3),
-            "step": p.step,
-            "sec_per_kimg": round(sec_per_kimg, 3),
-            "img_per_s": round(kimg_done * 1000 / seconds, 2),
-            "augment_p": round(self.ada.p, 5),
-            "rt": None if self.ada.rt is None else round(self.ada.rt, 4),
-            "eta_s": eta_s,
-            "elapsed_s": round(p.elapsed_s, 1),
-            "rss_mb": round(peak_rss_mb(), 1),
-            "precision": self.precision_in_use,
-            "threads": torch.get_num_threads(),  # the supervisor sizes it (manager/cpus.py)
-            **tick_stats.means(),
-        }
+        record = tick_record(p, seconds, target, self.ada, self.precision_in_use)
+        record.update(tick_stats.means())
         if self.dist.device.type == "cuda":
             record["gpu_mem_mb"] = round(torch.cuda.max_memory_allocated(self.dist.device) / 2**20)
         p.tick += 1
@@ -433,8 +410,4 @@ class Trainer:
             self.stats.write(record)
         if self.board:
             self.board.scalars(record, p.nimg)
-        log(
-            f"tick {record['tick']:<5d} kimg {record['kimg']:<9.3f} s/kimg {sec_per_kimg:<8.2f} "
-            f"G {record.get('loss/G', math.nan):.3f} D {record.get('loss/D', math.nan):.3f} "
-            f"p {record['augment_p']:.3f} {self.precision_in_use} eta {eta_s / 60:.1f} min"
-        )
+        log(tick_line(record))

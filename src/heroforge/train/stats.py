@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -14,6 +16,10 @@ from PIL import Image
 from heroforge import rundir
 from heroforge.fileio import SaveGuard, atomic_file, atomic_write_text
 from heroforge.runtime.dist import distributed_sum
+
+if TYPE_CHECKING:
+    from heroforge.augment import AdaController
+    from heroforge.train.state import Progress
 
 
 class TickStats:
@@ -89,6 +95,40 @@ class StatsLog:
                 os.fsync(f.fileno())  # on disk before the lines leave stats.jsonl
         atomic_write_text(self.path, "".join(kept))
         return len(moved)
+
+
+def tick_record(
+    progress: Progress, seconds: float, target: int, ada: AdaController, precision: str
+) -> dict[str, Any]:
+    """The JSON line of a tick that took `seconds` (without its loss means): where the run is,
+    its speed, ETA to `target` images, ADA's state, memory, precision and threads."""
+    p = progress
+    kimg_done = (p.nimg - p.tick_start_nimg) / 1000
+    sec_per_kimg = seconds / max(kimg_done, 1e-9)
+    return {
+        "tick": p.tick,
+        "kimg": round(p.nimg / 1000, 3),
+        "step": p.step,
+        "sec_per_kimg": round(sec_per_kimg, 3),
+        "img_per_s": round(kimg_done * 1000 / seconds, 2),
+        "augment_p": round(ada.p, 5),
+        "rt": None if ada.rt is None else round(ada.rt, 4),
+        "eta_s": round(sec_per_kimg * max(0, target - p.nimg) / 1000, 1),
+        "elapsed_s": round(p.elapsed_s, 1),
+        "rss_mb": round(peak_rss_mb(), 1),
+        "precision": precision,
+        "threads": torch.get_num_threads(),  # the supervisor sizes it (manager/cpus.py)
+    }
+
+
+def tick_line(record: dict[str, Any]) -> str:
+    """The console line of a tick record."""
+    return (
+        f"tick {record['tick']:<5d} kimg {record['kimg']:<9.3f} "
+        f"s/kimg {record['sec_per_kimg']:<8.2f} "
+        f"G {record.get('loss/G', math.nan):.3f} D {record.get('loss/D', math.nan):.3f} "
+        f"p {record['augment_p']:.3f} {record['precision']} eta {record['eta_s'] / 60:.1f} min"
+    )
 
 
 def grid_name(nimg: int) -> str:
