@@ -120,8 +120,9 @@ def segment(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Segmentation:
     _, labels, stats, centroids = cv2.connectedComponentsWithStats(
         smooth.astype(np.uint8), connectivity=4
     )
-    labels, stats, centroids = split_leaks(rgb, labels, stats, centroids)
-    is_bg, method = background_regions(rgb, labels, stats, centroids, border)
+    area = stats[:, cv2.CC_STAT_AREA]
+    labels, area, centroids = split_leaks(rgb, labels, area, centroids)
+    is_bg, method = background_regions(rgb, labels, area, centroids, border)
     is_bg[0] = False
     bg_core = is_bg[labels]
     regions = _separate(rgb, bg_core, (labels > 0) & ~bg_core, border, smooth, method)
