@@ -66,11 +66,30 @@ def unmix(
     return alpha, background
 
 
+def _run_starts(flat: np.ndarray) -> np.ndarray:
+    """Where each run of one label starts in the flattened labels. Regions lie in a few runs
+    per row: counting per run, then per label, spares np.bincount from adding into the same
+    counter pixel after pixel, which takes it 3-4 times longer (measured on the synthetic set)."""
+    return np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+
+
 def label_areas(labels: np.ndarray, n: int) -> np.ndarray:
-    """Pixels per label of a connected-components labelling with n labels. OpenCV's
-    connectedComponentsWithStats takes three times as long as the labelling alone (it also
-    sums centroids and boxes), and only the areas are of use here."""
-    return np.bincount(labels.ravel(), minlength=n)
+    """Pixels per label of a connected-components labelling with n labels (OpenCV's
+    connectedComponentsWithStats takes three times as long as the labelling alone: it also
+    sums centroids and boxes, and only the areas are of use here)."""
+    flat = labels.ravel()
+    starts = _run_starts(flat)
+    return np.bincount(flat[starts], np.diff(starts, append=flat.size), n).astype(np.int64)
+
+
+def label_sums(labels: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+    """n x C sums of the H x W x C whole-number values over each label's pixels (float64,
+    exact)."""
+    flat = labels.ravel()
+    starts = _run_starts(flat)
+    runs = np.add.reduceat(values.reshape(flat.size, -1), starts, axis=0, dtype=np.int64)
+    owner = flat[starts]
+    return np.stack([np.bincount(owner, column, n) for column in runs.T.astype(np.float64)], 1)
 
 
 def clean_mask(mask: np.ndarray) -> tuple[np.ndarray, float, int]:

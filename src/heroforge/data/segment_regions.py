@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from heroforge.data.segment_alpha import LocalMeans, label_areas
+from heroforge.data.segment_alpha import LocalMeans, label_areas, label_sums
 
 MATCH_TOL = 22.0  # colour distance at which a region still counts as background-coloured
 ENCLOSED_BG_SHARE = 0.015  # enclosed background-coloured holes bigger than this (of the subject)
@@ -62,13 +62,7 @@ def _region_stats(
     labels: np.ndarray, n: int, rgb: np.ndarray, border: np.ndarray, area: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean colour of each region and how many border pixels it owns."""
-    flat = labels.ravel()
-    mean = (
-        np.stack(
-            [np.bincount(flat, rgb[..., c].ravel().astype(np.float64), n) for c in range(3)], 1
-        )
-        / np.maximum(area, 1)[:, None]
-    )
+    mean = label_sums(labels, n, rgb) / np.maximum(area, 1)[:, None]
     on_border = np.bincount(labels[border], minlength=n).astype(np.float64)
     return mean, on_border
 
