@@ -214,14 +214,15 @@ def _box(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 
 def _views(
-    rgb: np.ndarray, white: np.ndarray, mask: np.ndarray
+    whole: np.ndarray, white: np.ndarray, mask: np.ndarray
 ) -> Iterator[tuple[np.ndarray, float]]:
     """The pictures the face detectors look at, most telling first, each with the subject's
-    width as a share of the view's: the picture as it is; the subject alone on white (no busy
-    background), enlarged to fill the view; the top square of the subject, where a head is,
-    bigger still (a small head on a big torso is missed in the whole picture)."""
+    width as a share of the view's: the picture as it is (whole: _fit of it); the subject
+    alone on white (no busy background), enlarged to fill the view; the top square of the
+    subject, where a head is, bigger still (a small head on a big torso is missed in the whole
+    picture)."""
     y0, y1, x0, x1 = _box(mask)
-    yield _fit(rgb), (x1 - x0) / mask.shape[1]
+    yield whole, (x1 - x0) / mask.shape[1]
     yield _on_square(white[y0:y1, x0:x1])
     side = min(x1 - x0, y1 - y0)
     left = (x0 + x1 - side) // 2
@@ -252,12 +253,16 @@ def measure(
     cues = Cues()
     if mask.sum() < 16:
         return cues
-    detectors = _detectors()
-    face_found = False
     decided = colour_alone(human, body_cut, cfg)
+    extent_open = 0 < body_cut < cfg.pose_max_cut
+    if decided and not extent_open:
+        return cues
+    detectors = _detectors()
+    whole = _fit(rgb)  # shrunk once: the faces' first view and the pose's only one
+    face_found = False
     if not decided:
         cues.face = cues.face_short = 0.0
-        for view, subject_width in _views(rgb, white, mask):
+        for view, subject_width in _views(whole, white, mask):
             full, short = detectors.faces(view, subject_width)
             cues.face, cues.face_short = max(cues.face, full), max(cues.face_short, short)
             face_found = cues.face >= cfg.min_face or cues.face_short >= cfg.min_face_short
@@ -266,9 +271,8 @@ def measure(
                 face_found = cues.mesh == 1
             if face_found:
                 break
-    extent_open = 0 < body_cut < cfg.pose_max_cut
     if extent_open or not (decided or face_found):
-        cues.pose, cues.knee = detectors.body(_fit(rgb))
+        cues.pose, cues.knee = detectors.body(whole)
     return cues
 
 

@@ -120,8 +120,9 @@ def segment(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Segmentation:
     _, labels, stats, centroids = cv2.connectedComponentsWithStats(
         smooth.astype(np.uint8), connectivity=4
     )
-    labels, stats, centroids = split_leaks(rgb, labels, stats, centroids)
-    is_bg, method = background_regions(rgb, labels, stats, centroids, border)
+    area = stats[:, cv2.CC_STAT_AREA]
+    labels, area, centroids = split_leaks(rgb, labels, area, centroids)
+    is_bg, method = background_regions(rgb, labels, area, centroids, border)
     is_bg[0] = False
     bg_core = is_bg[labels]
     regions = _separate(rgb, bg_core, (labels > 0) & ~bg_core, border, smooth, method)
@@ -151,12 +152,13 @@ def on_white(rgb: np.ndarray, seg: Segmentation) -> np.ndarray:
     # (noise, the cells of a pattern). Only the partly covered pixels need arithmetic.
     opaque = seg.alpha >= 1
     out = cv2.copyTo(rgb, opaque.astype(np.uint8), np.full(rgb.shape, 255, np.uint8))
-    part = (seg.alpha > 0) & ~opaque
-    a = seg.alpha[part][:, None]
-    px = rgb[part].astype(np.float32)
+    # found once, as flat indices: each boolean index would scan the whole picture again
+    part = np.flatnonzero((seg.alpha > 0) & ~opaque)
+    a = seg.alpha.ravel()[part][:, None]
+    px = rgb.reshape(-1, 3)[part].astype(np.float32)
     if seg.background is None:  # straight alpha from the file
         mixed = px * a + 255.0 * (1 - a)
     else:
-        mixed = px + (1 - a) * (255.0 - seg.background[part])
-    out[part] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
+        mixed = px + (1 - a) * (255.0 - seg.background.reshape(-1, 3)[part])
+    out.reshape(-1, 3)[part] = np.clip(mixed + 0.5, 0, 255).astype(np.uint8)
     return out

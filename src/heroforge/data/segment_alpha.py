@@ -66,12 +66,38 @@ def unmix(
     return alpha, background
 
 
+def _run_starts(flat: np.ndarray) -> np.ndarray:
+    """Where each run of one label starts in the flattened labels. Regions lie in a few runs
+    per row: counting per run, then per label, spares np.bincount from adding into the same
+    counter pixel after pixel, which takes it 3-4 times longer (measured on the synthetic set)."""
+    return np.flatnonzero(np.r_[True, flat[1:] != flat[:-1]])
+
+
+def label_areas(labels: np.ndarray, n: int) -> np.ndarray:
+    """Pixels per label of a connected-components labelling with n labels (OpenCV's
+    connectedComponentsWithStats takes three times as long as the labelling alone: it also
+    sums centroids and boxes, and only the areas are of use here)."""
+    flat = labels.ravel()
+    starts = _run_starts(flat)
+    return np.bincount(flat[starts], np.diff(starts, append=flat.size), n).astype(np.int64)
+
+
+def label_sums(labels: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
+    """n x C sums of the H x W x C whole-number values over each label's pixels (float64,
+    exact)."""
+    flat = labels.ravel()
+    starts = _run_starts(flat)
+    runs = np.add.reduceat(values.reshape(flat.size, -1), starts, axis=0, dtype=np.int64)
+    owner = flat[starts]
+    return np.stack([np.bincount(owner, column, n) for column in runs.T.astype(np.float64)], 1)
+
+
 def clean_mask(mask: np.ndarray) -> tuple[np.ndarray, float, int]:
     """Keep the subject (largest piece and pieces of comparable size), fill small holes."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
     if n <= 1:
         return mask, 0.0, 0
-    areas = stats[1:, cv2.CC_STAT_AREA]
+    areas = label_areas(labels, n)[1:]
     keep = np.zeros(n, bool)
     keep[1:] = areas >= 0.05 * areas.max()
     kept = keep[labels]
@@ -79,15 +105,21 @@ def clean_mask(mask: np.ndarray) -> tuple[np.ndarray, float, int]:
     dropped = areas[~keep[1:]]
     # clutter: dropped pieces of some size; the dots of a pattern and JPEG specks do not count
     clutter = float(dropped[dropped >= 0.003 * subject].sum() / subject)
-    holes = (~kept).astype(np.uint8)
-    _, hlabels, hstats, _ = cv2.connectedComponentsWithStats(holes, connectivity=4)
+    # Holes lie inside the subject's box: anything outside it reaches the picture's border.
+    # Labelled in the box and one pixel around it, where that pixel ring (or the picture's
+    # border) stands for the outside.
+    x, y, w, h = cv2.boundingRect(kept.view(np.uint8))
+    box = np.s_[max(0, y - 1) : y + h + 1, max(0, x - 1) : x + w + 1]
+    holes = (~kept[box]).view(np.uint8)
+    count, hlabels = cv2.connectedComponents(holes, connectivity=4)
     border_labels = np.unique(
         np.concatenate([hlabels[0], hlabels[-1], hlabels[:, 0], hlabels[:, -1]])
     )
-    small = hstats[:, cv2.CC_STAT_AREA] < 0.002 * kept.sum()
+    small = label_areas(hlabels, count) < 0.002 * kept.sum()
     small[border_labels] = False
     small[0] = False
-    return kept | small[hlabels], clutter, int(keep.sum())
+    kept[box] |= small[hlabels]
+    return kept, clutter, int(keep.sum())
 
 
 def agree(soft: np.ndarray, mask: np.ndarray) -> np.ndarray:

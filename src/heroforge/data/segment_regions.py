@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from heroforge.data.segment_alpha import LocalMeans
+from heroforge.data.segment_alpha import LocalMeans, label_areas, label_sums
 
 MATCH_TOL = 22.0  # colour distance at which a region still counts as background-coloured
 ENCLOSED_BG_SHARE = 0.015  # enclosed background-coloured holes bigger than this (of the subject)
@@ -62,13 +62,7 @@ def _region_stats(
     labels: np.ndarray, n: int, rgb: np.ndarray, border: np.ndarray, area: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Mean colour of each region and how many border pixels it owns."""
-    flat = labels.ravel()
-    mean = (
-        np.stack(
-            [np.bincount(flat, rgb[..., c].ravel().astype(np.float64), n) for c in range(3)], 1
-        )
-        / np.maximum(area, 1)[:, None]
-    )
+    mean = label_sums(labels, n, rgb) / np.maximum(area, 1)[:, None]
     on_border = np.bincount(labels[border], minlength=n).astype(np.float64)
     return mean, on_border
 
@@ -131,13 +125,13 @@ def _quadratic_model(rgb: np.ndarray, weight: np.ndarray, points: np.ndarray) ->
 def background_regions(
     rgb: np.ndarray,
     labels: np.ndarray,
-    stats: np.ndarray,
+    area: np.ndarray,
     centroids: np.ndarray,
     border: np.ndarray,
 ) -> tuple[np.ndarray, str]:
     """Which smooth regions are background: returns a bool per region label and the method."""
-    n = len(stats)
-    area = stats[:, cv2.CC_STAT_AREA].astype(np.float64)
+    n = len(area)
+    area = area.astype(np.float64)
     mean, on_border = _region_stats(labels, n, rgb, border, area)
     on_border[0] = 0  # label 0 = edge pixels, not a region
     main = int(np.argmax(on_border))
@@ -220,7 +214,7 @@ def _least_squares(basis: np.ndarray, values: np.ndarray) -> np.ndarray:
 
 
 def split_leaks(
-    rgb: np.ndarray, labels: np.ndarray, stats: np.ndarray, centroids: np.ndarray
+    rgb: np.ndarray, labels: np.ndarray, area: np.ndarray, centroids: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cut the subject out of the background region it leaked into.
 
@@ -228,36 +222,47 @@ def split_leaks(
     somewhere along its outline) lets a smooth region run from the background into the subject
     in steps too small to be an edge. The background itself follows a smooth colour model, the
     subject does not: sizeable parts of the border's largest region that the model does not
-    explain become regions of their own. Returns the labels, stats and centroids with them.
+    explain become regions of their own. Returns the labels, areas and centroids with them.
     A textured background (clouds, noise) is no such model: nothing is cut when the model
     leaves much of the upper frame unexplained.
     """
     h, w = labels.shape
     border_labels = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
-    on_border = np.bincount(border_labels, minlength=len(stats))
+    on_border = np.bincount(border_labels, minlength=len(area))
     on_border[0] = 0
     main = int(np.argmax(on_border))
     if main == 0:
-        return labels, stats, centroids
+        return labels, area, centroids
     region = labels == main
     model, explained = _frame_fit(rgb, region)
     if explained < FRAME_FIT:
-        return labels, stats, centroids
+        return labels, area, centroids
     diff = cv2.subtract(cv2.blur(rgb, (3, 3)).astype(np.float32), model)
     squared = cv2.transform(cv2.multiply(diff, diff), np.ones((1, 3), np.float32))
-    miss = squared >= MATCH_TOL**2
-    n, parts, part_stats, part_centroids = cv2.connectedComponentsWithStats(
-        (region & miss).view(np.uint8), connectivity=4
-    )
-    big = np.flatnonzero(part_stats[:, cv2.CC_STAT_AREA] >= LEAK_SHARE * h * w)
+    leaked = region & (squared >= MATCH_TOL**2)
+    if np.count_nonzero(leaked) < LEAK_SHARE * h * w:  # no part of it can be big enough
+        return labels, area, centroids
+    n, parts = cv2.connectedComponents(leaked.view(np.uint8), connectivity=4)
+    part_area = label_areas(parts, n)
+    big = np.flatnonzero(part_area >= LEAK_SHARE * h * w)
     big = big[big > 0]
     if big.size == 0:
-        return labels, stats, centroids
+        return labels, area, centroids
     labels = labels.copy()
     new = np.zeros(n, np.int32)
-    new[big] = len(stats) + np.arange(big.size)
+    new[big] = len(area) + np.arange(big.size)
     cut = new[parts]
     labels[cut > 0] = cut[cut > 0]
-    stats = np.concatenate([stats, part_stats[big]])
-    stats[main, cv2.CC_STAT_AREA] -= part_stats[big, cv2.CC_STAT_AREA].sum()
-    return labels, stats, np.concatenate([centroids, part_centroids[big]])
+    area = np.concatenate([area, part_area[big]])
+    area[main] -= part_area[big].sum()
+    return labels, area, np.concatenate([centroids, _centroids(parts, n)[big]])
+
+
+def _centroids(labels: np.ndarray, n: int) -> np.ndarray:
+    """n x 2 (x, y) mean position of each label's pixels, as OpenCV's connected components
+    with stats give them (exact sums of whole numbers, divided by the area)."""
+    ys, xs = np.nonzero(labels)
+    found = labels[ys, xs]
+    count = np.maximum(np.bincount(found, minlength=n), 1)
+    sums = np.stack([np.bincount(found, xs, n), np.bincount(found, ys, n)], 1)
+    return sums / count[:, None]
