@@ -243,14 +243,15 @@ class Picture:
     may_duplicate: bool = True  # False: a person's word keeps it out of any group
 
 
-def _pair_distance(a: Picture, b: Picture, framed: np.ndarray, near: bool) -> float:
+def _pair_distance(a: Picture, b: Picture, framed: np.ndarray, near: bool, limit: float) -> float:
     """Colour distance of b (framed: its decoded signature) from the earlier picture a:
-    aligned by the cut-outs when their hashes are near, else by their backgrounds (a copy cut
-    out differently frames differently; a recolour that frames alike is left to the first)."""
+    aligned by the cut-outs when their hashes are near, else (or when that finds them apart)
+    by their backgrounds."""
     earlier = _decode(a.signature)
-    if near:
-        return _distance(earlier, framed)
-    return _distance_in_context(earlier, framed, a.context, b.context)
+    distance = _distance(earlier, framed) if near else 1.0
+    if distance > limit:
+        distance = min(distance, _distance_in_context(earlier, framed, a.context, b.context))
+    return distance
 
 
 def find_duplicates(
@@ -274,7 +275,7 @@ def find_duplicates(
         framed = _decode(picture.signature)
         best: tuple[str, float] | None = None
         for j in candidates:
-            distance = _pair_distance(pictures[j], picture, framed, near[j])
+            distance = _pair_distance(pictures[j], picture, framed, near[j], max_distance)
             if distance <= max_distance and (best is None or distance < best[1]):
                 best = (pictures[j].source, distance)
         if best is not None:
