@@ -9,7 +9,10 @@ the picture is left out (nothing to see). Runs prepare (--keep both) on the lot 
 prints:
 
 - "copies": recall, the share of all true copies excluded as duplicates of their own hero
-  (whatever became of the hero's original), and what the missed ones got instead;
+  (whatever became of the hero's original), and what the missed ones got instead; kept_out,
+  the share of copies that do not reach the training set as a second picture of their hero
+  (a picture excluded on its own is compared only with kept ones, so two copies excluded
+  for other reasons are not named duplicates of each other: they are out either way);
 - "recolours": the false-duplicate rate per kind of change (a pair is falsely called when
   either picture is excluded as a duplicate of the other's hero: of its original or a copy);
 - "distances": quantiles of the colour distance (data/dedup.py) and hash bits between each
@@ -150,7 +153,19 @@ def report(
     recall = round(float(np.mean(list(found.values()))), 3) if found else None
     # what the missed copies got instead (another reason: a classification that changed)
     missed = Counter(by_name[n].get("reason") or "keep" for n in copies if not found[n])
-    copies_line = {"recall": recall, "n": len(copies), "by_kind": per_kind, "missed": missed}
+    # what the training set sees: a hero's picture kept more than once is a copy let in
+    heroes = {h for h, _ in truth.values()}
+    let_in = sum(
+        max(0, sum(by_name[n]["decision"] == "keep" for n in same_picture(h)) - 1) for h in heroes
+    )
+    kept_out = round(1 - let_in / len(copies), 3) if copies else None
+    copies_line = {
+        "recall": recall,
+        "kept_out": kept_out,
+        "n": len(copies),
+        "by_kind": per_kind,
+        "missed": missed,
+    }
     lines = [{**base, "copies": copies_line}]
     pairs: dict[str, list[bool]] = {c: [] for c in CHANGES}
     for name, (hero, change) in truth.items():

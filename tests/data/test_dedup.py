@@ -77,7 +77,9 @@ def test_a_skin_or_hair_recolour_is_not_a_duplicate(body, change):
     assert _distance(_jpeg(original, quality=60), recoloured) > THRESHOLD
 
 
-def _picture(name: str, img: Image.Image, may_duplicate: bool = True) -> dedup.Picture:
+def _picture(
+    name: str, img: Image.Image, may_duplicate: bool = True, kept: bool = True
+) -> dedup.Picture:
     framed = _framed(img)
     return dedup.Picture(
         name,
@@ -86,6 +88,7 @@ def _picture(name: str, img: Image.Image, may_duplicate: bool = True) -> dedup.P
         dedup.colour_signature(framed),
         dedup.context_signature(framed),
         may_duplicate,
+        kept,
     )
 
 
@@ -99,6 +102,21 @@ def test_find_duplicates_names_the_closest_earlier_picture_and_honours_include()
     ]
     found = dedup.find_duplicates(pictures, max_bits=10, max_distance=THRESHOLD)
     assert found == {"copy.jpg": ("big.png", 0.0)}
+
+
+def test_pictures_excluded_on_their_own_are_named_duplicates_of_kept_ones_only():
+    original = hero_picture(12, PALETTE, "upper", SIZE)
+    pictures = [
+        _picture("excluded-original.png", original, kept=False),
+        _picture("excluded-copy.jpg", original, kept=False),  # out either way: not compared
+        _picture("kept-copy.jpg", original),  # would slip in beside its excluded original
+        _picture("excluded-copy-of-kept.jpg", original, kept=False),
+    ]
+    found = dedup.find_duplicates(pictures, max_bits=10, max_distance=THRESHOLD)
+    assert found == {
+        "kept-copy.jpg": ("excluded-original.png", 0.0),
+        "excluded-copy-of-kept.jpg": ("kept-copy.jpg", 0.0),
+    }
 
 
 def _on_texture(palette: dict, wedge: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -166,14 +166,17 @@ def _distance(a: np.ndarray, b: np.ndarray) -> float:
     return _moved_share(a, b, aligned[0], 0.0)
 
 
-def _distance_in_context(a: np.ndarray, b: np.ndarray, context_a: str, context_b: str) -> float:
+def _distance_in_context(
+    a: np.ndarray, b: np.ndarray, context_a: np.ndarray, context_b: np.ndarray
+) -> float:
     """The same share, with b placed onto a by their pictures as they were before background
     removal (the same squares, see context_signature): a copy whose subject was cut out
     differently (a wedge of background kept, a hand lost) frames differently, which defeats
     an alignment of the cut-outs. Only the part both cuts hold is compared, and it must be
     most of the smaller one."""
-    aligned = _align(_decode(context_a, cv2.IMREAD_GRAYSCALE),
-                     _decode(context_b, cv2.IMREAD_GRAYSCALE))  # fmt: skip
+    if _rough_apart(context_a, context_b):
+        return 1.0
+    aligned = _align(context_a, context_b)
     if aligned is None or aligned[1] < MIN_FIT:
         return 1.0
     return _moved_share(a, b, aligned[0], MIN_SHARED)
@@ -241,16 +244,38 @@ class Picture:
     signature: str  # colour_signature of the framed subject
     context: str  # context_signature: the same square before background removal
     may_duplicate: bool = True  # False: a person's word keeps it out of any group
+    kept: bool = True  # kept on its own merits (before duplicates are looked for)
 
 
-def _pair_distance(a: Picture, b: Picture, framed: np.ndarray, near: bool, limit: float) -> float:
-    """Colour distance of b (framed: its decoded signature) from the earlier picture a:
-    aligned by the cut-outs when their hashes are near, else (or when that finds them apart)
-    by their backgrounds."""
-    earlier = _decode(a.signature)
-    distance = _distance(earlier, framed) if near else 1.0
-    if distance > limit:
-        distance = min(distance, _distance_in_context(earlier, framed, a.context, b.context))
+class _Decoded:
+    """The decoded signature and context of pictures by index, the most recent few hundred
+    kept (a picture meets each of its candidates; decoding a PNG per pair cost a fifth of
+    the comparison)."""
+
+    def __init__(self, pictures: list[Picture], keep: int = 512) -> None:
+        self.pictures, self.keep = pictures, keep
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if i not in self.cache:
+            if len(self.cache) >= self.keep:
+                del self.cache[next(iter(self.cache))]  # the oldest entry
+            picture = self.pictures[i]
+            context = _decode(picture.context, cv2.IMREAD_GRAYSCALE)
+            self.cache[i] = (_decode(picture.signature), context)
+        return self.cache[i]
+
+
+def _pair_distance(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], near: bool,
+    by_background: bool, limit: float,
+) -> float:  # fmt: skip
+    """Colour distance of b from the earlier picture a, each (framed view, context): aligned
+    by the cut-outs when their hashes are near, else (or when that finds them apart) by
+    their backgrounds, if by_background."""
+    distance = _distance(a[0], b[0]) if near else 1.0
+    if distance > limit and by_background:
+        distance = min(distance, _distance_in_context(a[0], b[0], a[1], b[1]))
     return distance
 
 
@@ -267,15 +292,22 @@ def find_duplicates(
     found: dict[str, tuple[str, float]] = {}
     hashes = np.array([int(p.hash, 16) for p in pictures], np.uint64)
     wholes = np.array([int(p.whole_hash, 16) for p in pictures], np.uint64)
+    kept = np.array([p.kept for p in pictures], bool)
+    decoded = _Decoded(pictures)
     for i, picture in enumerate(pictures):
         near = np.bitwise_count(hashes[:i] ^ hashes[i]) <= max_bits
-        candidates = np.flatnonzero(near | (np.bitwise_count(wholes[:i] ^ wholes[i]) <= max_bits))
+        whole_near = np.bitwise_count(wholes[:i] ^ wholes[i]) <= max_bits
+        # a picture excluded on its own is out of the set either way: it is only named a
+        # duplicate of a kept one (the review then shows the pair), never compared with the
+        # other excluded pictures (most of a scraped folder's pairs, and nothing to gain)
+        candidates = np.flatnonzero((near | whole_near) & (kept[:i] | picture.kept))
         if not (picture.may_duplicate and len(candidates)):
             continue
-        framed = _decode(picture.signature)
         best: tuple[str, float] | None = None
-        for j in candidates:
-            distance = _pair_distance(pictures[j], picture, framed, near[j], max_distance)
+        for j in candidates.tolist():
+            by_background = whole_near[j] or (kept[j] and picture.kept)
+            pair = (decoded(j), decoded(i), near[j], by_background, max_distance)
+            distance = _pair_distance(*pair)
             if distance <= max_distance and (best is None or distance < best[1]):
                 best = (pictures[j].source, distance)
         if best is not None:

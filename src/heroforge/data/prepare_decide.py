@@ -114,8 +114,10 @@ def _mark_duplicates(rows: list[dict], cfg: PrepareConfig) -> None:
     when it is re-encoded or rescaled, and a copy kept beside its excluded original would
     slip into the set as a picture of its own. A copy goes as "duplicate" naming the picture
     it duplicates ("duplicate_of", with their colour distance in "duplicate_distance"),
-    whatever it would have got alone. A person's include or exclude is a word about that
-    picture: it is never called a duplicate, though it may head a group."""
+    whatever it would have got alone. Two pictures excluded on their own are not compared
+    (both are out either way; most pairs of a scraped folder are such). A person's include or
+    exclude is a word about that picture: it is never called a duplicate, though it may head
+    a group."""
     pictures = sorted((r for r in rows if "hash" in r), key=lambda r: -r["size"][0] * r["size"][1])
     found = dedup.find_duplicates(
         [
@@ -126,6 +128,7 @@ def _mark_duplicates(rows: list[dict], cfg: PrepareConfig) -> None:
                 r["thumb"],
                 r["context"],
                 may_duplicate=r["override"] not in ("include", "exclude"),
+                kept=r["decision"] == "keep",
             )
             for r in pictures
         ],
