@@ -74,7 +74,10 @@ def too_small_truth(label: dict, cfg: PrepareConfig) -> bool:
 def expected_outcome(label: dict, cfg: PrepareConfig) -> str:
     """What prepare should write in the manifest: the exclusion reason, or "keep".
 
-    The duplicate rule assumes the original is kept: its copies share its label."""
+    A copy goes as a duplicate whatever its original's fate: one decision per group of
+    copies, the biggest picture's (data/prepare_decide.py)."""
+    if label["duplicate_of"]:
+        return "duplicate"
     if too_small_truth(label, cfg):
         return "too_small"
     reason = expected_reason(label)
@@ -82,8 +85,7 @@ def expected_outcome(label: dict, cfg: PrepareConfig) -> str:
         return reason
     if label["body"] != cfg.keep and cfg.keep != "both":
         return f"{label['body']}_body"
-    # a near-duplicate of a picture that is kept goes as a duplicate (its original is bigger)
-    return "duplicate" if label["duplicate_of"] else "keep"
+    return "keep"
 
 
 def outcome(row: dict) -> str:

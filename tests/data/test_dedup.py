@@ -5,6 +5,7 @@ import dataclasses
 import io
 import json
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -12,6 +13,7 @@ from PIL import Image
 from heroforge.config import PrepareConfig, load_config
 from heroforge.data import dedup
 from heroforge.data import synth_figures as figures
+from heroforge.data import synth_scene as scene
 from heroforge.data.prepare import frame
 from heroforge.data.prepare import prepare as run_prepare
 from heroforge.data.synth import hero_picture
@@ -75,17 +77,91 @@ def test_a_skin_or_hair_recolour_is_not_a_duplicate(body, change):
     assert _distance(_jpeg(original, quality=60), recoloured) > THRESHOLD
 
 
+def _picture(
+    name: str, img: Image.Image, may_duplicate: bool = True, kept: bool = True
+) -> dedup.Picture:
+    framed = _framed(img)
+    return dedup.Picture(
+        name,
+        dedup.dhash(framed),
+        dedup.dhash(np.asarray(img)),
+        dedup.colour_signature(framed),
+        dedup.context_signature(framed),
+        may_duplicate,
+        kept,
+    )
+
+
 def test_find_duplicates_names_the_closest_earlier_picture_and_honours_include():
-    original = _framed(hero_picture(12, PALETTE, "upper", SIZE))
-    other = _framed(hero_picture(12, RECOLOURS["skin"], "upper", SIZE))
+    original = hero_picture(12, PALETTE, "upper", SIZE)
     pictures = [
-        ("big.png", dedup.dhash(original), dedup.colour_signature(original), True),
-        ("recolour.png", dedup.dhash(other), dedup.colour_signature(other), True),
-        ("copy.jpg", dedup.dhash(original), dedup.colour_signature(original), True),
-        ("kept-anyway.jpg", dedup.dhash(original), dedup.colour_signature(original), False),
+        _picture("big.png", original),
+        _picture("recolour.png", hero_picture(12, RECOLOURS["skin"], "upper", SIZE)),
+        _picture("copy.jpg", original),
+        _picture("kept-anyway.jpg", original, may_duplicate=False),
     ]
     found = dedup.find_duplicates(pictures, max_bits=10, max_distance=THRESHOLD)
     assert found == {"copy.jpg": ("big.png", 0.0)}
+
+
+def test_pictures_excluded_on_their_own_are_named_duplicates_of_kept_ones_only():
+    original = hero_picture(12, PALETTE, "upper", SIZE)
+    pictures = [
+        _picture("excluded-original.png", original, kept=False),
+        _picture("excluded-copy.jpg", original, kept=False),  # out either way: not compared
+        _picture("kept-copy.jpg", original),  # would slip in beside its excluded original
+        _picture("excluded-copy-of-kept.jpg", original, kept=False),
+    ]
+    found = dedup.find_duplicates(pictures, max_bits=10, max_distance=THRESHOLD)
+    assert found == {
+        "kept-copy.jpg": ("excluded-original.png", 0.0),
+        "excluded-copy-of-kept.jpg": ("kept-copy.jpg", 0.0),
+    }
+
+
+def _on_texture(palette: dict, wedge: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A small full figure on a textured background: (picture, its cut-out framed on white,
+    the same square with its background), cut out exactly or with a wedge of background
+    beside it (a segmentation that kept some): the wedge frames the figure off-centre."""
+    background = scene.background(np.random.default_rng(1), "textured", SIZE, [PALETTE["suit"]])
+    rgb = np.asarray(hero_picture(31, palette, "full", SIZE, 0.6, background))
+    mask = np.abs(rgb.astype(np.int16) - background).max(axis=2) > 0
+    if wedge:
+        x0, y0, bw, bh = cv2.boundingRect(mask.view(np.uint8))
+        mask[y0 : y0 + bh // 2, x0 + bw - 5 : x0 + bw + 60] = True
+    white = np.where(mask[..., None], rgb, 255).astype(np.uint8)
+    cfg = dataclasses.replace(PrepareConfig(), size=dedup.VIEW)
+    framed, _ = frame(white, mask, cfg)
+    context, _ = frame(rgb, mask, cfg)
+    return rgb, np.asarray(framed), np.asarray(context)
+
+
+def _cut(name: str, palette: dict, wedge: bool, quality: int | None = None) -> dedup.Picture:
+    rgb, framed, context = _on_texture(palette, wedge)
+    if quality is not None:  # the whole picture re-encoded, then cut out
+        rgb, framed, context = (np.asarray(_jpeg(Image.fromarray(x), quality))
+                                for x in (rgb, framed, context))  # fmt: skip
+    return dedup.Picture(
+        name,
+        dedup.dhash(framed),
+        dedup.dhash(rgb),
+        dedup.colour_signature(framed),
+        dedup.context_signature(context),
+    )
+
+
+def test_a_copy_cut_out_with_a_wedge_of_background_is_found_by_its_background():
+    """The cut-outs frame differently (their hashes are far apart and an alignment of them
+    fails); the pictures before background removal line them up again. A recolour cut the
+    same way stays apart."""
+    original = _cut("original.png", PALETTE, wedge=False)
+    copy = _cut("copy.jpg", PALETTE, wedge=True, quality=90)
+    recolour = _cut("skin.png", RECOLOURS["skin"], wedge=True)
+    a, b = dedup._decode(original.signature), dedup._decode(copy.signature)
+    assert dedup._distance(a, b) > THRESHOLD  # cut-outs alone: no copy
+    found = dedup.find_duplicates([original, copy, recolour], 10, THRESHOLD)
+    assert list(found) == ["copy.jpg"]
+    assert found["copy.jpg"][0] == "original.png"
 
 
 def test_prepare_drops_copies_keeps_recolours_and_names_the_original(tmp_path):
@@ -115,3 +191,37 @@ def test_prepare_drops_copies_keeps_recolours_and_names_the_original(tmp_path):
     review = (tmp_path / "out" / "review.html").read_text()
     framed = f'.cache/framed/{rows["original.png"]["sha256"]}.png" alt="duplicates original.png"'
     assert framed in review
+
+
+def test_a_copy_classified_otherwise_than_its_original_goes_as_its_duplicate(tmp_path):
+    """How well a subject stands apart from its background changes when the picture is
+    re-encoded and rescaled: with the threshold between the two scores, one of original and
+    copy passes and the other does not. The group takes the biggest picture's decision; the
+    copy goes as its duplicate. A recolour on the same background stays a picture of its own."""
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    background = np.full((SIZE[1], SIZE[0], 3), (90, 170, 220), np.uint8)
+    original = hero_picture(21, PALETTE, "upper", SIZE, background=background)
+    original.save(raw / "original.png")
+    _jpeg(original, quality=70, scale=0.6).save(raw / "copy.jpg", quality=70)
+    hero_picture(21, RECOLOURS["skin"], "upper", SIZE, background=background).save(raw / "skin.png")
+    # colour cues with no floor: only separability decides
+    cfg = dataclasses.replace(
+        load_config("tiny-cpu").prepare, keep="both", human_cues="colour", min_human=0.0
+    )
+
+    def manifest(min_separability: float) -> dict[str, dict]:
+        changed = dataclasses.replace(cfg, min_separability=min_separability)
+        run_prepare(raw, out, changed, workers=1)
+        lines = (out / "manifest.jsonl").read_text().splitlines()
+        return {r["source"]: r for r in map(json.loads, lines)}
+
+    rows = manifest(0.0)
+    score = {name: rows[name]["scores"]["separability"] for name in ("original.png", "copy.jpg")}
+    assert score["original.png"] != score["copy.jpg"]
+    rows = manifest((score["original.png"] + score["copy.jpg"]) / 2)
+    own = "keep" if score["original.png"] > score["copy.jpg"] else "exclude"
+    assert rows["original.png"]["decision"] == own
+    assert rows["copy.jpg"]["reason"] == "duplicate"
+    assert rows["copy.jpg"]["duplicate_of"] == "original.png"
+    assert "duplicate_of" not in rows["skin.png"]

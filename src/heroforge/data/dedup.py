@@ -30,6 +30,7 @@ at 256 x 256 the face of a small full figure is about 20 px wide.
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -37,6 +38,7 @@ import numpy as np
 VIEW = 256  # side of the framed picture that is compared (whatever prepare.size is)
 ALIGN_SIDE = 128  # the affine fit is refined at this size (64 first): enough for a shift
 MIN_FIT = 0.8  # correlation of the aligned grey pictures below which they are not alike
+MIN_SHARED = 0.8  # aligned by their backgrounds: the share of the smaller cut both must hold
 WHITE = 240  # a pixel with every channel above this is background (white around the subject)
 MAX_GAIN = 0.1  # a brightness change of at most this much is matched before comparing
 GAIN_SPREAD = 24  # ... fitted where no channel varies more than this in a 3 x 3 neighbourhood
@@ -62,18 +64,29 @@ def dhash(framed: np.ndarray) -> str:
 def colour_signature(framed: np.ndarray) -> str:
     """The framed RGB picture at VIEW x VIEW as a base64 PNG (flat colours: a few kB)."""
     view = cv2.resize(framed, (VIEW, VIEW), interpolation=cv2.INTER_AREA)
-    ok, png = cv2.imencode(".png", cv2.cvtColor(view, cv2.COLOR_RGB2BGR))
+    return _encode(cv2.cvtColor(view, cv2.COLOR_RGB2BGR))
+
+
+def context_signature(framed_with_background: np.ndarray) -> str:
+    """The same square cut of the picture before background removal, grey at ALIGN_SIDE as a
+    base64 PNG: what a copy whose subject was cut out differently is aligned by."""
+    return _encode(_grey(framed_with_background))
+
+
+def _encode(picture: np.ndarray) -> str:
+    ok, png = cv2.imencode(".png", picture)
     if not ok:  # pragma: no cover - encoding a uint8 array in memory does not fail
-        raise RuntimeError("could not encode a colour signature")
+        raise RuntimeError("could not encode a signature")
     return base64.b64encode(png.tobytes()).decode()
 
 
-def _decode(signature: str) -> np.ndarray:
-    """The VIEW x VIEW RGB picture of a colour signature."""
-    bgr = cv2.imdecode(np.frombuffer(base64.b64decode(signature), np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:  # prepare writes them (its cache key changes with their format)
-        raise ValueError("not a colour signature")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+def _decode(signature: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """The picture of a signature: VIEW x VIEW RGB (a colour signature) or ALIGN_SIDE grey (a
+    context signature, flags cv2.IMREAD_GRAYSCALE)."""
+    picture = cv2.imdecode(np.frombuffer(base64.b64decode(signature), np.uint8), flags)
+    if picture is None:  # prepare writes them (its cache key changes with their format)
+        raise ValueError("not a signature")
+    return cv2.cvtColor(picture, cv2.COLOR_BGR2RGB) if picture.ndim == 3 else picture
 
 
 def _rough_apart(a: np.ndarray, b: np.ndarray) -> bool:
@@ -84,28 +97,38 @@ def _rough_apart(a: np.ndarray, b: np.ndarray) -> bool:
     return bool(np.abs(qa - qb).mean() > ROUGH)
 
 
-def _align(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float] | None:
-    """The affine map that places b onto a (for cv2.WARP_INVERSE_MAP, in VIEW pixels) and the
-    correlation of their grey pictures there, or None when the fit (OpenCV's ECC) diverges."""
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    """The grey picture the affine fit works on, ALIGN_SIDE x ALIGN_SIDE."""
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(grey, (ALIGN_SIDE, ALIGN_SIDE), interpolation=cv2.INTER_AREA)
 
-    def grey(rgb: np.ndarray, side: int) -> np.ndarray:
-        small = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (side, side),
-                           interpolation=cv2.INTER_AREA)  # fmt: skip
+
+def _align(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float] | None:
+    """The affine map that places grey picture b onto a (both ALIGN_SIDE; the map is for
+    cv2.WARP_INVERSE_MAP in VIEW pixels) and the correlation of the two there, or None when the
+    fit (OpenCV's ECC) diverges."""
+
+    def blurred(grey: np.ndarray, side: int) -> np.ndarray:
+        small = cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA)
         return cv2.GaussianBlur(small, (0, 0), 1.0).astype(np.float32)
 
-    def fit(side: int, warp: np.ndarray, steps: int) -> tuple[float, np.ndarray]:
+    def fit(side: int, warp: np.ndarray, steps: int, motion: int) -> tuple[float, np.ndarray]:
         criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, steps, 1e-4)
-        template = grey(a, side)
+        template = blurred(a, side)
         everywhere = np.full(template.shape, 255, np.uint8)  # no mask (typed stubs want one)
-        # gaussFiltSize 1: grey() blurred them already
-        return cv2.findTransformECC(
-            template, grey(b, side), warp, cv2.MOTION_AFFINE, criteria, everywhere, 1
-        )
+        # gaussFiltSize 1: blurred() did it
+        return cv2.findTransformECC(template, blurred(b, side), warp, motion, criteria,
+                                    everywhere, 1)  # fmt: skip
 
-    try:  # coarse first (converges from farther away), then refined at twice the size
-        _, warp = fit(ALIGN_SIDE // 2, np.eye(2, 3, dtype=np.float32), 50)
+    # coarse first (converges from farther away), then refined at twice the size. A shift
+    # comes first: from no shift at all, an affine fit of pictures of a busy background that
+    # frame one subject 10% apart wanders off into a shear (benchmarks/prepare_duplicates.py)
+    coarse = ALIGN_SIDE // 2
+    try:
+        _, warp = fit(coarse, np.eye(2, 3, dtype=np.float32), 50, cv2.MOTION_TRANSLATION)
+        _, warp = fit(coarse, warp, 50, cv2.MOTION_AFFINE)
         warp[:, 2] *= 2
-        correlation, warp = fit(ALIGN_SIDE, warp, 20)
+        correlation, warp = fit(ALIGN_SIDE, warp, 20, cv2.MOTION_AFFINE)
     except cv2.error:  # the fit diverged: pictures this unlike are no copies
         return None
     warp[:, 2] *= VIEW / ALIGN_SIDE
@@ -133,17 +156,40 @@ def _nearest(la: np.ndarray, lb: np.ndarray) -> np.ndarray:
 
 def _distance(a: np.ndarray, b: np.ndarray) -> float:
     """Share of the common subject whose colour moved between two framed pictures, once b is
-    aligned onto a and its brightness matched: 0 for a copy, more for a recolour; 1.0 when
-    they cannot be aligned."""
+    aligned onto a by their own outlines: 0 for a copy, more for a recolour; 1.0 when they
+    cannot be aligned."""
     if _rough_apart(a, b):
         return 1.0
-    aligned = _align(a, b)
+    aligned = _align(_grey(a), _grey(b))
     if aligned is None or aligned[1] < MIN_FIT:
         return 1.0
+    return _moved_share(a, b, aligned[0], 0.0)
+
+
+def _distance_in_context(
+    a: np.ndarray, b: np.ndarray, context_a: np.ndarray, context_b: np.ndarray
+) -> float:
+    """The same share, with b placed onto a by their pictures as they were before background
+    removal (the same squares, see context_signature): a copy whose subject was cut out
+    differently (a wedge of background kept, a hand lost) frames differently, which defeats
+    an alignment of the cut-outs. Only the part both cuts hold is compared, and it must be
+    most of the smaller one."""
+    if _rough_apart(context_a, context_b):
+        return 1.0
+    aligned = _align(context_a, context_b)
+    if aligned is None or aligned[1] < MIN_FIT:
+        return 1.0
+    return _moved_share(a, b, aligned[0], MIN_SHARED)
+
+
+def _moved_share(a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float) -> float:
+    """Share of the subject both hold whose colour moved, b warped onto a and its brightness
+    matched; 1.0 when they share less than min_shared of the smaller subject."""
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    b = cv2.warpAffine(b, aligned[0], (VIEW, VIEW), flags=flags, borderValue=(255, 255, 255))
-    both = (a.min(axis=2) < WHITE) & (b.min(axis=2) < WHITE)
-    if not both.any():
+    b = cv2.warpAffine(b, warp, (VIEW, VIEW), flags=flags, borderValue=(255, 255, 255))
+    in_a, in_b = a.min(axis=2) < WHITE, b.min(axis=2) < WHITE
+    both = in_a & in_b
+    if not both.any() or both.sum() < min_shared * min(in_a.sum(), in_b.sum()):
         return 1.0
     fa, fb = a.astype(np.float32), b.astype(np.float32)
     # the brightness gain, fitted on the inside of flat regions: a misplaced outline would
@@ -188,29 +234,82 @@ def colour_distance(a: str, b: str) -> float:
     return _distance(_decode(a), _decode(b))
 
 
+@dataclass(frozen=True)
+class Picture:
+    """One picture as find_duplicates compares it (the fields of prepare's record)."""
+
+    source: str
+    hash: str  # dhash of the framed subject
+    whole_hash: str  # dhash of the whole picture, background and all
+    signature: str  # colour_signature of the framed subject
+    context: str  # context_signature: the same square before background removal
+    may_duplicate: bool = True  # False: a person's word keeps it out of any group
+    kept: bool = True  # kept on its own merits (before duplicates are looked for)
+
+
+class _Decoded:
+    """The decoded signature and context of pictures by index, the most recent few hundred
+    kept (a picture meets each of its candidates; decoding a PNG per pair cost a fifth of
+    the comparison)."""
+
+    def __init__(self, pictures: list[Picture], keep: int = 512) -> None:
+        self.pictures, self.keep = pictures, keep
+        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __call__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        if i not in self.cache:
+            if len(self.cache) >= self.keep:
+                del self.cache[next(iter(self.cache))]  # the oldest entry
+            picture = self.pictures[i]
+            context = _decode(picture.context, cv2.IMREAD_GRAYSCALE)
+            self.cache[i] = (_decode(picture.signature), context)
+        return self.cache[i]
+
+
+def _pair_distance(
+    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], near: bool,
+    by_background: bool, limit: float,
+) -> float:  # fmt: skip
+    """Colour distance of b from the earlier picture a, each (framed view, context): aligned
+    by the cut-outs when their hashes are near, else (or when that finds them apart) by
+    their backgrounds, if by_background."""
+    distance = _distance(a[0], b[0]) if near else 1.0
+    if distance > limit and by_background:
+        distance = min(distance, _distance_in_context(a[0], b[0], a[1], b[1]))
+    return distance
+
+
 def find_duplicates(
-    pictures: list[tuple[str, str, str, bool]], max_bits: int, max_distance: float
+    pictures: list[Picture], max_bits: int, max_distance: float
 ) -> dict[str, tuple[str, float]]:
-    """{source: (the source it duplicates, colour distance)} over pictures given as (source,
-    dhash, colour signature, may be a duplicate), best first: each picture is compared with
-    the earlier ones that were not duplicates themselves, and names the closest one within
-    max_bits of hash and max_distance of colour (unless it may not be a duplicate: a person
-    said to include it)."""
+    """{source: (the source it duplicates, colour distance)} over pictures biggest first: each
+    picture is compared with every earlier one within max_bits of either hash (the framed
+    subject's, or the whole picture's: a copy cut out differently frames differently),
+    duplicates too (a rescaled copy may be closer to the JPEG copy of its original than to the
+    original itself), and names the closest one within max_distance of colour, unless it may
+    not be a duplicate. A name that is a duplicate itself leads on to the picture heading the
+    group."""
     found: dict[str, tuple[str, float]] = {}
-    firsts: list[tuple[str, str]] = []  # (source, signature) of the pictures kept so far
-    hashes = np.zeros(len(pictures), np.uint64)  # their hashes, in the first len(firsts)
-    for source, hash_hex, signature, may_duplicate in pictures:
-        h = np.uint64(int(hash_hex, 16))
-        near = np.flatnonzero(np.bitwise_count(hashes[: len(firsts)] ^ h) <= max_bits)
+    hashes = np.array([int(p.hash, 16) for p in pictures], np.uint64)
+    wholes = np.array([int(p.whole_hash, 16) for p in pictures], np.uint64)
+    kept = np.array([p.kept for p in pictures], bool)
+    decoded = _Decoded(pictures)
+    for i, picture in enumerate(pictures):
+        near = np.bitwise_count(hashes[:i] ^ hashes[i]) <= max_bits
+        whole_near = np.bitwise_count(wholes[:i] ^ wholes[i]) <= max_bits
+        # a picture excluded on its own is out of the set either way: it is only named a
+        # duplicate of a kept one (the review then shows the pair), never compared with the
+        # other excluded pictures (most of a scraped folder's pairs, and nothing to gain)
+        candidates = np.flatnonzero((near | whole_near) & (kept[:i] | picture.kept))
+        if not (picture.may_duplicate and len(candidates)):
+            continue
         best: tuple[str, float] | None = None
-        picture = _decode(signature) if may_duplicate and len(near) else np.empty(0)
-        for i in near if may_duplicate else ():
-            distance = _distance(_decode(firsts[i][1]), picture)
+        for j in candidates.tolist():
+            by_background = whole_near[j] or (kept[j] and picture.kept)
+            pair = (decoded(j), decoded(i), near[j], by_background, max_distance)
+            distance = _pair_distance(*pair)
             if distance <= max_distance and (best is None or distance < best[1]):
-                best = (firsts[i][0], distance)
-        if best is None:
-            hashes[len(firsts)] = h
-            firsts.append((source, signature))
-        else:
-            found[source] = (best[0], round(best[1], 4))
+                best = (pictures[j].source, distance)
+        if best is not None:
+            found[picture.source] = (best[0], round(best[1], 4))
     return found

@@ -46,7 +46,7 @@ from heroforge.data.workers import one_blas_thread, one_core_each
 from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
-PIPELINE_VERSION = "prepare/11"  # bump when processing changes, so caches are not reused
+PIPELINE_VERSION = "prepare/12"  # bump when processing changes, so caches are not reused
 WORK_SIDE = 768  # pictures are analysed at most this big: the subject ends up <= 512 px
 THUMB = 160
 
@@ -185,6 +185,9 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
         view, _ = frame(white, seg.mask, dataclasses.replace(cfg, size=dedup.VIEW))
         record["hash"] = dedup.dhash(np.asarray(view))
         record["thumb"] = dedup.colour_signature(np.asarray(view))
+        context, _ = frame(rgb, seg.mask, dataclasses.replace(cfg, size=dedup.VIEW))
+        record["context"] = dedup.context_signature(np.asarray(context))
+        record["whole_hash"] = dedup.dhash(whole)
         atomic_write_bytes(cache / "framed" / f"{sha}.png", _png(framed), durable=False)
     atomic_write_text(cached, json.dumps(record), durable=False)
     return record
@@ -285,9 +288,10 @@ def prepare(
                     progress(i + 1, total)
     rows = finalise(records, overrides, cfg)
     _sync_images(out, rows)
-    # the colour signatures stay in the cache records: 9 kB each, of use to nobody reading
+    # the signatures stay in the cache records: 9 + 5 kB each, of use to nobody reading
     manifest = "".join(
-        json.dumps({k: v for k, v in r.items() if k != "thumb"}, sort_keys=True) + "\n"
+        json.dumps({k: v for k, v in r.items() if k not in ("thumb", "context")}, sort_keys=True)
+        + "\n"
         for r in rows
     )
     atomic_write_text(out / "manifest.jsonl", manifest)

@@ -78,8 +78,7 @@ def finalise(
     records: list[PictureRecord], overrides: dict[str, str], cfg: PrepareConfig
 ) -> list[dict]:
     """Final decision per record: overrides first, then the automatic reason, then --keep,
-    then near-duplicates (the biggest source of a group is kept; a duplicate's row names it
-    in "duplicate_of", with their colour distance in "duplicate_distance")."""
+    then near-duplicates (see _mark_duplicates)."""
     rows, taken = [], set[str]()
     for rec in sorted(records, key=lambda r: r["source"]):
         row: dict[str, Any] = dict(rec)
@@ -102,19 +101,41 @@ def finalise(
         else:
             row["decision"], row["reason"] = "keep", None
         rows.append(row)
-    kept = sorted(
-        (r for r in rows if r["decision"] == "keep"), key=lambda r: -r["size"][0] * r["size"][1]
-    )
-    found = dedup.find_duplicates(
-        [(r["source"], r["hash"], r["thumb"], r["override"] != "include") for r in kept],
-        cfg.duplicate_bits,
-        cfg.duplicate_distance,
-    )
-    for row in kept:
-        if row["source"] in found:
-            row["decision"], row["reason"] = "exclude", "duplicate"
-            row["duplicate_of"], row["duplicate_distance"] = found[row["source"]]
+    _mark_duplicates(rows, cfg)
     for row in rows:
         if row["decision"] == "keep":
             row["output"] = "images/" + _output_name(row["source"], row["sha256"], taken)
     return rows
+
+
+def _mark_duplicates(rows: list[dict], cfg: PrepareConfig) -> None:
+    """One decision per group of copies: the biggest picture's. Every picture with a framed
+    view takes part, kept or not: whether a picture is found human or separable can change
+    when it is re-encoded or rescaled, and a copy kept beside its excluded original would
+    slip into the set as a picture of its own. A copy goes as "duplicate" naming the picture
+    it duplicates ("duplicate_of", with their colour distance in "duplicate_distance"),
+    whatever it would have got alone. Two pictures excluded on their own are not compared
+    (both are out either way; most pairs of a scraped folder are such). A person's include or
+    exclude is a word about that picture: it is never called a duplicate, though it may head
+    a group."""
+    pictures = sorted((r for r in rows if "hash" in r), key=lambda r: -r["size"][0] * r["size"][1])
+    found = dedup.find_duplicates(
+        [
+            dedup.Picture(
+                r["source"],
+                r["hash"],
+                r["whole_hash"],
+                r["thumb"],
+                r["context"],
+                may_duplicate=r["override"] not in ("include", "exclude"),
+                kept=r["decision"] == "keep",
+            )
+            for r in pictures
+        ],
+        cfg.duplicate_bits,
+        cfg.duplicate_distance,
+    )
+    for row in pictures:
+        if row["source"] in found:
+            row["decision"], row["reason"] = "exclude", "duplicate"
+            row["duplicate_of"], row["duplicate_distance"] = found[row["source"]]

@@ -24,7 +24,9 @@ class PictureRecord(TypedDict, total=False):
     scores: dict[str, float]  # Scores.as_dict()
     upscale: float | None  # the enlargement the framed subject needed (None: no subject)
     hash: str  # dhash of the framed picture (absent: no subject to frame)
-    thumb: str  # its 16 x 16 colour thumbnail, hex
+    thumb: str  # dedup.colour_signature of the framed picture
+    context: str  # dedup.context_signature: the same square before background removal
+    whole_hash: str  # dhash of the whole picture, background and all
 
 
 @dataclass(frozen=True)
