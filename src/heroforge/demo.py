@@ -28,6 +28,10 @@ DEMO_COUNT = 200
 DEMO_OVERRIDES: tuple[str, ...] = ()  # the demo's changes to tiny-cpu ("SECTION.KEY=VALUE")
 DEMO_KIMG = 12.0
 DEMO_FID_IMAGES = 128  # generated images per FID: enough to see learning, quick on a CPU
+# A 32 px network's convolutions are too small to gain from a second thread, and two
+# threads on a busy 2-core machine wait for each other: measured 0.25 s per step with one
+# thread against 1.2 s with two while other work ran.
+DEMO_THREADS = 1
 
 
 def demo_config(overrides: list[str] | tuple[str, ...] = ()) -> Config:
@@ -110,10 +114,7 @@ def run_demo(out: Path, console: Console) -> dict[str, Path]:
     console.rule(
         f"4. train: StyleGAN2-ADA, tiny-cpu preset ({recipe}), {DEMO_KIMG:g} kimg on the CPU"
     )
-    # A 32 px network's convolutions are too small to gain from a second thread, and two
-    # threads on a busy 2-core machine wait for each other: measured 0.25 s per step with one
-    # thread against 1.2 s with two while other work ran.
-    torch.set_num_threads(1)
+    torch.set_num_threads(DEMO_THREADS)
     runs = out / "runs"
     shutil.rmtree(runs, ignore_errors=True)  # a rerun of the demo starts training afresh
     run_dir, _ = training.start(out / "heroes.zip", cfg, runs, DEMO_KIMG, log=console.print)
