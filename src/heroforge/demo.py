@@ -21,11 +21,14 @@ if TYPE_CHECKING:
     from heroforge.nets.generator import Generator
 
 DEMO_SEED = 0
-# 400 synthetic heroes prepare to 200 pictures (200 heroes gave 99) and x-flips double them
-# again: the discriminator memorised 99 pictures within a kimg, so the same 12 kimg (about 7
-# minutes on 2 idle cores) teach the generator more from more pictures. Synthesis and prepare
-# cost about 20 s more. FID compares 256 generated images with the 200 real ones (not 128
-# with 99), at both ends the same way: less small-sample bias, which hid part of the learning.
+# 400 synthetic heroes prepare to 199 pictures (200 heroes gave 99) and x-flips double them
+# again: the discriminator memorised 99 pictures within a kimg, so the same 12 kimg (337 s of
+# CPU) teach the generator more from more pictures. FID compares 256 generated images with
+# the 199 real ones (not 128 with 99), the same way at both ends: less small-sample bias.
+# benchmarks/train_learning.py --count 400 --set data.mirror=true --seeds 0,1,2 --images
+# 128,256: FID x0.598 / 0.541 / 0.588 at 256 images (mean 0.576; x0.591 at 128), KID x0.39;
+# 200 heroes without flips gave FID x0.65 at 128. The demo (seed 0) in a fresh clone: FID
+# 326.3 -> 195.2 (x0.60), KID x0.42, 574 s of CPU in all. The goal, x0.5, is not reached yet.
 DEMO_COUNT = 400
 DEMO_OVERRIDES: tuple[str, ...] = ("data.mirror=true",)  # changes to tiny-cpu ("SECTION.KEY=VALUE")
 DEMO_KIMG = 12.0
