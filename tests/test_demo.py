@@ -12,6 +12,7 @@ from heroforge.config import load_config
 def test_demo_produces_every_stage_output(tmp_path, monkeypatch):
     monkeypatch.setattr(demo, "DEMO_KIMG", 0.064)  # the stages, not the training time, are tested
     monkeypatch.setattr(demo, "DEMO_FID_IMAGES", 8)
+    monkeypatch.setattr(demo, "DEMO_COUNT", 100)  # enough pictures to train on, quick to prepare
     outputs = demo.run_demo(tmp_path / "demo", Console(quiet=True))
     for path in outputs.values():
         assert path.exists()
@@ -22,6 +23,7 @@ def test_demo_produces_every_stage_output(tmp_path, monkeypatch):
     # the demo trains the recipe benchmarks/train_learning.py measures, not bare tiny-cpu
     trained_with, _ = rundir.read_run(outputs["training run"])
     assert trained_with.train == demo.demo_config().train
+    assert trained_with.data == demo.demo_config().data
 
 
 def test_demo_config_applies_overrides_after_the_demo_recipe():
