@@ -22,16 +22,16 @@ if TYPE_CHECKING:
 
 DEMO_SEED = 0
 # 400 synthetic heroes prepare to 199 pictures (200 heroes gave 99) and x-flips double them
-# again: the discriminator memorised 99 pictures within a kimg, so the same 12 kimg (337 s of
-# CPU) teach the generator more from more pictures. FID compares 256 generated images with
-# the 199 real ones (not 128 with 99), the same way at both ends: less small-sample bias.
-# benchmarks/train_learning.py --count 400 --set data.mirror=true --seeds 0,1,2 --images
-# 128,256: FID x0.598 / 0.541 / 0.588 at 256 images (mean 0.576; x0.591 at 128), KID x0.39;
-# 200 heroes without flips gave FID x0.65 at 128. The demo (seed 0) in a fresh clone: FID
-# 326.3 -> 195.2 (x0.60), KID x0.42, 574 s of CPU in all. The goal, x0.5, is not reached yet.
+# again: the discriminator memorised 99 pictures within a kimg, so the same training teaches
+# the generator more from more pictures. FID compares 256 generated images with the 199 real
+# ones (not 128 with 99), the same way at both ends: less small-sample bias. 18 kimg take
+# about 7 minutes of one core on an idle 2-core machine (416-423 s; the earlier 12 kimg were
+# timed on a busier one). benchmarks/train_learning.py --seeds 0,1 --images 256: FID
+# x0.592 / x0.489, KID x0.41 / x0.30 (at 12 kimg: x0.598 / x0.541; 200 heroes without
+# flips gave x0.65). The goal, x0.5 on average, is not reached yet.
 DEMO_COUNT = 400
 DEMO_OVERRIDES: tuple[str, ...] = ("data.mirror=true",)  # changes to tiny-cpu ("SECTION.KEY=VALUE")
-DEMO_KIMG = 12.0
+DEMO_KIMG = 18.0
 DEMO_FID_IMAGES = 256  # generated images per FID: enough to see learning, quick on a CPU
 # A 32 px network's convolutions are too small to gain much from a second thread: on an idle
 # 2-core machine two threads train 1 kimg in 0.90 of one thread's time for 1.64x its CPU, and
