@@ -26,9 +26,9 @@ DEMO_SEED = 0
 # the generator more from more pictures. FID compares 256 generated images with the 199 real
 # ones (not 128 with 99), the same way at both ends: less small-sample bias. 18 kimg take
 # about 7 minutes of one core on an idle 2-core machine (416-423 s; the earlier 12 kimg were
-# timed on a busier one). benchmarks/train_learning.py --seeds 0,1 --images 256: FID
-# x0.592 / x0.489, KID x0.41 / x0.30 (at 12 kimg: x0.598 / x0.541; 200 heroes without
-# flips gave x0.65). The goal, x0.5 on average, is not reached yet.
+# timed on a busier one). benchmarks/train_learning.py --seeds 0,1,2 --images 256: FID
+# x0.592 / x0.489 / x0.484 (mean 0.522), KID x0.41 / x0.30 / x0.28 (at 12 kimg: FID
+# x0.598 / x0.541 / x0.588; 200 heroes without flips gave x0.65). The goal is x0.5.
 DEMO_COUNT = 400
 DEMO_OVERRIDES: tuple[str, ...] = ("data.mirror=true",)  # changes to tiny-cpu ("SECTION.KEY=VALUE")
 DEMO_KIMG = 18.0
