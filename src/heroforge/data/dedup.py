@@ -30,6 +30,7 @@ at 256 x 256 the face of a small full figure is about 20 px wide.
 from __future__ import annotations
 
 import base64
+import functools
 from dataclasses import dataclass
 
 import cv2
@@ -247,25 +248,6 @@ class Picture:
     kept: bool = True  # kept on its own merits (before duplicates are looked for)
 
 
-class _Decoded:
-    """The decoded signature and context of pictures by index, the most recent few hundred
-    kept (a picture meets each of its candidates; decoding a PNG per pair cost a fifth of
-    the comparison)."""
-
-    def __init__(self, pictures: list[Picture], keep: int = 512) -> None:
-        self.pictures, self.keep = pictures, keep
-        self.cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-    def __call__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        if i not in self.cache:
-            if len(self.cache) >= self.keep:
-                del self.cache[next(iter(self.cache))]  # the oldest entry
-            picture = self.pictures[i]
-            context = _decode(picture.context, cv2.IMREAD_GRAYSCALE)
-            self.cache[i] = (_decode(picture.signature), context)
-        return self.cache[i]
-
-
 def _pair_distance(
     a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], near: bool,
     by_background: bool, limit: float,
@@ -293,7 +275,14 @@ def find_duplicates(
     hashes = np.array([int(p.hash, 16) for p in pictures], np.uint64)
     wholes = np.array([int(p.whole_hash, 16) for p in pictures], np.uint64)
     kept = np.array([p.kept for p in pictures], bool)
-    decoded = _Decoded(pictures)
+
+    # a picture meets each of its candidates: decoding its PNGs once per pair cost a fifth of
+    # the comparison; the most recent few hundred are kept
+    @functools.lru_cache(maxsize=512)
+    def decoded(i: int) -> tuple[np.ndarray, np.ndarray]:
+        picture = pictures[i]
+        return _decode(picture.signature), _decode(picture.context, cv2.IMREAD_GRAYSCALE)
+
     for i, picture in enumerate(pictures):
         near = np.bitwise_count(hashes[:i] ^ hashes[i]) <= max_bits
         whole_near = np.bitwise_count(wholes[:i] ^ wholes[i]) <= max_bits
