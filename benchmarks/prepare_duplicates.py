@@ -11,8 +11,7 @@ prints:
 - "copies": recall, the share of all true copies excluded as duplicates of their own hero
   (whatever became of the hero's original), and what the missed ones got instead; kept_out,
   the share of copies that do not reach the training set as a second picture of their hero
-  (a picture excluded on its own is compared only with kept ones, so two copies excluded
-  for other reasons are not named duplicates of each other: they are out either way);
+  (recall also counts copies excluded for a reason of their own, which are out either way);
 - "recolours": the false-duplicate rate per kind of change (a pair is falsely called when
   either picture is excluded as a duplicate of the other's hero: of its original or a copy);
 - "distances": quantiles of the colour distance (data/dedup.py) and hash bits between each

@@ -61,13 +61,11 @@ def main() -> None:
         report(rows, labels, synth, out, args, seconds, summary)
 
 
-def _f1(rows: list[dict], labels: dict, reason: str) -> dict:
-    def truth(r: dict) -> str | None:
-        return expected_reason(labels[r["source"]])
-
-    tp = sum(r.get("reason") == reason and truth(r) == reason for r in rows)
+def _f1(rows: list[dict], truth: dict[str, str | None], reason: str) -> dict:
+    """Precision, recall and F1 of one exclusion reason, truth naming each source's right one."""
+    tp = sum(r.get("reason") == reason and truth[r["source"]] == reason for r in rows)
     predicted = sum(r.get("reason") == reason for r in rows)
-    actual = sum(truth(r) == reason for r in rows)
+    actual = sum(truth[r["source"]] == reason for r in rows)
     p, rc = tp / max(1, predicted), tp / max(1, actual)
     f1 = 2 * p * rc / max(1e-9, p + rc)
     return {"reason": reason, "precision": round(p, 3), "recall": round(rc, 3), "f1": round(f1, 3)}
@@ -94,11 +92,10 @@ def _kept_quality(kept: list[dict], labels: dict, synth: Path, out: Path) -> dic
 def report(rows, labels, synth, out, args, seconds, summary) -> None:
     base = {"benchmark": "prepare_quality", "seed": args.seed, "count": args.count}
     judged = [r for r in rows if r.get("reason") != "too_small"]
+    truth = {r["source"]: expected_reason(labels[r["source"]]) for r in rows}
     for reason in REASONS:
         print(
-            json.dumps(
-                {**base, **_f1(judged, labels, reason), "too_small": len(rows) - len(judged)}
-            )
+            json.dumps({**base, **_f1(judged, truth, reason), "too_small": len(rows) - len(judged)})
         )
     heroes = [r for r in rows if expected_reason(labels[r["source"]]) is None and "body" in r]
     body_ok = float(np.mean([r["body"] == labels[r["source"]]["body"] for r in heroes]))

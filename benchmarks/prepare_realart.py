@@ -4,7 +4,8 @@ The set is built once by benchmarks/realart_build.py (see its docstring; it live
 repository, by default in /work/cache/realart/FAMILY). This runs prepare with the
 superheroes-512 preset (--keep both by default) on its raw/ folder and prints the lines of
 benchmarks/prepare_quality.py
-(per-reason precision/recall/F1 with the same expected-reason rule, upper/full accuracy on
+(per-reason precision/recall/F1 with the same expected-reason rule, except that a copy's
+right outcome is "duplicate" as in every other line here; upper/full accuracy on
 human-like pictures, kept-set precision, mean IoU of kept masks, images/s; the kept line also
 has kept_recall: the share of the pictures that belong in the set that got there), then lines
 that say where it goes wrong:
@@ -16,8 +17,9 @@ that say where it goes wrong:
   the labels alone, and how many pictures share their art with another ("shared_art"). Some
   families draw several codepoints identically (Noto v1's "man" and "person" runners): without
   the background those pictures are the same picture rescaled, so a picture called a duplicate
-  of a kept picture of the same art (the labels' "art") is right, as keeping it would be. Every
-  other line is scored with the rule;
+  of a kept picture of the same art (the labels' "art") is right, as keeping it would be, and
+  so is one that should be excluded called a duplicate of any picture of its art. Every other
+  line is scored with the rule;
 - "by": outcome per kind/body, figure (head/bust/full), placement, background and format: the
   share that got the expected outcome (the expected reason; "keep" for upper-body heroes,
   "full_body" for full-body ones, "duplicate" for copies of kept ones) and the outcomes it got,
@@ -92,31 +94,36 @@ def outcome(row: dict) -> str:
     return row.get("reason") or "keep"
 
 
-def same_art_duplicates(rows: list[dict], labels: dict) -> set[str]:
-    """Pictures prepare called a duplicate of a kept picture of the same art (the labels'
-    "art": one drawing under two codepoints, see realart_build.py). Without the background they
-    are the same picture rescaled, a duplicate by prepare's own definition."""
+def same_art_duplicates(rows: list[dict], labels: dict, cfg: PrepareConfig) -> set[str]:
+    """Pictures prepare called a duplicate of a picture of the same art (the labels' "art": one
+    drawing under two codepoints, see realart_build.py). Without the background they are the
+    same picture rescaled, a duplicate by prepare's own definition. A picture that belongs in
+    the set counts only as the duplicate of a kept one (else the drawing is lost to the set);
+    one that should be excluded is out either way."""
     kept = {r["source"] for r in rows if r["decision"] == "keep"}
     found = set()
     for r in rows:
         twin = r.get("duplicate_of")
-        if outcome(r) != "duplicate" or twin not in kept:
+        if outcome(r) != "duplicate" or twin is None:
             continue
-        art = labels[r["source"]].get("art")
-        if art is not None and art == labels[twin].get("art"):
+        label = labels[r["source"]]
+        if label.get("art") is None or label.get("art") != labels[twin].get("art"):
+            continue
+        if twin in kept or expected_outcome(label, cfg) != "keep":
             found.add(r["source"])
     return found
 
 
 def expectations(rows: list[dict], labels: dict, cfg: PrepareConfig, same_art: bool) -> dict:
-    """Source -> the outcome that counts as right. With same_art, a picture that belongs in the
-    set may also go as a duplicate of a kept picture of the same art (either is right)."""
-    accepted = same_art_duplicates(rows, labels) if same_art else set()
-    expected = {}
-    for r in rows:
-        want = expected_outcome(labels[r["source"]], cfg)
-        expected[r["source"]] = "duplicate" if want == "keep" and r["source"] in accepted else want
-    return expected
+    """Source -> the outcome that counts as right. With same_art, a picture may also go as a
+    duplicate of a picture of the same art (see same_art_duplicates): either is right."""
+    accepted = same_art_duplicates(rows, labels, cfg) if same_art else set()
+    return {
+        r["source"]: "duplicate"
+        if r["source"] in accepted
+        else expected_outcome(labels[r["source"]], cfg)
+        for r in rows
+    }
 
 
 def shared_art(labels: dict) -> dict:
@@ -255,8 +262,10 @@ def report(
     base = {"benchmark": BENCHMARK, "data": data.name, "count": len(rows)}
     lines = []
     judged = [r for r in rows if r.get("reason") != "too_small"]
+    small = len(rows) - len(judged)
     for reason in REASONS:
-        lines.append({**base, **_f1(judged, labels, reason), "too_small": len(rows) - len(judged)})
+        # a labelled copy's right outcome is "duplicate" (whatever its original's reason)
+        lines.append({**base, **_f1(judged, expected, reason), "too_small": small})
     lines.append({**base, **_keep_f1(rows, expected)})
     heroes = [r for r in rows if expected_reason(labels[r["source"]]) is None and "body" in r]
     body_ok = float(np.mean([r["body"] == labels[r["source"]]["body"] for r in heroes]))

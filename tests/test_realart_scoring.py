@@ -75,7 +75,7 @@ def test_a_duplicate_of_a_kept_picture_of_the_same_art_counts_as_right(scripts):
         row("f.jpg", "a.png"),
         {"source": "g.jpg", "decision": "exclude", "reason": "too_realistic"},
     ]
-    assert realart.same_art_duplicates(rows, labels) == {"b.png", "f.jpg"}
+    assert realart.same_art_duplicates(rows, labels, cfg) == {"b.png", "f.jpg"}
     with_rule = realart.expectations(rows, labels, cfg, same_art=True)
     without = realart.expectations(rows, labels, cfg, same_art=False)
     assert [with_rule[f] for f in ("b.png", "c.png", "e.png")] == ["duplicate", "keep", "keep"]
@@ -98,3 +98,30 @@ def test_a_duplicate_of_a_kept_picture_of_the_same_art_counts_as_right(scripts):
     }  # fmt: skip
     # a, b and e share one drawing; f is a's labelled copy and not counted again
     assert line["shared_art"] == {"pictures": 3, "groups": 1, "accepted": 1}
+
+
+def test_a_duplicate_of_an_excluded_picture_of_the_same_art_is_right_only_if_it_is_out_too(
+    scripts,
+):
+    _, realart = scripts
+    cfg = dataclasses.replace(load_config("superheroes-512").prepare, keep="both")
+    animal = {"kind": "animal", "human_like": False, "body": None}
+    pictures = [
+        {**hero("cat.png", "cat"), **animal},  # excluded as not_human
+        {**hero("cat-too.png", "cat"), **animal},  # the same drawing: out either way
+        {**hero("wave.png", "wave"), "background": "cluttered"},  # rightly not_separable
+        hero("wave-too.png", "wave"),  # on a plain background: belongs in the set
+    ]
+    labels = {lb["file"]: lb for lb in pictures}
+    rows = [
+        {"source": "cat.png", "decision": "exclude", "reason": "not_human"},
+        row("cat-too.png", "cat.png"),
+        {"source": "wave.png", "decision": "exclude", "reason": "not_separable"},
+        row("wave-too.png", "wave.png"),
+    ]
+    assert realart.same_art_duplicates(rows, labels, cfg) == {"cat-too.png"}
+    expected = realart.expectations(rows, labels, cfg, same_art=True)
+    assert expected == {
+        "cat.png": "not_human", "cat-too.png": "duplicate",
+        "wave.png": "not_separable", "wave-too.png": "keep",
+    }  # fmt: skip

@@ -104,19 +104,25 @@ def test_find_duplicates_names_the_closest_earlier_picture_and_honours_include()
     assert found == {"copy.jpg": ("big.png", 0.0)}
 
 
-def test_pictures_excluded_on_their_own_are_named_duplicates_of_kept_ones_only():
+def test_a_group_of_copies_is_found_whether_its_pictures_were_kept_or_excluded(monkeypatch):
     original = hero_picture(12, PALETTE, "upper", SIZE)
+    recolour = hero_picture(12, RECOLOURS["hair"], "upper", SIZE)
     pictures = [
         _picture("excluded-original.png", original, kept=False),
-        _picture("excluded-copy.jpg", original, kept=False),  # out either way: not compared
+        _picture("excluded-copy.jpg", original, kept=False),
         _picture("kept-copy.jpg", original),  # would slip in beside its excluded original
-        _picture("excluded-copy-of-kept.jpg", original, kept=False),
+        _picture("excluded-recolour.png", recolour, kept=False),
     ]
     found = dedup.find_duplicates(pictures, max_bits=10, max_distance=THRESHOLD)
     assert found == {
+        "excluded-copy.jpg": ("excluded-original.png", 0.0),
         "kept-copy.jpg": ("excluded-original.png", 0.0),
-        "excluded-copy-of-kept.jpg": ("kept-copy.jpg", 0.0),
     }
+    # two excluded pictures are compared only when their miniatures are this close: without
+    # that gate the excluded copy is no longer looked at, the kept one still is
+    monkeypatch.setattr(dedup, "ROUGH_EXCLUDED", -1.0)
+    found = dedup.find_duplicates(pictures, max_bits=10, max_distance=THRESHOLD)
+    assert found == {"kept-copy.jpg": ("excluded-original.png", 0.0)}
 
 
 def _on_texture(palette: dict, wedge: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -172,6 +178,8 @@ def test_prepare_drops_copies_keeps_recolours_and_names_the_original(tmp_path):
     original.save(raw / "original.png")
     _recropped(original, 0.04).save(raw / "recropped.png")
     _jpeg(original, quality=90, scale=0.8).save(raw / "copy60.jpg", quality=60)
+    # as big as the original and listed before it: the original still heads the group
+    original.convert("RGB").save(raw / "as-big.jpg", quality=90)
     for change, palette in RECOLOURS.items():
         hero_picture(21, palette, "upper", SIZE, background=background).save(raw / f"{change}.png")
     # colour cues with no floor: only duplicates are in question here
@@ -183,7 +191,7 @@ def test_prepare_drops_copies_keeps_recolours_and_names_the_original(tmp_path):
         for r in map(json.loads, (tmp_path / "out" / "manifest.jsonl").read_text().splitlines())
     }
     assert [rows[n]["decision"] for n in ("original.png", "skin.png", "hair.png")] == ["keep"] * 3
-    for copy in ("recropped.png", "copy60.jpg"):
+    for copy in ("recropped.png", "copy60.jpg", "as-big.jpg"):
         assert rows[copy]["reason"] == "duplicate"
         assert rows[copy]["duplicate_of"] == "original.png"
         assert 0 <= rows[copy]["duplicate_distance"] <= cfg.duplicate_distance

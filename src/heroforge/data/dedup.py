@@ -1,4 +1,4 @@
-"""Near-duplicates among the kept pictures, in colour, after background removal.
+"""Near-duplicates, in colour, after background removal.
 
 A duplicate is the same picture again: re-encoded, rescaled, re-cropped or lightly
 re-compressed. A recolour (another skin tone, hair or costume colour) or another character in
@@ -6,8 +6,10 @@ the same pose is not: for a GAN's training set those are different, valuable pic
 
 Both are compared as `prepare` frames them: the subject alone on white, centred on its own
 bounding box. A 64-bit difference hash of the grey picture (layout; cheap to compare with all
-others at once) picks the candidates; the framed picture itself (VIEW x VIEW, kept as a PNG)
-decides in four steps:
+others at once) picks the candidates, 12 x 12 miniatures drop the plainly different ones (more
+strictly between two pictures that are both excluded for reasons of their own: most pairs of a
+scraped folder, and comparing them all took 20-30 times as long); the framed picture itself
+(VIEW x VIEW, kept as a PNG) decides in four steps:
 
 1. align: the candidate is placed onto the earlier picture by an affine fit of their grey
    pictures (OpenCV's ECC), so a copy re-cropped into the subject or framed a little
@@ -52,6 +54,7 @@ EDGE_SHARE = 0.6
 REGION_SPREAD = 12.0  # Lab spread below which a pixel is inside a flat region
 MIN_REGION = 9  # pixels: smaller regions (an eye, a button) are left to the per-pixel test
 ROUGH = 24.0  # mean colour difference of 12 x 12 miniatures above which pictures are not alike
+ROUGH_EXCLUDED = 8.0  # ... of two pictures both excluded on their own (copies: 0.2-9)
 
 
 def dhash(framed: np.ndarray) -> str:
@@ -90,12 +93,15 @@ def _decode(signature: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
     return cv2.cvtColor(picture, cv2.COLOR_BGR2RGB) if picture.ndim == 3 else picture
 
 
-def _rough_apart(a: np.ndarray, b: np.ndarray) -> bool:
-    """Whether two pictures differ too much even as 12 x 12 miniatures (which blur away any
-    misplacement) to be worth aligning: another character, another costume."""
-    qa = cv2.resize(a, (12, 12), interpolation=cv2.INTER_AREA).astype(np.float32)
-    qb = cv2.resize(b, (12, 12), interpolation=cv2.INTER_AREA).astype(np.float32)
-    return bool(np.abs(qa - qb).mean() > ROUGH)
+def _miniature(picture: np.ndarray) -> np.ndarray:
+    """12 x 12, which blurs away any misplacement: two pictures whose miniatures differ by more
+    than ROUGH on average are not worth aligning (another character, another costume)."""
+    return cv2.resize(picture, (12, 12), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+
+def _rough_difference(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean colour difference of two miniatures."""
+    return float(np.abs(a - b).mean())
 
 
 def _grey(rgb: np.ndarray) -> np.ndarray:
@@ -136,90 +142,114 @@ def _align(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float] | None:
     return warp, float(correlation)
 
 
-def _spread(lab: np.ndarray) -> np.ndarray:
-    """Per pixel: how much the colour varies in its 3 x 3 neighbourhood (an outline: a lot)."""
-    k = np.ones((3, 3), np.uint8)
-    d = cv2.dilate(lab, k) - cv2.erode(lab, k)
+def _channel_min(picture: np.ndarray) -> np.ndarray:
+    """Per pixel, the smallest of its three channels (numpy's min over a last axis of 3 is
+    many times slower than two element-wise minima)."""
+    return np.minimum(np.minimum(picture[..., 0], picture[..., 1]), picture[..., 2])
+
+
+def _channel_max(picture: np.ndarray) -> np.ndarray:
+    return np.maximum(np.maximum(picture[..., 0], picture[..., 1]), picture[..., 2])
+
+
+def _norm(d: np.ndarray) -> np.ndarray:
+    """Per pixel, the length of a difference of Lab colours."""
     return np.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2 + d[..., 2] ** 2)
 
 
-def _nearest(la: np.ndarray, lb: np.ndarray) -> np.ndarray:
-    """Per pixel of la: the Lab distance to the closest colour among lb's 3 x 3 neighbours."""
+def _spread(lab: np.ndarray) -> np.ndarray:
+    """Per pixel: how much the colour varies in its 3 x 3 neighbourhood (an outline: a lot)."""
+    k = np.ones((3, 3), np.uint8)
+    return _norm(cv2.dilate(lab, k) - cv2.erode(lab, k))
+
+
+def _nearest_at(la: np.ndarray, lb: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+    """At the pixels (ys, xs) of la: the Lab distance to the closest colour among lb's 3 x 3
+    neighbours (the picture's edge repeated beyond it)."""
     n = la.shape[0]
-    pad = cv2.copyMakeBorder(lb, 1, 1, 1, 1, cv2.BORDER_REPLICATE)
-    best = np.full(la.shape[:2], np.inf, np.float32)
-    for dy in range(3):
-        for dx in range(3):
-            d = la - pad[dy : dy + n, dx : dx + n]
+    best = np.full(len(ys), np.inf, np.float32)
+    here = la[ys, xs]
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            d = here - lb[np.clip(ys + dy, 0, n - 1), np.clip(xs + dx, 0, n - 1)]
             np.minimum(best, d[..., 0] ** 2 + d[..., 1] ** 2 + d[..., 2] ** 2, out=best)
     return np.sqrt(best)
 
 
-def _distance(a: np.ndarray, b: np.ndarray) -> float:
+def _distance(a: np.ndarray, b: np.ndarray, limit: float = 1.0) -> float:
     """Share of the common subject whose colour moved between two framed pictures, once b is
     aligned onto a by their own outlines: 0 for a copy, more for a recolour; 1.0 when they
-    cannot be aligned."""
-    if _rough_apart(a, b):
-        return 1.0
+    cannot be aligned. A share above limit may come back smaller, still above limit."""
     aligned = _align(_grey(a), _grey(b))
     if aligned is None or aligned[1] < MIN_FIT:
         return 1.0
-    return _moved_share(a, b, aligned[0], 0.0)
+    return _moved_share(a, b, aligned[0], 0.0, limit)
 
 
 def _distance_in_context(
-    a: np.ndarray, b: np.ndarray, context_a: np.ndarray, context_b: np.ndarray
+    a: np.ndarray, b: np.ndarray, context_a: np.ndarray, context_b: np.ndarray, limit: float
 ) -> float:
     """The same share, with b placed onto a by their pictures as they were before background
     removal (the same squares, see context_signature): a copy whose subject was cut out
     differently (a wedge of background kept, a hand lost) frames differently, which defeats
     an alignment of the cut-outs. Only the part both cuts hold is compared, and it must be
     most of the smaller one."""
-    if _rough_apart(context_a, context_b):
-        return 1.0
     aligned = _align(context_a, context_b)
     if aligned is None or aligned[1] < MIN_FIT:
         return 1.0
-    return _moved_share(a, b, aligned[0], MIN_SHARED)
+    return _moved_share(a, b, aligned[0], MIN_SHARED, limit)
 
 
-def _moved_share(a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float) -> float:
+def _moved_share(
+    a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float, limit: float
+) -> float:
     """Share of the subject both hold whose colour moved, b warped onto a and its brightness
-    matched; 1.0 when they share less than min_shared of the smaller subject."""
+    matched; 1.0 when they share less than min_shared of the smaller subject. A share above
+    limit may come back as a lower bound of itself (enough to know that b is no copy)."""
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     b = cv2.warpAffine(b, warp, (VIEW, VIEW), flags=flags, borderValue=(255, 255, 255))
-    in_a, in_b = a.min(axis=2) < WHITE, b.min(axis=2) < WHITE
+    in_a, in_b = _channel_min(a) < WHITE, _channel_min(b) < WHITE
     both = in_a & in_b
-    if not both.any() or both.sum() < min_shared * min(in_a.sum(), in_b.sum()):
+    shared = np.count_nonzero(both)
+    if not shared or shared < min_shared * min(np.count_nonzero(in_a), np.count_nonzero(in_b)):
         return 1.0
     fa, fb = a.astype(np.float32), b.astype(np.float32)
     # the brightness gain, fitted on the inside of flat regions: a misplaced outline would
     # drag it down
     k = np.ones((3, 3), np.uint8)
-    inner = both & ((cv2.dilate(a, k) - cv2.erode(a, k)).max(axis=2) < GAIN_SPREAD)
-    inner &= (cv2.dilate(b, k) - cv2.erode(b, k)).max(axis=2) < GAIN_SPREAD
-    pa, pb = (fa[inner], fb[inner]) if inner.sum() >= MIN_REGION else (fa[both], fb[both])
+    inner = both & (_channel_max(cv2.dilate(a, k) - cv2.erode(a, k)) < GAIN_SPREAD)
+    inner &= _channel_max(cv2.dilate(b, k) - cv2.erode(b, k)) < GAIN_SPREAD
+    fitted = inner if np.count_nonzero(inner) >= MIN_REGION else both
+    pa, pb = fa[fitted], fb[fitted]
     gain = np.clip((pa * pb).sum() / max(float((pa * pa).sum()), 1.0), 1 - MAX_GAIN, 1 + MAX_GAIN)
     la = cv2.cvtColor(np.clip(fa * gain, 0, 255) / 255, cv2.COLOR_RGB2Lab)
     lb = cv2.cvtColor(fb / 255, cv2.COLOR_RGB2Lab)
-    off = np.maximum(_nearest(la, lb), _nearest(lb, la))
     spread = np.maximum(_spread(la), _spread(lb))
-    moved = (off > STEP + EDGE_SHARE * spread) & both
+    direct = _norm(la - lb)
+    regions = _moved_regions(direct, spread, both)
+    if np.count_nonzero(regions) > limit * shared:  # a recolour: its regions alone tell
+        return np.count_nonzero(regions) / shared
+    # a pixel moved when no pixel next to it in the other picture has its colour, so only
+    # pixels whose own counterpart is too far need their neighbours looked at
+    tolerance = STEP + EDGE_SHARE * spread
+    ys, xs = np.nonzero((direct > tolerance) & both)
+    off = np.maximum(_nearest_at(la, lb, ys, xs), _nearest_at(lb, la, ys, xs))
+    moved = np.zeros(both.shape, np.uint8)
+    moved[ys, xs] = off > tolerance[ys, xs]
     # specks of one pixel are resampling; a recoloured region is at least 2 x 2
-    moved = cv2.morphologyEx(moved.view(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
-    return float((moved.view(bool) | _moved_regions(la, lb, both)).sum() / both.sum())
+    opened = cv2.morphologyEx(moved, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
+    return np.count_nonzero(opened.view(bool) | regions) / shared
 
 
-def _moved_regions(la: np.ndarray, lb: np.ndarray, both: np.ndarray) -> np.ndarray:
-    """The flat regions of a (outlines part them) whose median colour moved by more than
-    STEP: a small face is all near outlines, where single pixels get a wide tolerance, but
-    the median of its pixels keeps the skin tone through JPEG noise."""
-    flat = (np.maximum(_spread(la), _spread(lb)) < REGION_SPREAD) & both
+def _moved_regions(direct: np.ndarray, spread: np.ndarray, both: np.ndarray) -> np.ndarray:
+    """The flat regions (outlines part them) whose median colour moved by more than STEP,
+    given per pixel the colour difference and the larger colour spread of the two pictures:
+    a small face is all near outlines, where single pixels get a wide tolerance, but the
+    median of its pixels keeps the skin tone through JPEG noise."""
+    flat = (spread < REGION_SPREAD) & both
     count, labels = cv2.connectedComponents(flat.view(np.uint8), connectivity=4)
-    d = la - lb
-    off = np.sqrt(d[..., 0] ** 2 + d[..., 1] ** 2 + d[..., 2] ** 2)
     inside = labels.ravel() > 0
-    region, values = labels.ravel()[inside], off.ravel()[inside]
+    region, values = labels.ravel()[inside], direct.ravel()[inside]
     order = np.lexsort((values, region))
     region, values = region[order], values[order]
     starts = np.searchsorted(region, np.arange(1, count))
@@ -231,8 +261,10 @@ def _moved_regions(la: np.ndarray, lb: np.ndarray, both: np.ndarray) -> np.ndarr
 
 
 def colour_distance(a: str, b: str) -> float:
-    """How much of the subject changed colour between two colour signatures (see _distance)."""
-    return _distance(_decode(a), _decode(b))
+    """How much of the subject changed colour between two colour signatures (see _distance;
+    1.0 for pictures that differ by more than ROUGH as miniatures)."""
+    va, vb = _decode(a), _decode(b)
+    return 1.0 if _rough_difference(_miniature(va), _miniature(vb)) > ROUGH else _distance(va, vb)
 
 
 @dataclass(frozen=True)
@@ -248,16 +280,36 @@ class Picture:
     kept: bool = True  # kept on its own merits (before duplicates are looked for)
 
 
+@dataclass(frozen=True)
+class _Seen:
+    """A picture as the comparison sees it: the framed view, its context and their miniatures."""
+
+    view: np.ndarray
+    context: np.ndarray
+    view_miniature: np.ndarray
+    context_miniature: np.ndarray
+
+
+def _seen(picture: Picture) -> _Seen:
+    view, context = _decode(picture.signature), _decode(picture.context, cv2.IMREAD_GRAYSCALE)
+    return _Seen(view, context, _miniature(view), _miniature(context))
+
+
 def _pair_distance(
-    a: tuple[np.ndarray, np.ndarray], b: tuple[np.ndarray, np.ndarray], near: bool,
-    by_background: bool, limit: float,
-) -> float:  # fmt: skip
-    """Colour distance of b from the earlier picture a, each (framed view, context): aligned
-    by the cut-outs when their hashes are near, else (or when that finds them apart) by
-    their backgrounds, if by_background."""
-    distance = _distance(a[0], b[0]) if near else 1.0
-    if distance > limit and by_background:
-        distance = min(distance, _distance_in_context(a[0], b[0], a[1], b[1]))
+    a: _Seen, b: _Seen, near: bool, by_background: bool, rough: float, limit: float
+) -> float:
+    """Colour distance of b from the earlier picture a: aligned by the cut-outs when their
+    hashes are near, else (or when that finds them apart) by their backgrounds, if
+    by_background; either way only when the two miniatures differ by at most rough."""
+    distance = 1.0
+    if near and _rough_difference(a.view_miniature, b.view_miniature) <= rough:
+        distance = _distance(a.view, b.view, limit)
+    if (
+        distance > limit
+        and by_background
+        and _rough_difference(a.context_miniature, b.context_miniature) <= rough
+    ):
+        distance = min(distance, _distance_in_context(a.view, b.view, a.context, b.context, limit))
     return distance
 
 
@@ -278,24 +330,19 @@ def find_duplicates(
 
     # a picture meets each of its candidates: decoding its PNGs once per pair cost a fifth of
     # the comparison; the most recent few hundred are kept
-    @functools.lru_cache(maxsize=512)
-    def decoded(i: int) -> tuple[np.ndarray, np.ndarray]:
-        picture = pictures[i]
-        return _decode(picture.signature), _decode(picture.context, cv2.IMREAD_GRAYSCALE)
+    seen = functools.lru_cache(maxsize=512)(lambda i: _seen(pictures[i]))
 
     for i, picture in enumerate(pictures):
         near = np.bitwise_count(hashes[:i] ^ hashes[i]) <= max_bits
         whole_near = np.bitwise_count(wholes[:i] ^ wholes[i]) <= max_bits
-        # a picture excluded on its own is out of the set either way: it is only named a
-        # duplicate of a kept one (the review then shows the pair), never compared with the
-        # other excluded pictures (most of a scraped folder's pairs, and nothing to gain)
-        candidates = np.flatnonzero((near | whole_near) & (kept[:i] | picture.kept))
+        candidates = np.flatnonzero(near | whole_near)
         if not (picture.may_duplicate and len(candidates)):
             continue
         best: tuple[str, float] | None = None
         for j in candidates.tolist():
             by_background = whole_near[j] or (kept[j] and picture.kept)
-            pair = (decoded(j), decoded(i), near[j], by_background, max_distance)
+            rough = ROUGH if kept[j] or picture.kept else ROUGH_EXCLUDED
+            pair = (seen(j), seen(i), near[j], by_background, rough, max_distance)
             distance = _pair_distance(*pair)
             if distance <= max_distance and (best is None or distance < best[1]):
                 best = (pictures[j].source, distance)

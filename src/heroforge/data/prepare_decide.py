@@ -108,17 +108,21 @@ def finalise(
     return rows
 
 
+def _heading_order(row: dict) -> tuple[int, bool]:
+    """Which picture of a group of copies heads it (sorts first): the biggest, and of two as
+    big the one not saved as a JPEG (an original beside its re-encoded copy)."""
+    return -row["size"][0] * row["size"][1], row["source"].lower().endswith((".jpg", ".jpeg"))
+
+
 def _mark_duplicates(rows: list[dict], cfg: PrepareConfig) -> None:
-    """One decision per group of copies: the biggest picture's. Every picture with a framed
-    view takes part, kept or not: whether a picture is found human or separable can change
-    when it is re-encoded or rescaled, and a copy kept beside its excluded original would
-    slip into the set as a picture of its own. A copy goes as "duplicate" naming the picture
-    it duplicates ("duplicate_of", with their colour distance in "duplicate_distance"),
-    whatever it would have got alone. Two pictures excluded on their own are not compared
-    (both are out either way; most pairs of a scraped folder are such). A person's include or
-    exclude is a word about that picture: it is never called a duplicate, though it may head
-    a group."""
-    pictures = sorted((r for r in rows if "hash" in r), key=lambda r: -r["size"][0] * r["size"][1])
+    """One decision per group of copies: its head's (_heading_order). Every picture with a
+    framed view takes part, kept or not: whether a picture is found human or separable can
+    change when it is re-encoded or rescaled, and a copy kept beside its excluded original
+    would slip into the set as a picture of its own. A copy goes as "duplicate" naming the
+    picture it duplicates ("duplicate_of", with their colour distance in
+    "duplicate_distance"), whatever it would have got alone. A person's include or exclude is
+    a word about that picture: it is never called a duplicate, though it may head a group."""
+    pictures = sorted((r for r in rows if "hash" in r), key=_heading_order)
     found = dedup.find_duplicates(
         [
             dedup.Picture(
