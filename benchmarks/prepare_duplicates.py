@@ -14,8 +14,10 @@ prints:
   (recall also counts copies excluded for a reason of their own, which are out either way);
 - "recolours": the false-duplicate rate per kind of change (a pair is falsely called when
   either picture is excluded as a duplicate of the other's hero: of its original or a copy);
-- "distances": quantiles of the colour distance (data/dedup.py) and hash bits between each
-  picture and its hero's original, for choosing prepare.duplicate_distance / duplicate_bits.
+- "distances": quantiles of the colour distance (data/dedup.py, measured as prepare measures it
+  against prepare.duplicate_distance: above that, a recolour's may be a lower bound) and hash
+  bits between each picture and its hero's original, for choosing duplicate_distance and
+  duplicate_bits.
 
 Usage: python benchmarks/prepare_duplicates.py [--heroes 40] [--seed 5] [--workers 0]
        [--out DIR (keep the pictures and prepare's output and cache there: a rerun after a
@@ -129,7 +131,11 @@ def _quantiles(values: list[float]) -> dict:
 
 
 def report(
-    rows: list[dict], truth: dict[str, tuple[int, str]], signatures: dict[str, str], base: dict
+    rows: list[dict],
+    truth: dict[str, tuple[int, str]],
+    signatures: dict[str, str],
+    base: dict,
+    limit: float,
 ) -> list[dict]:
     by_name = {r["source"]: r for r in rows}
     originals = {hero: name for name, (hero, role) in truth.items() if role == "original"}
@@ -191,7 +197,7 @@ def report(
             first = originals[hero]
             if r != role or first not in signatures or name not in signatures:
                 continue
-            dists.append(dedup.colour_distance(signatures[first], signatures[name]))
+            dists.append(dedup.colour_distance(signatures[first], signatures[name], limit))
             pair = int(by_name[first]["hash"], 16) ^ int(by_name[name]["hash"], 16)
             bits.append(bin(pair).count("1"))
         lines.append(
@@ -223,7 +229,7 @@ def main() -> None:
                 record = json.loads(path.read_text())
                 if "thumb" in record:
                     signatures[r["source"]] = record["thumb"]
-    for line in report(rows, truth, signatures, base):
+    for line in report(rows, truth, signatures, base, cfg.duplicate_distance):
         print(json.dumps(line))
 
 

@@ -40,6 +40,8 @@ import numpy as np
 
 VIEW = 256  # side of the framed picture that is compared (whatever prepare.size is)
 ALIGN_SIDE = 128  # the affine fit is refined at this size (64 first): enough for a shift
+REFIT_STEPS = 30  # ... and at VIEW, when only outlines moved (see _refined_share)
+REFIT_CLEAN = 0.25  # share of the duplicate limit a copy must fall to after that refit
 MIN_FIT = 0.8  # correlation of the aligned grey pictures below which they are not alike
 MIN_SHARED = 0.8  # aligned by their backgrounds: the share of the smaller cut both must hold
 WHITE = 240  # a pixel with every channel above this is background (white around the subject)
@@ -176,14 +178,14 @@ def _nearest_at(la: np.ndarray, lb: np.ndarray, ys: np.ndarray, xs: np.ndarray) 
     return np.sqrt(best)
 
 
-def _distance(a: np.ndarray, b: np.ndarray, limit: float = 1.0) -> float:
+def _distance(a: np.ndarray, b: np.ndarray, limit: float) -> float:
     """Share of the common subject whose colour moved between two framed pictures, once b is
     aligned onto a by their own outlines: 0 for a copy, more for a recolour; 1.0 when they
     cannot be aligned. A share above limit may come back smaller, still above limit."""
     aligned = _align(_grey(a), _grey(b))
     if aligned is None or aligned[1] < MIN_FIT:
         return 1.0
-    return _moved_share(a, b, aligned[0], 0.0, limit)
+    return _refined_share(a, b, aligned[0], 0.0, limit)
 
 
 def _distance_in_context(
@@ -197,22 +199,51 @@ def _distance_in_context(
     aligned = _align(context_a, context_b)
     if aligned is None or aligned[1] < MIN_FIT:
         return 1.0
-    return _moved_share(a, b, aligned[0], MIN_SHARED, limit)
+    return _refined_share(a, b, aligned[0], MIN_SHARED, limit)
+
+
+def _refined_share(
+    a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float, limit: float
+) -> float:
+    """_moved_share, and again with the fit refined on the full views when only outlines moved
+    above limit: a copy framed at another scale (re-cropped into its subject) lines up to a
+    pixel or two at ALIGN_SIDE, which moves its outlines beyond their neighbourhood (up to 7%
+    of it, benchmarks/prepare_duplicates.py); a recolour's own regions moved, so it is not
+    refitted. A refit copy's outlines are all in place, so its share must fall to REFIT_CLEAN
+    of limit: a face recoloured on a small figure, a few pixels near outlines, can fall to
+    about limit once its outlines are in place (benchmarks/prepare_duplicates.py)."""
+    share, regions_moved = _moved_share(a, b, warp, min_shared, limit)
+    if share <= limit or regions_moved:
+        return share
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, REFIT_STEPS, 1e-5)
+    grey_a, grey_b = (
+        cv2.GaussianBlur(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), (0, 0), 1.0).astype(np.float32)
+        for x in (a, b)
+    )
+    everywhere = np.full(grey_a.shape, 255, np.uint8)
+    try:
+        _, refit = cv2.findTransformECC(grey_a, grey_b, warp.copy(), cv2.MOTION_AFFINE, criteria,
+                                        everywhere, 1)  # fmt: skip
+    except cv2.error:  # diverged: keep the first fit's share
+        return share
+    refitted = _moved_share(a, b, refit, min_shared, limit)[0]
+    return refitted if refitted <= REFIT_CLEAN * limit else share
 
 
 def _moved_share(
     a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float, limit: float
-) -> float:
+) -> tuple[float, bool]:
     """Share of the subject both hold whose colour moved, b warped onto a and its brightness
-    matched; 1.0 when they share less than min_shared of the smaller subject. A share above
-    limit may come back as a lower bound of itself (enough to know that b is no copy)."""
+    matched (1.0 when they share less than min_shared of the smaller subject), and whether
+    flat regions moved by more than limit (a recolour: then the share may come back as a lower
+    bound of itself, enough to know that b is no copy)."""
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     b = cv2.warpAffine(b, warp, (VIEW, VIEW), flags=flags, borderValue=(255, 255, 255))
     in_a, in_b = _channel_min(a) < WHITE, _channel_min(b) < WHITE
     both = in_a & in_b
     shared = np.count_nonzero(both)
     if not shared or shared < min_shared * min(np.count_nonzero(in_a), np.count_nonzero(in_b)):
-        return 1.0
+        return 1.0, True
     fa, fb = a.astype(np.float32), b.astype(np.float32)
     # the brightness gain, fitted on the inside of flat regions: a misplaced outline would
     # drag it down
@@ -228,7 +259,7 @@ def _moved_share(
     direct = _norm(la - lb)
     regions = _moved_regions(direct, spread, both)
     if np.count_nonzero(regions) > limit * shared:  # a recolour: its regions alone tell
-        return np.count_nonzero(regions) / shared
+        return np.count_nonzero(regions) / shared, True
     # a pixel moved when no pixel next to it in the other picture has its colour, so only
     # pixels whose own counterpart is too far need their neighbours looked at
     tolerance = STEP + EDGE_SHARE * spread
@@ -238,7 +269,7 @@ def _moved_share(
     moved[ys, xs] = off > tolerance[ys, xs]
     # specks of one pixel are resampling; a recoloured region is at least 2 x 2
     opened = cv2.morphologyEx(moved, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
-    return np.count_nonzero(opened.view(bool) | regions) / shared
+    return np.count_nonzero(opened.view(bool) | regions) / shared, False
 
 
 def _moved_regions(direct: np.ndarray, spread: np.ndarray, both: np.ndarray) -> np.ndarray:
@@ -260,11 +291,14 @@ def _moved_regions(direct: np.ndarray, spread: np.ndarray, both: np.ndarray) -> 
     return moved[labels] & flat
 
 
-def colour_distance(a: str, b: str) -> float:
-    """How much of the subject changed colour between two colour signatures (see _distance;
-    1.0 for pictures that differ by more than ROUGH as miniatures)."""
+def colour_distance(a: str, b: str, limit: float) -> float:
+    """How much of the subject changed colour between two colour signatures, as find_duplicates
+    measures it against limit (see _distance; 1.0 for pictures that differ by more than ROUGH
+    as miniatures)."""
     va, vb = _decode(a), _decode(b)
-    return 1.0 if _rough_difference(_miniature(va), _miniature(vb)) > ROUGH else _distance(va, vb)
+    if _rough_difference(_miniature(va), _miniature(vb)) > ROUGH:
+        return 1.0
+    return _distance(va, vb, limit)
 
 
 @dataclass(frozen=True)
@@ -338,14 +372,20 @@ def find_duplicates(
         candidates = np.flatnonzero(near | whole_near)
         if not (picture.may_duplicate and len(candidates)):
             continue
-        best: tuple[str, float] | None = None
+        # (distance, miniature difference, source): of two as close, the one closer as a
+        # miniature; a small JPEG copy can lose a recolour's few pixels of difference and
+        # measure 0 to the recolour as to its original
+        best: tuple[float, float, str] | None = None
         for j in candidates.tolist():
             by_background = whole_near[j] or (kept[j] and picture.kept)
             rough = ROUGH if kept[j] or picture.kept else ROUGH_EXCLUDED
             pair = (seen(j), seen(i), near[j], by_background, rough, max_distance)
             distance = _pair_distance(*pair)
-            if distance <= max_distance and (best is None or distance < best[1]):
-                best = (pictures[j].source, distance)
+            if distance > max_distance:
+                continue
+            likeness = _rough_difference(seen(j).view_miniature, seen(i).view_miniature)
+            if best is None or (distance, likeness) < best[:2]:
+                best = (distance, likeness, pictures[j].source)
         if best is not None:
-            found[picture.source] = (best[0], round(best[1], 4))
+            found[picture.source] = (best[2], round(best[0], 4))
     return found
