@@ -1,8 +1,11 @@
 """Quality of `heroforge prepare` against the synthetic ground truth: JSON lines.
 
-Expected outcome per picture: photographic -> too_realistic; cluttered background ->
-not_separable; robot/insect/animal/object -> not_human; otherwise a hero with its true body
-extent. Prints per-reason precision/recall/F1, upper/full accuracy, mask IoU of kept pictures
+Expected outcome per picture: a labelled near-duplicate copy -> duplicate (one decision per
+group of copies, whatever the copy's own reason would be); photographic -> too_realistic;
+cluttered background -> not_separable; robot/insect/animal/object -> not_human; otherwise a
+hero with its true body extent. Each reason's line also has its F1 by the labels alone
+(copies expected to get their own reason, as before 2026-12-06's fifth session).
+Prints per-reason precision/recall/F1, upper/full accuracy, mask IoU of kept pictures
 (at analysis size), whether kept outputs have a pure white background, and kept-set precision.
 Reasons are scored on the pictures big enough to judge: those excluded as too_small (the
 subject would need more than prepare.max_upscale enlargement) are counted separately.
@@ -92,11 +95,11 @@ def _kept_quality(kept: list[dict], labels: dict, synth: Path, out: Path) -> dic
 def report(rows, labels, synth, out, args, seconds, summary) -> None:
     base = {"benchmark": "prepare_quality", "seed": args.seed, "count": args.count}
     judged = [r for r in rows if r.get("reason") != "too_small"]
-    truth = {r["source"]: expected_reason(labels[r["source"]]) for r in rows}
+    alone = {r["source"]: expected_reason(labels[r["source"]]) for r in rows}
+    truth = {s: "duplicate" if labels[s]["duplicate_of"] else want for s, want in alone.items()}
     for reason in REASONS:
-        print(
-            json.dumps({**base, **_f1(judged, truth, reason), "too_small": len(rows) - len(judged)})
-        )
+        line = {**base, **_f1(judged, truth, reason), "too_small": len(rows) - len(judged)}
+        print(json.dumps(line | {"f1_by_labels_alone": _f1(judged, alone, reason)["f1"]}))
     heroes = [r for r in rows if expected_reason(labels[r["source"]]) is None and "body" in r]
     body_ok = float(np.mean([r["body"] == labels[r["source"]]["body"] for r in heroes]))
     print(json.dumps({**base, "upper_full_accuracy": round(body_ok, 3), "n": len(heroes)}))

@@ -85,7 +85,8 @@ def test_outlines_left_a_pixel_apart_by_the_first_fit_are_refitted_a_recolours_a
     scale = 1.025
     off = np.array([[scale, 0, 128 * (1 - scale)], [0, scale, 128 * (1 - scale)]], np.float32)
     share, regions_moved = dedup._moved_share(original, original, off, 0.0, THRESHOLD)
-    assert share > 10 * THRESHOLD and not regions_moved
+    assert share > 10 * THRESHOLD
+    assert not regions_moved
     assert dedup._refined_share(original, original, off, 0.0, THRESHOLD) == 0.0
     recoloured = _framed(hero_picture(11, RECOLOURS["skin"], "upper", SIZE))
     assert dedup._refined_share(original, recoloured, off, 0.0, THRESHOLD) > THRESHOLD
