@@ -112,22 +112,33 @@ def _grey(rgb: np.ndarray) -> np.ndarray:
     return cv2.resize(grey, (ALIGN_SIDE, ALIGN_SIDE), interpolation=cv2.INTER_AREA)
 
 
+def _blurred(grey: np.ndarray) -> np.ndarray:
+    """A grey picture as the ECC fit compares it."""
+    return cv2.GaussianBlur(grey, (0, 0), 1.0).astype(np.float32)
+
+
+def _fit(
+    template: np.ndarray, moving: np.ndarray, warp: np.ndarray, steps: int, motion: int,
+    eps: float,
+) -> tuple[float, np.ndarray]:  # fmt: skip
+    """OpenCV's ECC fit of moving onto template (both _blurred), from warp: (correlation,
+    warp); raises cv2.error when it diverges."""
+    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, steps, eps)
+    everywhere = np.full(template.shape, 255, np.uint8)  # no mask (typed stubs want one)
+    # gaussFiltSize 1: _blurred did it
+    return cv2.findTransformECC(template, moving, warp, motion, criteria, everywhere, 1)
+
+
 def _align(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, float] | None:
     """The affine map that places grey picture b onto a (both ALIGN_SIDE; the map is for
     cv2.WARP_INVERSE_MAP in VIEW pixels) and the correlation of the two there, or None when the
     fit (OpenCV's ECC) diverges."""
 
-    def blurred(grey: np.ndarray, side: int) -> np.ndarray:
-        small = cv2.resize(grey, (side, side), interpolation=cv2.INTER_AREA)
-        return cv2.GaussianBlur(small, (0, 0), 1.0).astype(np.float32)
-
     def fit(side: int, warp: np.ndarray, steps: int, motion: int) -> tuple[float, np.ndarray]:
-        criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, steps, 1e-4)
-        template = blurred(a, side)
-        everywhere = np.full(template.shape, 255, np.uint8)  # no mask (typed stubs want one)
-        # gaussFiltSize 1: blurred() did it
-        return cv2.findTransformECC(template, blurred(b, side), warp, motion, criteria,
-                                    everywhere, 1)  # fmt: skip
+        small_a, small_b = (
+            cv2.resize(g, (side, side), interpolation=cv2.INTER_AREA) for g in (a, b)
+        )
+        return _fit(_blurred(small_a), _blurred(small_b), warp, steps, motion, 1e-4)
 
     # coarse first (converges from farther away), then refined at twice the size. A shift
     # comes first: from no shift at all, an affine fit of pictures of a busy background that
@@ -211,19 +222,13 @@ def _refined_share(
     of it, benchmarks/prepare_duplicates.py); a recolour's own regions moved, so it is not
     refitted. A refit copy's outlines are all in place, so its share must fall to REFIT_CLEAN
     of limit: a face recoloured on a small figure, a few pixels near outlines, can fall to
-    about limit once its outlines are in place (benchmarks/prepare_duplicates.py)."""
+    about limit once its outlines are in place."""
     share, regions_moved = _moved_share(a, b, warp, min_shared, limit)
     if share <= limit or regions_moved:
         return share
-    criteria = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, REFIT_STEPS, 1e-5)
-    grey_a, grey_b = (
-        cv2.GaussianBlur(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), (0, 0), 1.0).astype(np.float32)
-        for x in (a, b)
-    )
-    everywhere = np.full(grey_a.shape, 255, np.uint8)
+    grey_a, grey_b = (_blurred(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)) for x in (a, b))
     try:
-        _, refit = cv2.findTransformECC(grey_a, grey_b, warp.copy(), cv2.MOTION_AFFINE, criteria,
-                                        everywhere, 1)  # fmt: skip
+        _, refit = _fit(grey_a, grey_b, warp.copy(), REFIT_STEPS, cv2.MOTION_AFFINE, 1e-5)
     except cv2.error:  # diverged: keep the first fit's share
         return share
     refitted = _moved_share(a, b, refit, min_shared, limit)[0]
