@@ -24,6 +24,11 @@ scraped folder, and comparing them all took 20-30 times as long); the framed pic
    JPEG noise;
 4. the distance is the share of the common subject that moved, after removing specks.
 
+A copy whose subject was cut out differently frames differently; it is aligned again by the
+same square before background removal (its "context"). When either subject could not be cut
+out cleanly (not separable: a figure lost in a busy scene), the cut-outs are no guide at all,
+and the two squares themselves are compared, background and all, by their flat regions only.
+
 Measured with benchmarks/prepare_duplicates.py: a 48 x 48 colour grid (the previous test)
 cannot tell a re-cropped copy from a recoloured face, which covers only a few of its cells;
 at 256 x 256 the face of a small full figure is about 20 px wide.
@@ -56,6 +61,11 @@ EDGE_SHARE = 0.6
 REGION_SPREAD = 12.0  # Lab spread below which a pixel is inside a flat region
 MIN_REGION = 9  # pixels: smaller regions (an eye, a button) are left to the per-pixel test
 ROUGH = 24.0  # mean colour difference of 12 x 12 miniatures above which pictures are not alike
+# a square with its background is busy: as a PNG it took 52 kB on average (the Noto set), as a
+# JPEG 95 23 kB; it is compared by its flat regions' median colours, which JPEG 95 keeps (a
+# small figure's recoloured face: 0.055% of the square moved, 0.066% from a PNG; at JPEG 90
+# 0.023%)
+CONTEXT_FORMAT = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95])
 ROUGH_EXCLUDED = 8.0  # ... of two pictures both excluded on their own (copies: 0.2-9)
 
 
@@ -74,25 +84,27 @@ def colour_signature(framed: np.ndarray) -> str:
 
 
 def context_signature(framed_with_background: np.ndarray) -> str:
-    """The same square cut of the picture before background removal, grey at ALIGN_SIDE as a
-    base64 PNG: what a copy whose subject was cut out differently is aligned by."""
-    return _encode(_grey(framed_with_background))
+    """The same square cut of the picture before background removal, at VIEW x VIEW as a
+    base64 JPEG: what a copy whose subject was cut out differently is aligned by, and what two
+    pictures whose subjects could not be cut out cleanly are compared by."""
+    view = cv2.resize(framed_with_background, (VIEW, VIEW), interpolation=cv2.INTER_AREA)
+    return _encode(cv2.cvtColor(view, cv2.COLOR_RGB2BGR), CONTEXT_FORMAT)
 
 
-def _encode(picture: np.ndarray) -> str:
-    ok, png = cv2.imencode(".png", picture)
+def _encode(picture: np.ndarray, how: tuple[str, list[int]] = (".png", [])) -> str:
+    ok, png = cv2.imencode(how[0], picture, how[1])
     if not ok:  # pragma: no cover - encoding a uint8 array in memory does not fail
         raise RuntimeError("could not encode a signature")
     return base64.b64encode(png.tobytes()).decode()
 
 
-def _decode(signature: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-    """The picture of a signature: VIEW x VIEW RGB (a colour signature) or ALIGN_SIDE grey (a
-    context signature, flags cv2.IMREAD_GRAYSCALE)."""
-    picture = cv2.imdecode(np.frombuffer(base64.b64decode(signature), np.uint8), flags)
+def _decode(signature: str) -> np.ndarray:
+    """The RGB picture of a signature: VIEW x VIEW (a colour signature) or ALIGN_SIDE (a
+    context signature)."""
+    picture = cv2.imdecode(np.frombuffer(base64.b64decode(signature), np.uint8), cv2.IMREAD_COLOR)
     if picture is None:  # prepare writes them (its cache key changes with their format)
         raise ValueError("not a signature")
-    return cv2.cvtColor(picture, cv2.COLOR_BGR2RGB) if picture.ndim == 3 else picture
+    return cv2.cvtColor(picture, cv2.COLOR_BGR2RGB)
 
 
 def _miniature(picture: np.ndarray) -> np.ndarray:
@@ -199,20 +211,6 @@ def _distance(a: np.ndarray, b: np.ndarray, limit: float) -> float:
     return _refined_share(a, b, aligned[0], 0.0, limit)
 
 
-def _distance_in_context(
-    a: np.ndarray, b: np.ndarray, context_a: np.ndarray, context_b: np.ndarray, limit: float
-) -> float:
-    """The same share, with b placed onto a by their pictures as they were before background
-    removal (the same squares, see context_signature): a copy whose subject was cut out
-    differently (a wedge of background kept, a hand lost) frames differently, which defeats
-    an alignment of the cut-outs. Only the part both cuts hold is compared, and it must be
-    most of the smaller one."""
-    aligned = _align(context_a, context_b)
-    if aligned is None or aligned[1] < MIN_FIT:
-        return 1.0
-    return _refined_share(a, b, aligned[0], MIN_SHARED, limit)
-
-
 def _refined_share(
     a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float, limit: float
 ) -> float:
@@ -226,29 +224,58 @@ def _refined_share(
     share, regions_moved = _moved_share(a, b, warp, min_shared, limit)
     if share <= limit or regions_moved:
         return share
-    grey_a, grey_b = (_blurred(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)) for x in (a, b))
-    try:
-        _, refit = _fit(grey_a, grey_b, warp.copy(), REFIT_STEPS, cv2.MOTION_AFFINE, 1e-5)
-    except cv2.error:  # diverged: keep the first fit's share
-        return share
-    refitted = _moved_share(a, b, refit, min_shared, limit)[0]
+    refitted = _moved_share(a, b, _refit(a, b, warp), min_shared, limit)[0]
     return refitted if refitted <= REFIT_CLEAN * limit else share
 
 
-def _moved_share(
-    a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float, limit: float
-) -> tuple[float, bool]:
-    """Share of the subject both hold whose colour moved, b warped onto a and its brightness
-    matched (1.0 when they share less than min_shared of the smaller subject), and whether
-    flat regions moved by more than limit (a recolour: then the share may come back as a lower
-    bound of itself, enough to know that b is no copy)."""
+def _refit(a: np.ndarray, b: np.ndarray, warp: np.ndarray) -> np.ndarray:
+    """warp refined by an affine fit of the full-size pictures (unchanged if that diverges)."""
+    grey_a, grey_b = (_blurred(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)) for x in (a, b))
+    try:
+        return _fit(grey_a, grey_b, warp.copy(), REFIT_STEPS, cv2.MOTION_AFFINE, 1e-5)[1]
+    except cv2.error:
+        return warp
+
+
+def _context_share(a: np.ndarray, b: np.ndarray, warp: np.ndarray) -> float:
+    """Share of two squares before background removal (see context_signature), b placed onto
+    a by warp and refitted, held by flat regions whose colour moved; 1.0 when they overlap
+    too little. Only regions count: on a busy background, resampling and JPEG move outlines
+    everywhere (1-2% of the square for real-art copies, benchmarks/prepare_realart.py),
+    while a recolour moves whole regions (0.5-22% of the square for the recolours of
+    benchmarks/prepare_duplicates.py). A region under 3 pixels thick is a sliver between
+    outlines whose colour the rescaling of a copy blends (up to 0.23% of the square in those
+    copies, 0.07% with them left out), not a recoloured area."""
+    overlay = _overlay(a, b, _refit(a, b, warp), MIN_SHARED)
+    if overlay is None:
+        return 1.0
+    moved = _moved_regions(overlay.direct, overlay.spread, overlay.both).view(np.uint8)
+    solid = cv2.morphologyEx(moved, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    return np.count_nonzero(solid) / overlay.shared
+
+
+@dataclass(frozen=True)
+class _Overlay:
+    """Two pictures, one warped onto the other, as Lab colours where both hold something."""
+
+    la: np.ndarray
+    lb: np.ndarray
+    both: np.ndarray  # where both have a subject (are not white)
+    shared: int  # pixels of both
+    direct: np.ndarray  # per pixel, the colour difference
+    spread: np.ndarray  # per pixel, the larger colour spread of the two (see _spread)
+
+
+def _overlay(a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float) -> _Overlay | None:
+    """b warped onto a, its brightness matched, in Lab; None when they share less than
+    min_shared of the smaller subject."""
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    b = cv2.warpAffine(b, warp, (VIEW, VIEW), flags=flags, borderValue=(255, 255, 255))
+    b = cv2.warpAffine(b, warp, a.shape[1::-1], flags=flags, borderValue=(255, 255, 255))
     in_a, in_b = _channel_min(a) < WHITE, _channel_min(b) < WHITE
     both = in_a & in_b
-    shared = np.count_nonzero(both)
+    shared = int(np.count_nonzero(both))
     if not shared or shared < min_shared * min(np.count_nonzero(in_a), np.count_nonzero(in_b)):
-        return 1.0, True
+        return None
     fa, fb = a.astype(np.float32), b.astype(np.float32)
     # the brightness gain, fitted on the inside of flat regions: a misplaced outline would
     # drag it down
@@ -261,7 +288,20 @@ def _moved_share(
     la = cv2.cvtColor(np.clip(fa * gain, 0, 255) / 255, cv2.COLOR_RGB2Lab)
     lb = cv2.cvtColor(fb / 255, cv2.COLOR_RGB2Lab)
     spread = np.maximum(_spread(la), _spread(lb))
-    direct = _norm(la - lb)
+    return _Overlay(la, lb, both, shared, _norm(la - lb), spread)
+
+
+def _moved_share(
+    a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float, limit: float
+) -> tuple[float, bool]:
+    """Share of the subject both hold whose colour moved, b warped onto a and its brightness
+    matched (1.0 when they share less than min_shared of the smaller subject), and whether
+    flat regions moved by more than limit (a recolour: then the share may come back as a lower
+    bound of itself, enough to know that b is no copy)."""
+    overlay = _overlay(a, b, warp, min_shared)
+    if overlay is None:
+        return 1.0, True
+    both, shared, direct, spread = overlay.both, overlay.shared, overlay.direct, overlay.spread
     regions = _moved_regions(direct, spread, both)
     if np.count_nonzero(regions) > limit * shared:  # a recolour: its regions alone tell
         return np.count_nonzero(regions) / shared, True
@@ -269,6 +309,7 @@ def _moved_share(
     # pixels whose own counterpart is too far need their neighbours looked at
     tolerance = STEP + EDGE_SHARE * spread
     ys, xs = np.nonzero((direct > tolerance) & both)
+    la, lb = overlay.la, overlay.lb
     off = np.maximum(_nearest_at(la, lb, ys, xs), _nearest_at(lb, la, ys, xs))
     moved = np.zeros(both.shape, np.uint8)
     moved[ys, xs] = off > tolerance[ys, xs]
@@ -317,21 +358,26 @@ class Picture:
     context: str  # context_signature: the same square before background removal
     may_duplicate: bool = True  # False: a person's word keeps it out of any group
     kept: bool = True  # kept on its own merits (before duplicates are looked for)
+    cut_clean: bool = True  # its subject stands out from its background (separable)
 
 
 @dataclass(frozen=True)
 class _Seen:
-    """A picture as the comparison sees it: the framed view, its context and their miniatures."""
+    """A picture as the comparison sees it: the framed view, its context (colour, and grey for
+    the affine fit), their miniatures (grey for the context) and whether its cut-out holds."""
 
     view: np.ndarray
     context: np.ndarray
+    context_grey: np.ndarray
     view_miniature: np.ndarray
     context_miniature: np.ndarray
+    cut_clean: bool
 
 
 def _seen(picture: Picture) -> _Seen:
-    view, context = _decode(picture.signature), _decode(picture.context, cv2.IMREAD_GRAYSCALE)
-    return _Seen(view, context, _miniature(view), _miniature(context))
+    view, context = _decode(picture.signature), _decode(picture.context)
+    grey = _grey(context)
+    return _Seen(view, context, grey, _miniature(view), _miniature(grey), picture.cut_clean)
 
 
 def _pair_distance(
@@ -339,16 +385,32 @@ def _pair_distance(
 ) -> float:
     """Colour distance of b from the earlier picture a: aligned by the cut-outs when their
     hashes are near, else (or when that finds them apart) by their backgrounds, if
-    by_background; either way only when the two miniatures differ by at most rough."""
+    by_background; either way only when the two miniatures differ by at most rough.
+
+    Aligned by their backgrounds (the same squares before background removal), a copy whose
+    subject was cut out differently (a wedge of background kept, a hand lost) lines up again,
+    and the part of the cut-outs both hold is compared: it must be most of the smaller one.
+    When b's cut-out cannot be trusted (a subject lost in a busy scene), the squares
+    themselves are compared in colour, background and all: a copy's background moved with
+    it, a recolour's subject changed colour on the same background. That comparison sees
+    less (only regions at least 3 px thick: a small figure's recoloured face can pass for a
+    copy), but then b is excluded for a reason of its own whatever it is called."""
     distance = 1.0
     if near and _rough_difference(a.view_miniature, b.view_miniature) <= rough:
         distance = _distance(a.view, b.view, limit)
     if (
-        distance > limit
-        and by_background
-        and _rough_difference(a.context_miniature, b.context_miniature) <= rough
+        distance <= limit
+        or not by_background
+        or _rough_difference(a.context_miniature, b.context_miniature) > rough
     ):
-        distance = min(distance, _distance_in_context(a.view, b.view, a.context, b.context, limit))
+        return distance
+    aligned = _align(a.context_grey, b.context_grey)
+    if aligned is None or aligned[1] < MIN_FIT:
+        return distance
+    warp = aligned[0]
+    distance = min(distance, _refined_share(a.view, b.view, warp, MIN_SHARED, limit))
+    if distance > limit and not b.cut_clean:
+        distance = min(distance, _context_share(a.context, b.context, warp))
     return distance
 
 
@@ -367,7 +429,7 @@ def find_duplicates(
     wholes = np.array([int(p.whole_hash, 16) for p in pictures], np.uint64)
     kept = np.array([p.kept for p in pictures], bool)
 
-    # a picture meets each of its candidates: decoding its PNGs once per pair cost a fifth of
+    # a picture meets each of its candidates: decoding its signatures once per pair cost a fifth of
     # the comparison; the most recent few hundred are kept
     seen = functools.lru_cache(maxsize=512)(lambda i: _seen(pictures[i]))
 
@@ -382,7 +444,10 @@ def find_duplicates(
         # measure 0 to the recolour as to its original
         best: tuple[float, float, str] | None = None
         for j in candidates.tolist():
-            by_background = whole_near[j] or (kept[j] and picture.kept)
+            # a cut-out that may hold its background is no guide to whether the backgrounds
+            # are worth comparing
+            cut_clean = pictures[j].cut_clean and picture.cut_clean
+            by_background = whole_near[j] or (kept[j] and picture.kept) or not cut_clean
             rough = ROUGH if kept[j] or picture.kept else ROUGH_EXCLUDED
             pair = (seen(j), seen(i), near[j], by_background, rough, max_distance)
             distance = _pair_distance(*pair)

@@ -133,6 +133,7 @@ def _mark_duplicates(rows: list[dict], cfg: PrepareConfig) -> None:
                 r["context"],
                 may_duplicate=r["override"] not in ("include", "exclude"),
                 kept=r["decision"] == "keep",
+                cut_clean=r["scores"]["separability"] >= cfg.min_separability,
             )
             for r in pictures
         ],
