@@ -25,9 +25,10 @@ scraped folder, and comparing them all took 20-30 times as long); the framed pic
 4. the distance is the share of the common subject that moved, after removing specks.
 
 A copy whose subject was cut out differently frames differently; it is aligned again by the
-same square before background removal (its "context"). When either subject could not be cut
-out cleanly (not separable: a figure lost in a busy scene), the cut-outs are no guide at all,
-and the two squares themselves are compared, background and all, by their flat regions only.
+same square before background removal (its "context"). When the later picture's subject could
+not be cut out cleanly (not separable: a figure lost in a busy scene), the cut-outs are no
+guide at all, and the two squares themselves are compared, background and all, by their flat
+regions only.
 
 Measured with benchmarks/prepare_duplicates.py: a 48 x 48 colour grid (the previous test)
 cannot tell a re-cropped copy from a recoloured face, which covers only a few of its cells;
@@ -61,12 +62,12 @@ EDGE_SHARE = 0.6
 REGION_SPREAD = 12.0  # Lab spread below which a pixel is inside a flat region
 MIN_REGION = 9  # pixels: smaller regions (an eye, a button) are left to the per-pixel test
 ROUGH = 24.0  # mean colour difference of 12 x 12 miniatures above which pictures are not alike
-# a square with its background is busy: as a PNG it took 52 kB on average (the Noto set), as a
-# JPEG 95 23 kB; it is compared by its flat regions' median colours, which JPEG 95 keeps (a
-# small figure's recoloured face: 0.055% of the square moved, 0.066% from a PNG; at JPEG 90
-# 0.023%)
-CONTEXT_FORMAT = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95])
 ROUGH_EXCLUDED = 8.0  # ... of two pictures both excluded on their own (copies: 0.2-9)
+# a square with its background is busy: as a PNG it took 52 kB on average (the Noto set), as a
+# JPEG 95 23 kB. It is compared by its flat regions' colours, which JPEG 95 nearly keeps (a
+# small figure's hair recoloured: 0.16% of the square moved, 0.17-0.23% from a PNG; at JPEG
+# 90 0.15%, and its recoloured face, 0.05% at best, vanished)
+CONTEXT_FORMAT = (".jpg", [cv2.IMWRITE_JPEG_QUALITY, 95])
 
 
 def dhash(framed: np.ndarray) -> str:
@@ -99,8 +100,7 @@ def _encode(picture: np.ndarray, how: tuple[str, list[int]] = (".png", [])) -> s
 
 
 def _decode(signature: str) -> np.ndarray:
-    """The RGB picture of a signature: VIEW x VIEW (a colour signature) or ALIGN_SIDE (a
-    context signature)."""
+    """The VIEW x VIEW RGB picture of a colour or context signature."""
     picture = cv2.imdecode(np.frombuffer(base64.b64decode(signature), np.uint8), cv2.IMREAD_COLOR)
     if picture is None:  # prepare writes them (its cache key changes with their format)
         raise ValueError("not a signature")
