@@ -18,8 +18,9 @@ that say where it goes wrong:
   families draw several codepoints identically (Noto v1's "man" and "person" runners): without
   the background those pictures are the same picture rescaled, so a picture called a duplicate
   of a kept picture of the same art (the labels' "art") is right, as keeping it would be, and
-  so is one that should be excluded called a duplicate of any picture of its art. Every other
-  line is scored with the rule;
+  so is one that should be excluded called a duplicate of any picture of its art (two crops of
+  one photograph are the same art too: the same picture re-cropped). Every other line is
+  scored with the rule;
 - "by": outcome per kind/body, figure (head/bust/full), placement, background and format: the
   share that got the expected outcome (the expected reason; "keep" for upper-body heroes,
   "full_body" for full-body ones, "duplicate" for copies of kept ones) and the outcomes it got,
@@ -99,7 +100,9 @@ def same_art_duplicates(rows: list[dict], labels: dict, cfg: PrepareConfig) -> s
     drawing under two codepoints, see realart_build.py). Without the background they are the
     same picture rescaled, a duplicate by prepare's own definition. A picture that belongs in
     the set counts only as the duplicate of a kept one (else the drawing is lost to the set);
-    one that should be excluded is out either way."""
+    one that should be excluded is out either way. Two crops of one photograph count as the
+    same art: each is 65-100% of it per side (realart_build.photo), the same picture
+    re-cropped."""
     kept = {r["source"] for r in rows if r["decision"] == "keep"}
     found = set()
     for r in rows:
@@ -107,11 +110,16 @@ def same_art_duplicates(rows: list[dict], labels: dict, cfg: PrepareConfig) -> s
         if outcome(r) != "duplicate" or twin is None:
             continue
         label = labels[r["source"]]
-        if label.get("art") is None or label.get("art") != labels[twin].get("art"):
+        if _art(label) is None or _art(label) != _art(labels[twin]):
             continue
         if twin in kept or expected_outcome(label, cfg) != "keep":
             found.add(r["source"])
     return found
+
+
+def _art(label: dict) -> str | None:
+    """The drawing a picture shows, or for a photograph the photograph it was cropped from."""
+    return label.get("group") if label["kind"] == "photo" else label.get("art")
 
 
 def expectations(rows: list[dict], labels: dict, cfg: PrepareConfig, same_art: bool) -> dict:

@@ -133,9 +133,14 @@ def test_a_group_of_copies_is_found_whether_its_pictures_were_kept_or_excluded(m
         "excluded-copy.jpg": ("excluded-original.png", 0.0),
         "kept-copy.jpg": ("excluded-original.png", 0.0),
     }
-    # two excluded pictures are compared only when their miniatures are this close: without
-    # that gate the excluded copy is no longer looked at, the kept one still is
+    # two excluded pictures are compared only when their miniatures are this close, or when
+    # their whole pictures look alike (by hash): with the gate shut, the excluded copy is still
+    # found by its whole picture; with that changed too, only the kept copy is
     monkeypatch.setattr(dedup, "ROUGH_EXCLUDED", -1.0)
+    found = dedup.find_duplicates(pictures, max_bits=10, max_distance=THRESHOLD)
+    assert set(found) == {"excluded-copy.jpg", "kept-copy.jpg"}
+    far = f"{int(pictures[0].whole_hash, 16) ^ (2**64 - 1):016x}"  # every bit flipped
+    pictures[1] = dataclasses.replace(pictures[1], whole_hash=far)
     found = dedup.find_duplicates(pictures, max_bits=10, max_distance=THRESHOLD)
     assert found == {"kept-copy.jpg": ("excluded-original.png", 0.0)}
 

@@ -448,7 +448,10 @@ def find_duplicates(
             # are worth comparing
             cut_clean = pictures[j].cut_clean and picture.cut_clean
             by_background = whole_near[j] or (kept[j] and picture.kept) or not cut_clean
-            rough = ROUGH if kept[j] or picture.kept else ROUGH_EXCLUDED
+            # two excluded pictures whose whole pictures look alike may be framed apart (each
+            # subject cut out differently): their miniatures then differ (by 19 for a copy
+            # on a busy background)
+            rough = ROUGH if kept[j] or picture.kept or whole_near[j] else ROUGH_EXCLUDED
             pair = (seen(j), seen(i), near[j], by_background, rough, max_distance)
             distance = _pair_distance(*pair)
             if distance > max_distance:
