@@ -132,8 +132,13 @@ def test_the_not_human_rule_with_and_without_mediapipe():
     assert decide(dataclasses.replace(bust, human=0.8), CFG, 1.0, mp)[0] == "not_human"
     for cue in ({"face": 0.7}, {"face_short": 0.8}, {"pose": 0.9}, {"face": 0.5, "mesh": 1.0}):
         assert decide(dataclasses.replace(floating, human=0.2, **cue), CFG, 1.0, mp)[0] is None
-    weak_face = dataclasses.replace(floating, face_short=0.65, mesh=0.0)  # the mesh saw no face
+    # a weaker close-up face the mesh did not confirm: enough only on a subject whose colours
+    # and shape are very human (a drawn head), not on one merely human-ish (an animal)
+    weak_face = dataclasses.replace(floating, face_short=0.65, mesh=0.0, human=0.9)
     assert decide(weak_face, CFG, 1.0, mp)[0] == "not_human"
+    assert decide(dataclasses.replace(weak_face, human=0.97), CFG, 1.0, mp)[0] is None
+    fainter = dataclasses.replace(weak_face, human=0.97, face_short=0.5)
+    assert decide(fainter, CFG, 1.0, mp)[0] == "not_human"
     # feet on the bottom edge: visible knees make it a standing figure, not a bust
     standing = dataclasses.replace(bust, body_cut=0.15, face=0.8)
     assert decide(standing, CFG, 1.0, mp)[1] == "upper"
@@ -171,6 +176,7 @@ def test_the_cache_key_follows_the_method(synth_set, tmp_path, monkeypatch):
     assert prep.settings_key(COLOUR_ONLY) != with_mp or humancues.method(CFG) == "colour"
     assert prep.settings_key(dataclasses.replace(CFG, min_human=0.5)) == with_mp  # decision only
     assert prep.settings_key(dataclasses.replace(CFG, min_pose=0.9)) == with_mp
+    assert prep.settings_key(dataclasses.replace(CFG, weak_face_short=0.3)) == with_mp
     if humancues.method(CFG) == humancues.MEDIAPIPE:  # a threshold that gates the detectors
         for gate in ("human_alone", "alone_min_cut", "min_face", "min_face_short", "min_face_mesh"):
             assert prep.settings_key(dataclasses.replace(CFG, **{gate: 0.42})) != with_mp, gate

@@ -15,9 +15,10 @@ from heroforge.data.prepare_results import PictureRecord
 
 
 def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
-    """With MediaPipe: a face (either detector, or a weaker one the face mesh confirms), a pose,
-    or a colour/shape score high enough alone for a bust. Colour cues only: the colour/shape
-    score against min_human."""
+    """With MediaPipe: a face (either detector, or a weaker one the face mesh confirms, or a
+    weaker close-up one on a subject of very human colours and shape), a pose, or a
+    colour/shape score high enough alone for a bust. Colour cues only: the colour/shape score
+    against min_human."""
     if cues != humancues.MEDIAPIPE:
         return scores.human >= cfg.min_human
     return (
@@ -25,6 +26,7 @@ def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
         or scores.face >= cfg.min_face
         or scores.face_short >= cfg.min_face_short
         or scores.mesh >= 1  # measured only on faces of at least min_face_mesh
+        or (scores.face_short >= cfg.weak_face_short and scores.human >= cfg.weak_face_human)
         or scores.pose >= cfg.min_pose
     )
 
