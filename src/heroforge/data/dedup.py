@@ -62,7 +62,7 @@ EDGE_SHARE = 0.6
 REGION_SPREAD = 12.0  # Lab spread below which a pixel is inside a flat region
 MIN_REGION = 9  # pixels: smaller regions (an eye, a button) are left to the per-pixel test
 ROUGH = 24.0  # mean colour difference of 12 x 12 miniatures above which pictures are not alike
-ROUGH_EXCLUDED = 10.0  # ... of two pictures both excluded on their own (copies: 0.2-9)
+ROUGH_EXCLUDED = 8.0  # ... of two pictures both excluded on their own (copies: 0.2-9)
 # a square with its background is busy: as a PNG it took 52 kB on average (the Noto set), as a
 # JPEG 95 23 kB. It is compared by its flat regions' colours, which JPEG 95 nearly keeps (a
 # small figure's hair recoloured: 0.16% of the square moved, 0.17-0.23% from a PNG; at JPEG
