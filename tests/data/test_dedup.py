@@ -8,7 +8,7 @@ import json
 import cv2
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageEnhance
 
 from heroforge.config import PrepareConfig, load_config
 from heroforge.data import dedup
@@ -75,6 +75,35 @@ def test_a_skin_or_hair_recolour_is_not_a_duplicate(body, change):
     assert _distance(original, recoloured) > THRESHOLD
     # compared with a JPEG copy of the original too (the copy may be the one kept)
     assert _distance(_jpeg(original, quality=60), recoloured) > THRESHOLD
+
+
+def _big_face(skin_lab: tuple[float, float, float]) -> Image.Image:
+    """A face filling most of the picture, in the given skin colour (Lab), under grey hair."""
+    lab = np.array([[skin_lab]], np.float32)
+    skin = tuple(
+        int(v) for v in np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)[0, 0] * 255 + 0.5, 0, 255)
+    )
+    img = Image.new("RGB", (400, 400), "white")
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((60, 60, 340, 360), fill=skin, outline=(40, 40, 40), width=4)
+    draw.chord((60, 40, 340, 250), 180, 360, fill=(160, 160, 160), outline=(40, 40, 40), width=4)
+    for x in (150, 250):
+        draw.ellipse((x - 14, 200, x + 14, 228), fill=(50, 50, 50))
+    draw.ellipse((170, 280, 230, 310), fill=(200, 60, 60), outline=(40, 40, 40), width=3)
+    return img
+
+
+def test_a_darker_skin_is_no_brightness_change_where_the_skin_is_most_of_the_picture():
+    """A copy may be brightened (its gain is matched before comparing colours); a skin tone
+    10 darker in lightness alone, on a face that is most of the picture, looks like one to a
+    gain fitted on all pixels. The gain is the flat regions' median: the grey hair, the eyes
+    and the mouth did not change, so the skin moved."""
+    original = _big_face((88.0, 11.0, 16.0))
+    darker_skin = _big_face((78.0, 13.0, 17.0))
+    copy = _jpeg(ImageEnhance.Brightness(original).enhance(0.94), 85, 0.8)
+    assert _distance(original, copy) <= THRESHOLD
+    assert _distance(original, darker_skin) > THRESHOLD
+    assert _distance(copy, darker_skin) > THRESHOLD
 
 
 def test_outlines_left_a_pixel_apart_by_the_first_fit_are_refitted_a_recolours_are_not():
