@@ -31,6 +31,12 @@ def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
     )
 
 
+def is_separable(scores: Scores, cfg: PrepareConfig) -> bool:
+    """Whether the subject stands out from its background well enough for its cut-out to be
+    trusted (else: "not_separable", and duplicates are judged by the whole square)."""
+    return scores.separability >= cfg.min_separability
+
+
 def decide(
     scores: Scores, cfg: PrepareConfig, upscale: float | None, cues: str = humancues.COLOUR
 ) -> tuple[str | None, str]:
@@ -53,7 +59,7 @@ def decide(
         return "not_separable", body
     if upscale > cfg.max_upscale:  # also: too few pixels to judge texture and shape reliably
         return "too_small", body
-    separable = scores.separability >= cfg.min_separability
+    separable = is_separable(scores, cfg)
     # A busy scene left inside a failed mask looks "realistic" too (many colours); there only
     # a clearly photographic picture is called too_realistic, the rest not_separable.
     clearly = min(1.0, cfg.max_realism + 0.25)
@@ -135,7 +141,7 @@ def _mark_duplicates(rows: list[dict], cfg: PrepareConfig) -> None:
                 r["context"],
                 may_duplicate=r["override"] not in ("include", "exclude"),
                 kept=r["decision"] == "keep",
-                cut_clean=r["scores"]["separability"] >= cfg.min_separability,
+                cut_clean=is_separable(Scores(**r["scores"]), cfg),
             )
             for r in pictures
         ],
