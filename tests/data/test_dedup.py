@@ -11,7 +11,7 @@ import pytest
 from PIL import Image, ImageDraw, ImageEnhance
 
 from heroforge.config import PrepareConfig, load_config
-from heroforge.data import dedup
+from heroforge.data import dedup, dedup_compare
 from heroforge.data import synth_figures as figures
 from heroforge.data import synth_scene as scene
 from heroforge.data.prepare import frame
@@ -37,7 +37,7 @@ def _framed(img: Image.Image) -> np.ndarray:
     not white) on white, squared around its bounding box."""
     rgb = np.asarray(img.convert("RGB"))
     mask = rgb.min(axis=2) < 245
-    view, _ = frame(rgb, mask, dataclasses.replace(PrepareConfig(), size=dedup.VIEW))
+    view, _ = frame(rgb, mask, dataclasses.replace(PrepareConfig(), size=dedup_compare.VIEW))
     return np.asarray(view)
 
 
@@ -113,12 +113,12 @@ def test_outlines_left_a_pixel_apart_by_the_first_fit_are_refitted_a_recolours_a
     original = _framed(hero_picture(11, PALETTE, "upper", SIZE))
     scale = 1.025
     off = np.array([[scale, 0, 128 * (1 - scale)], [0, scale, 128 * (1 - scale)]], np.float32)
-    share, regions_moved = dedup._moved_share(original, original, off, 0.0, THRESHOLD)
+    share, regions_moved = dedup_compare.moved_share(original, original, off, 0.0, THRESHOLD)
     assert share > 10 * THRESHOLD
     assert not regions_moved
-    assert dedup._refined_share(original, original, off, 0.0, THRESHOLD) == 0.0
+    assert dedup_compare.refined_share(original, original, off, 0.0, THRESHOLD) == 0.0
     recoloured = _framed(hero_picture(11, RECOLOURS["skin"], "upper", SIZE))
-    assert dedup._refined_share(original, recoloured, off, 0.0, THRESHOLD) > THRESHOLD
+    assert dedup_compare.refined_share(original, recoloured, off, 0.0, THRESHOLD) > THRESHOLD
 
 
 def _picture(
@@ -165,7 +165,7 @@ def test_a_group_of_copies_is_found_whether_its_pictures_were_kept_or_excluded(m
     # two excluded pictures are compared only when their miniatures are this close, or when
     # their whole pictures look alike (by hash): with the gate shut, the excluded copy is still
     # found by its whole picture; with that changed too, only the kept copy is
-    monkeypatch.setattr(dedup, "ROUGH_EXCLUDED", -1.0)
+    monkeypatch.setattr(dedup_compare, "ROUGH_EXCLUDED", -1.0)
     found = dedup.find_duplicates(pictures, max_bits=10, max_distance=THRESHOLD)
     assert set(found) == {"excluded-copy.jpg", "kept-copy.jpg"}
     far = f"{int(pictures[0].whole_hash, 16) ^ (2**64 - 1):016x}"  # every bit flipped
@@ -190,7 +190,7 @@ def _on_texture(palette: dict, wedge: str = "") -> tuple[np.ndarray, np.ndarray,
         top = y0 if wedge == "top" else y0 + bh // 2
         mask[top : top + bh // 2, x0 + bw - 5 : x0 + 2 * bw] = True
     white = np.where(mask[..., None], rgb, 255).astype(np.uint8)
-    cfg = dataclasses.replace(PrepareConfig(), size=dedup.VIEW)
+    cfg = dataclasses.replace(PrepareConfig(), size=dedup_compare.VIEW)
     framed, _ = frame(white, mask, cfg)
     context, _ = frame(rgb, mask, cfg)
     return rgb, np.asarray(framed), np.asarray(context)
@@ -221,7 +221,7 @@ def test_a_copy_cut_out_with_a_wedge_of_background_is_found_by_its_background():
     copy = _cut("copy.jpg", PALETTE, "wedge", quality=90)
     recolour = _cut("skin.png", RECOLOURS["skin"], "wedge")
     a, b = dedup._decode(original.signature), dedup._decode(copy.signature)
-    assert dedup._distance(a, b, THRESHOLD) > THRESHOLD  # cut-outs alone: no copy
+    assert dedup_compare.distance(a, b, THRESHOLD) > THRESHOLD  # cut-outs alone: no copy
     found = dedup.find_duplicates([original, copy, recolour], 10, THRESHOLD)
     assert list(found) == ["copy.jpg"]
     assert found["copy.jpg"][0] == "original.png"

@@ -35,7 +35,7 @@ from PIL import Image
 
 from heroforge.checks import require_folder, worker_count
 from heroforge.config import PrepareConfig
-from heroforge.data import dedup, humancues
+from heroforge.data import dedup, dedup_compare, humancues
 from heroforge.data.closeup import closeup
 from heroforge.data.ingest import IngestLimits, Skip, Source, decode_image, list_sources
 from heroforge.data.inspect import body_cut, inspect
@@ -182,10 +182,10 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
         framed, scale = frame(white, seg.mask, cfg)
         record["upscale"] = round(scale * factor, 3)
         # duplicates are compared at one size, whatever size the set is prepared at
-        view, _ = frame(white, seg.mask, dataclasses.replace(cfg, size=dedup.VIEW))
+        view, _ = frame(white, seg.mask, dataclasses.replace(cfg, size=dedup_compare.VIEW))
         record["hash"] = dedup.dhash(np.asarray(view))
         record["thumb"] = dedup.colour_signature(np.asarray(view))
-        context, _ = frame(rgb, seg.mask, dataclasses.replace(cfg, size=dedup.VIEW))
+        context, _ = frame(rgb, seg.mask, dataclasses.replace(cfg, size=dedup_compare.VIEW))
         record["context"] = dedup.context_signature(np.asarray(context))
         record["whole_hash"] = dedup.dhash(whole)
         atomic_write_bytes(cache / "framed" / f"{sha}.png", _png(framed), durable=False)
