@@ -10,6 +10,8 @@ Set-up, once (all outside the repository; none of it is a dependency of heroforg
     apt-get update && apt-get install -y librsvg2-bin       # rsvg-convert (2.54.7 measured)
     mkdir -p /work/cache/realart && cd /work/cache/realart
     npm pack @svgmoji/noto@3.2.0                            # -> svgmoji-noto-3.2.0.tgz
+    # other families (--family): the packages named in FAMILIES below, e.g.
+    npm pack @iconify-json/twemoji@1.2.5 @iconify-json/openmoji@1.2.29
     python3.11 -m venv venv
     venv/bin/pip install numpy==2.4.6 pillow==13.0.0 scikit-image==0.26.0 matplotlib==3.11.2
 
@@ -281,7 +283,12 @@ def load_sprite(package: Path) -> dict[str, str]:
 
 
 # Where a family draws a base otherwise than Noto 3.2.0 (after looking at every base of it)
-FAMILY_BODY = {"fluent": {"1F9B8": "upper", "1F9B9": "upper"}}  # super(villain) as busts
+FAMILY_BODY = {
+    "fluent": {"1F9B8": "upper", "1F9B9": "upper"},  # super(villain) as busts
+    "twemoji": {"1F9B8": "upper", "1F9B9": "upper", "1F9DA": "upper"},  # ... and the fairy
+    # OpenMoji draws the juggler whole (Noto: cut at the waist)
+    "openmoji": {"1F9B8": "upper", "1F9B9": "upper", "1F9DA": "upper", "1F939": "full"},
+}
 
 
 def catalogue(svgs: dict[str, str], family: str = "noto") -> dict[str, dict[str, list[Emoji]]]:
@@ -685,6 +692,15 @@ FAMILIES = {
         "@iconify-json/fluent-emoji-flat@1.2.6", "iconify-json-fluent-emoji-flat-1.2.6.tgz",
         "Fluent Emoji Flat (Microsoft), MIT License, from the npm package "
         "@iconify-json/fluent-emoji-flat 1.2.6",
+    ),
+    # two more families, never used to choose anything: held out to check what was chosen
+    "twemoji": (
+        "@iconify-json/twemoji@1.2.5", "iconify-json-twemoji-1.2.5.tgz",
+        "Twemoji (Twitter), CC BY 4.0, from the npm package @iconify-json/twemoji 1.2.5",
+    ),
+    "openmoji": (
+        "@iconify-json/openmoji@1.2.29", "iconify-json-openmoji-1.2.29.tgz",
+        "OpenMoji, CC BY-SA 4.0, from the npm package @iconify-json/openmoji 1.2.29",
     ),
 }  # fmt: skip
 NOTICE = """Real-art benchmark for heroforge prepare, built by benchmarks/realart_build.py.
