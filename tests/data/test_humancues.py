@@ -82,15 +82,18 @@ class _FakeDetectors:
 
 
 @pytest.mark.parametrize(
-    ("face", "mesh", "ran", "measured"),
+    ("face", "mesh", "ran", "measured", "far"),
     [
-        (0.7, True, ["faces"], -1.0),  # over min_face: no mesh, no pose
-        (0.55, True, ["faces", "mesh"], 1.0),  # a weaker face the mesh confirms: no pose
-        (0.55, False, ["faces", "mesh"] * 3 + ["pose"], 0.0),  # every view, then pose
-        (0.3, True, ["faces"] * 3 + ["pose"], -1.0),  # too weak to ask the mesh
+        (0.7, True, ["faces"], -1.0, -1.0),  # over min_face: no mesh, no far view, no pose
+        (0.55, True, ["faces", "mesh"], 1.0, -1.0),  # a weaker face the mesh confirms
+        # every view, then the far one (counted apart), then pose
+        (0.55, False, ["faces", "mesh"] * 4 + ["pose"], 0.0, 0.0),
+        (0.3, True, ["faces"] * 4 + ["pose"], -1.0, 0.0),  # too weak to ask the mesh
     ],
 )
-def test_the_face_mesh_is_asked_only_about_weaker_faces(monkeypatch, face, mesh, ran, measured):
+def test_the_face_mesh_is_asked_only_about_weaker_faces(
+    monkeypatch, face, mesh, ran, measured, far
+):
     import numpy as np
 
     fake = _FakeDetectors(face, mesh)
@@ -101,6 +104,7 @@ def test_the_face_mesh_is_asked_only_about_weaker_faces(monkeypatch, face, mesh,
     cues = humancues.measure(rgb, rgb, subject, human=0.2, body_cut=0.0, cfg=CFG)
     assert fake.ran == ran
     assert cues.mesh == measured
+    assert cues.far_face == far
 
 
 @needs_mediapipe
@@ -139,6 +143,12 @@ def test_the_not_human_rule_with_and_without_mediapipe():
     assert decide(dataclasses.replace(weak_face, human=0.97), CFG, 1.0, mp)[0] is None
     fainter = dataclasses.replace(weak_face, human=0.97, face_short=0.5)
     assert decide(fainter, CFG, 1.0, mp)[0] == "not_human"
+    # a face found only with the subject smaller in the view: enough on a subject of human
+    # colours and shape, not on one of an animal's
+    far = dataclasses.replace(floating, mesh=0.0, far_face=1.0, human=0.9)
+    assert decide(far, CFG, 1.0, mp)[0] is None
+    assert decide(dataclasses.replace(far, human=0.7), CFG, 1.0, mp)[0] == "not_human"
+    assert decide(dataclasses.replace(far, far_face=0.0), CFG, 1.0, mp)[0] == "not_human"
     # feet on the bottom edge: visible knees make it a standing figure, not a bust
     standing = dataclasses.replace(bust, body_cut=0.15, face=0.8)
     assert decide(standing, CFG, 1.0, mp)[1] == "upper"

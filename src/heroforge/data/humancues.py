@@ -26,7 +26,7 @@ from heroforge.config import PrepareConfig
 
 MEDIAPIPE = "mediapipe"
 COLOUR = "colour"
-CUES_VERSION = "mediapipe-0.10/6"  # bump when views, models or gating change: part of the cache key
+CUES_VERSION = "mediapipe-0.10/7"  # bump when views, models or gating change: part of the cache key
 VIEW_SIDE = 256  # the detectors' own inputs are 128-256 px: bigger only costs time
 # A face narrower than this share of the subject's width is not the subject's own face: a face
 # in a background the mask failed to remove, or a pattern. Faces of drawn people measured 8%
@@ -49,6 +49,7 @@ class Cues:
     pose: float = -1.0  # mean visibility of nose and shoulders; 0 = no pose found
     knee: float = -1.0  # best visibility of a knee that lies inside the picture
     mesh: float = -1.0  # 1: the face mesh placed landmarks on a weaker face, 0: it did not
+    far_face: float = -1.0  # 1: the far view (see _far_view) found a face, 0: it did not
 
 
 @contextlib.contextmanager
@@ -230,6 +231,31 @@ def _views(
     yield head, share * (x1 - x0) / side  # the subject is wider than the square by this
 
 
+# The far view: the subject alone on white with this margin per side, so that it fills only half
+# of the view. The detectors learnt faces at the sizes photographs show them; a drawn head that
+# fills the view is often missed there and found smaller (Noto Emoji v1 heads and busts)
+FAR_MARGIN = 0.25
+
+
+def _far_view(white: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, float]:
+    y0, y1, x0, x1 = _box(mask)
+    return _on_square(white[y0:y1, x0:x1], FAR_MARGIN)
+
+
+def _look(
+    detectors: _Detectors, view: np.ndarray, subject_width: float, cfg: PrepareConfig
+) -> tuple[float, float, float]:
+    """(full-range, short-range, mesh) for one view: the mesh (1 or 0) is asked only about a
+    face too weak for the detectors' own thresholds (min_face_mesh), else it is -1."""
+    full, short = detectors.faces(view, subject_width)
+    weaker = not _is_face(full, short, -1.0, cfg) and max(full, short) >= cfg.min_face_mesh
+    return full, short, float(detectors.landmarks(view)) if weaker else -1.0
+
+
+def _is_face(full: float, short: float, mesh: float, cfg: PrepareConfig) -> bool:
+    return full >= cfg.min_face or short >= cfg.min_face_short or mesh == 1
+
+
 def colour_alone(human: float, body_cut: float, cfg: PrepareConfig) -> bool:
     """Whether the colour/shape score vouches for a human without MediaPipe: only a high one,
     and only for a bust cut by the bottom edge. Drawn busts whose small head MediaPipe misses
@@ -263,14 +289,14 @@ def measure(
     if not decided:
         cues.face = cues.face_short = 0.0
         for view, subject_width in _views(whole, white, mask):
-            full, short = detectors.faces(view, subject_width)
+            full, short, mesh = _look(detectors, view, subject_width, cfg)
             cues.face, cues.face_short = max(cues.face, full), max(cues.face_short, short)
-            face_found = cues.face >= cfg.min_face or cues.face_short >= cfg.min_face_short
-            if not face_found and max(full, short) >= cfg.min_face_mesh:
-                cues.mesh = float(detectors.landmarks(view))  # a weaker face: is it a person's?
-                face_found = cues.mesh == 1
+            cues.mesh = max(cues.mesh, mesh)
+            face_found = _is_face(full, short, mesh, cfg)
             if face_found:
                 break
+        if not face_found:  # counted apart: decided with the colour/shape score (far_face_human)
+            cues.far_face = float(_is_face(*_look(detectors, *_far_view(white, mask), cfg), cfg))
     if extent_open or not (decided or face_found):
         cues.pose, cues.knee = detectors.body(whole)
     return cues

@@ -29,6 +29,7 @@ class Scores:
     pose: float = -1.0  # pose landmarks: mean visibility of nose and shoulders, 0 = no pose
     knee: float = -1.0  # best visibility of a knee inside the picture
     mesh: float = -1.0  # 1: the face mesh confirmed a weaker face, 0: it did not
+    far_face: float = -1.0  # 1: a face found with the subject smaller in the view, 0: none
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in self.__dict__.items()}

@@ -16,7 +16,8 @@ from heroforge.data.prepare_results import PictureRecord
 
 def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
     """With MediaPipe: a face (either detector, or a weaker one the face mesh confirms, or a
-    weaker close-up one on a subject of very human colours and shape), a pose, or a
+    weaker close-up one on a subject of very human colours and shape, or one found only with
+    the subject smaller in the view on a subject of human colours and shape), a pose, or a
     colour/shape score high enough alone for a bust. Colour cues only: the colour/shape score
     against min_human."""
     if cues != humancues.MEDIAPIPE:
@@ -27,6 +28,7 @@ def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
         or scores.face_short >= cfg.min_face_short
         or scores.mesh >= 1  # measured only on faces of at least min_face_mesh
         or (scores.face_short >= cfg.weak_face_short and scores.human >= cfg.weak_face_human)
+        or (scores.far_face >= 1 and scores.human >= cfg.far_face_human)
         or scores.pose >= cfg.min_pose
     )
 
