@@ -9,8 +9,8 @@ bounding box. A 64-bit difference hash of the grey picture (layout; cheap to com
 others at once) picks the candidates, 12 x 12 miniatures drop the plainly different ones (more
 strictly between two pictures that are both excluded for reasons of their own: most pairs of a
 scraped folder, and comparing them all took 20-30 times as long); the framed picture itself
-(VIEW x VIEW, dedup_compare.VIEW, kept as a PNG) decides: dedup_compare.py says how two
-pictures are compared.
+(dedup_compare.VIEW x VIEW, kept as a PNG) decides: dedup_compare.py says how two pictures are
+compared.
 
 A copy whose subject was cut out differently frames differently; it is aligned again by the
 same square before background removal (its "context"). When the later picture's subject could
@@ -47,26 +47,21 @@ def dhash(framed: np.ndarray) -> str:
 
 def colour_signature(framed: np.ndarray) -> str:
     """The framed RGB picture at VIEW x VIEW as a base64 PNG (flat colours: a few kB)."""
-    view = cv2.resize(
-        framed, (dedup_compare.VIEW, dedup_compare.VIEW), interpolation=cv2.INTER_AREA
-    )
-    return _encode(cv2.cvtColor(view, cv2.COLOR_RGB2BGR))
+    return _encode(framed)
 
 
 def context_signature(framed_with_background: np.ndarray) -> str:
     """The same square cut of the picture before background removal, at VIEW x VIEW as a
     base64 JPEG: what a copy whose subject was cut out differently is aligned by, and what two
     pictures whose subjects could not be cut out cleanly are compared by."""
-    view = cv2.resize(
-        framed_with_background,
-        (dedup_compare.VIEW, dedup_compare.VIEW),
-        interpolation=cv2.INTER_AREA,
-    )
-    return _encode(cv2.cvtColor(view, cv2.COLOR_RGB2BGR), CONTEXT_FORMAT)
+    return _encode(framed_with_background, CONTEXT_FORMAT)
 
 
-def _encode(picture: np.ndarray, how: tuple[str, list[int]] = (".png", [])) -> str:
-    ok, png = cv2.imencode(how[0], picture, how[1])
+def _encode(rgb: np.ndarray, how: tuple[str, list[int]] = (".png", [])) -> str:
+    """rgb at dedup_compare.VIEW x VIEW, encoded as how says (extension, OpenCV flags), base64."""
+    side = dedup_compare.VIEW
+    view = cv2.resize(rgb, (side, side), interpolation=cv2.INTER_AREA)
+    ok, png = cv2.imencode(how[0], cv2.cvtColor(view, cv2.COLOR_RGB2BGR), how[1])
     if not ok:  # pragma: no cover - encoding a uint8 array in memory does not fail
         raise RuntimeError("could not encode a signature")
     return base64.b64encode(png.tobytes()).decode()

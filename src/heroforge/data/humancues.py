@@ -272,9 +272,11 @@ def measure(
 
     Faces, view after view, unless the colour/shape cues are decisive alone, stopping at the
     first face: one over the detectors' thresholds, or a weaker one (min_face_mesh) on which the
-    face mesh places its landmarks, as it does on drawn people and rarely on animals; pose when
-    no face was found, or when the subject touches the bottom edge a
-    little (0 < body_cut < pose_max_cut: a standing figure or a bust, which visible knees tell).
+    face mesh places its landmarks, as it does on drawn people and rarely on animals. When no
+    view shows one, the far view is looked at once (far_face, decided with the colour/shape
+    score, see _far_view). Pose when no face was found, or when the subject touches the bottom
+    edge a little (0 < body_cut < pose_max_cut: a standing figure or a bust, which visible knees
+    tell).
     """
     cues = Cues()
     if mask.sum() < 16:
