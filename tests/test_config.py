@@ -93,6 +93,10 @@ REJECTIONS = [
     ("augment.target=1", "augment.target = 1.0 is not allowed: a number strictly between 0 and 1"),
     ("augment.target=0", "augment.target = 0.0 is not allowed: a number strictly between 0 and 1"),
     ("augment.p=1.5", "augment.p = 1.5 is not allowed: a number from 0 to 1"),
+    (
+        "prepare.far_face_human=1.5",
+        "prepare.far_face_human = 1.5 is not allowed: a number from 0 to 1",
+    ),
     ("augment.pipe=xyz", "augment.pipe = \"xyz\" is not allowed: one of 'bgc'"),
     ("train.betas=[0.1]", "train.betas = [0.1] has the wrong type: expected 2 numbers"),
     ("train.betas=[0.1, 1.0]", "train.betas = [0.1, 1.0] is not allowed: two numbers in [0, 1)"),
