@@ -231,7 +231,10 @@ def test_mediapipe_says_nothing_on_stderr(synth_set):
 def test_a_pool_still_works_after_this_process_ran_the_detectors(synth_set, tmp_path):
     """Workers forked from a process with MediaPipe graphs die; prepare starts them fresh."""
     folder, labels = synth_set
-    _scores(folder, labels[0]["file"])  # the detectors now exist in this process
+    # the detectors now exist in this process (an animal on a plain background: colour and
+    # shape alone cannot decide)
+    animal = next(lb for lb in labels if lb["kind"] == "animal" and lb["background"] == "plain")
+    _scores(folder, animal["file"])
     assert humancues.made_here()
     # 8 pictures: a process pool, not a serial run
     raw = copy_synth_pictures(synth_set, tmp_path / "raw", 8)
