@@ -11,7 +11,7 @@ Set-up, once (all outside the repository; none of it is a dependency of heroforg
     mkdir -p /work/cache/realart && cd /work/cache/realart
     npm pack @svgmoji/noto@3.2.0                            # -> svgmoji-noto-3.2.0.tgz
     # other families (--family): the packages named in FAMILIES below, e.g.
-    npm pack @iconify-json/twemoji@1.2.5 @iconify-json/openmoji@1.2.29
+    npm pack @iconify-json/twemoji@1.2.5 @iconify-json/openmoji@1.2.29 @iconify-json/emojione@1.2.3
     python3.11 -m venv venv
     venv/bin/pip install numpy==2.4.6 pillow==13.0.0 scikit-image==0.26.0 matplotlib==3.11.2
 
@@ -342,7 +342,8 @@ def plan(svgs: dict[str, str], seed: int, family: str = "noto") -> list[dict]:
     np.random.default_rng(seed).shuffle(roles)
     specs: list[dict] = []
     used: set[str] = set()
-    for i, role in enumerate(roles):
+    for role in roles:
+        i = len(specs)  # the index into the labels: a role no emoji is left for is skipped
         rng = np.random.default_rng([seed, i])
         spec: dict = {"index": i, "role": role}
         if role.startswith("photo:"):
@@ -354,10 +355,12 @@ def plan(svgs: dict[str, str], seed: int, family: str = "noto") -> list[dict]:
             elif role == "distant":
                 pool = _pick(rng, DISTANT_ODDS)
             if pool == "not_human":
-                odds = {k: p for k, p in NOT_HUMAN_ODDS.items() if _unused(pools[k], used)}
+                odds = {k: p for k, p in NOT_HUMAN_ODDS.items() if _unused(pools.get(k, {}), used)}
                 pool = _pick(rng, odds)
             if pool == "full" and not _unused(pools[pool], used):
                 pool = "upper"  # a family with few whole figures (blob) runs out of them
+            if not _unused(pools[pool], used):
+                continue  # an older family with few people (emojione) runs out of busts too
             emoji = _choose(rng, pools[pool], used)
             spec.update(emoji=asdict(emoji), svg=svgs[emoji.id])
         specs.append(spec)
@@ -693,7 +696,8 @@ FAMILIES = {
         "Fluent Emoji Flat (Microsoft), MIT License, from the npm package "
         "@iconify-json/fluent-emoji-flat 1.2.6",
     ),
-    # two more families, never used to choose anything: held out to check what was chosen
+    # three more families held out to check what was chosen on the first three. EmojiOne 2.3
+    # predates Unicode 10 (no superhero, no robot, few gendered figures): its set is smaller
     "twemoji": (
         "@iconify-json/twemoji@1.2.5", "iconify-json-twemoji-1.2.5.tgz",
         "Twemoji (Twitter), CC BY 4.0, from the npm package @iconify-json/twemoji 1.2.5",
@@ -701,6 +705,10 @@ FAMILIES = {
     "openmoji": (
         "@iconify-json/openmoji@1.2.29", "iconify-json-openmoji-1.2.29.tgz",
         "OpenMoji, CC BY-SA 4.0, from the npm package @iconify-json/openmoji 1.2.29",
+    ),
+    "emojione": (
+        "@iconify-json/emojione@1.2.3", "iconify-json-emojione-1.2.3.tgz",
+        "EmojiOne 2.3, CC BY 4.0, from the npm package @iconify-json/emojione 1.2.3",
     ),
 }  # fmt: skip
 NOTICE = """Real-art benchmark for heroforge prepare, built by benchmarks/realart_build.py.
