@@ -80,19 +80,26 @@ class _FakeDetectors:
         self.ran.append("pose")
         return 0.0, 0.0
 
+    def presence(self, view):
+        self.ran.append("figure")
+        return 0.99
+
 
 @pytest.mark.parametrize(
-    ("face", "mesh", "ran", "measured", "far"),
+    ("face", "mesh", "human", "ran", "measured", "far"),
     [
-        (0.7, True, ["faces"], -1.0, -1.0),  # over min_face: no mesh, no far view, no pose
-        (0.55, True, ["faces", "mesh"], 1.0, -1.0),  # a weaker face the mesh confirms
+        (0.7, True, 0.2, ["faces"], -1.0, -1.0),  # over min_face: no mesh, far view or pose
+        (0.55, True, 0.2, ["faces", "mesh"], 1.0, -1.0),  # a weaker face the mesh confirms
         # every view, then the far one (counted apart), then pose
-        (0.55, False, ["faces", "mesh"] * 4 + ["pose"], 0.0, 0.0),
-        (0.3, True, ["faces"] * 4 + ["pose"], -1.0, 0.0),  # too weak to ask the mesh
+        (0.55, False, 0.2, ["faces", "mesh"] * 4 + ["pose"], 0.0, 0.0),
+        (0.3, True, 0.2, ["faces"] * 4 + ["pose"], -1.0, 0.0),  # too weak to ask the mesh
+        # nothing found on a subject of human colours and shape: the figure view last
+        (0.3, True, 0.95, ["faces"] * 4 + ["pose", "figure"], -1.0, 0.0),
+        (0.7, True, 0.95, ["faces"], -1.0, -1.0),  # a face: no figure view
     ],
 )
 def test_the_face_mesh_is_asked_only_about_weaker_faces(
-    monkeypatch, face, mesh, ran, measured, far
+    monkeypatch, face, mesh, human, ran, measured, far
 ):
     import numpy as np
 
@@ -101,10 +108,30 @@ def test_the_face_mesh_is_asked_only_about_weaker_faces(
     rgb = np.full((64, 64, 3), 255, np.uint8)
     subject = np.zeros((64, 64), bool)
     subject[10:50, 20:44] = True
-    cues = humancues.measure(rgb, rgb, subject, human=0.2, body_cut=0.0, cfg=CFG)
+    cues = humancues.measure(rgb, rgb, subject, human=human, body_cut=0.0, cfg=CFG)
     assert fake.ran == ran
     assert cues.mesh == measured
     assert cues.far_face == far
+    assert cues.figure == (0.99 if "figure" in ran else -1.0)
+
+
+@needs_mediapipe
+def test_the_pose_model_is_sure_of_whole_figures_and_not_of_animals_or_objects(synth_set):
+    folder, labels = synth_set
+    detectors = humancues._detectors()
+
+    def presence(label: dict) -> float:
+        rgb, seg = _segmented(folder, label["file"])
+        white = on_white(rgb, seg)
+        return detectors.presence(humancues._subject_view(white, seg.mask, 0.2)[0])
+
+    clean = [lb for lb in labels[:120] if lb["background"] != "cluttered"]
+    figures = [presence(lb) for lb in clean if lb["kind"] == "hero" and lb["body"] == "full"]
+    things = [presence(lb) for lb in clean if lb["kind"] in ("animal", "object", "robot")]
+    assert len(figures) >= 10
+    assert len(things) >= 8
+    assert sum(p >= CFG.min_figure for p in figures) >= 0.9 * len(figures)
+    assert max(things) < CFG.min_figure
 
 
 @needs_mediapipe
@@ -149,6 +176,12 @@ def test_the_not_human_rule_with_and_without_mediapipe():
     assert decide(far, CFG, 1.0, mp)[0] is None
     assert decide(dataclasses.replace(far, human=0.7), CFG, 1.0, mp)[0] == "not_human"
     assert decide(dataclasses.replace(far, far_face=0.0), CFG, 1.0, mp)[0] == "not_human"
+    # a whole figure drawn without a face: the pose landmark model's belief counts on a subject
+    # of human colours and shape, not on an animal's
+    figure = dataclasses.replace(floating, figure=0.97, human=0.95)
+    assert decide(figure, CFG, 1.0, mp)[0] is None
+    assert decide(dataclasses.replace(figure, human=0.8), CFG, 1.0, mp)[0] == "not_human"
+    assert decide(dataclasses.replace(figure, figure=0.9), CFG, 1.0, mp)[0] == "not_human"
     # feet on the bottom edge: visible knees make it a standing figure, not a bust
     standing = dataclasses.replace(bust, body_cut=0.15, face=0.8)
     assert decide(standing, CFG, 1.0, mp)[1] == "upper"
@@ -187,8 +220,10 @@ def test_the_cache_key_follows_the_method(synth_set, tmp_path, monkeypatch):
     assert prep.settings_key(dataclasses.replace(CFG, min_human=0.5)) == with_mp  # decision only
     assert prep.settings_key(dataclasses.replace(CFG, min_pose=0.9)) == with_mp
     assert prep.settings_key(dataclasses.replace(CFG, weak_face_short=0.3)) == with_mp
+    assert prep.settings_key(dataclasses.replace(CFG, min_figure=0.5)) == with_mp
     if humancues.method(CFG) == humancues.MEDIAPIPE:  # a threshold that gates the detectors
-        for gate in ("human_alone", "alone_min_cut", "min_face", "min_face_short", "min_face_mesh"):
+        gates = ("human_alone", "alone_min_cut", "min_face", "min_face_short", "min_face_mesh")
+        for gate in (*gates, "figure_human"):
             assert prep.settings_key(dataclasses.replace(CFG, **{gate: 0.42})) != with_mp, gate
     # a cache made with colour cues only is not reused once MediaPipe is asked for
     raw = copy_synth_pictures(synth_set, tmp_path / "raw", 3)

@@ -30,6 +30,7 @@ class Scores:
     knee: float = -1.0  # best visibility of a knee inside the picture
     mesh: float = -1.0  # 1: the face mesh confirmed a weaker face, 0: it did not
     far_face: float = -1.0  # 1: a face found with the subject smaller in the view, 0: none
+    figure: float = -1.0  # the pose landmark model's belief that a person fills the subject view
 
     def as_dict(self) -> dict[str, float]:
         return {k: round(float(v), 4) for k, v in self.__dict__.items()}
