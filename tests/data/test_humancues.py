@@ -161,8 +161,13 @@ def test_the_not_human_rule_with_and_without_mediapipe():
     bust = dataclasses.replace(floating, body_cut=0.5)
     assert decide(bust, CFG, 1.0, mp)[0] is None  # a bust: colour alone may vouch
     assert decide(dataclasses.replace(bust, human=0.8), CFG, 1.0, mp)[0] == "not_human"
-    for cue in ({"face": 0.7}, {"face_short": 0.8}, {"pose": 0.9}, {"face": 0.5, "mesh": 1.0}):
+    for cue in ({"face": 0.7}, {"face_short": 0.8}, {"face": 0.5, "mesh": 1.0}):
         assert decide(dataclasses.replace(floating, human=0.2, **cue), CFG, 1.0, mp)[0] is None
+    # a pose counts on a subject whose colours and shape are human-ish, not on a cap or a sword
+    assert decide(dataclasses.replace(floating, human=0.7, pose=0.9), CFG, 1.0, mp)[0] is None
+    assert (
+        decide(dataclasses.replace(floating, human=0.5, pose=0.9), CFG, 1.0, mp)[0] == "not_human"
+    )
     # a weaker close-up face the mesh did not confirm: enough only on a subject whose colours
     # and shape are very human (a drawn head), not on one merely human-ish (an animal)
     weak_face = dataclasses.replace(floating, face_short=0.65, mesh=0.0, human=0.9)

@@ -17,10 +17,10 @@ from heroforge.data.prepare_results import PictureRecord
 def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
     """With MediaPipe: a face (either detector, or a weaker one the face mesh confirms, or a
     weaker close-up one on a subject of very human colours and shape, or one found only with
-    the subject smaller in the view on a subject of human colours and shape), a pose, a
-    person the pose landmark model is sure of on a subject of human colours and shape (a
-    figure drawn without a face), or a colour/shape score high enough alone for a bust. Colour
-    cues only: the colour/shape score against min_human."""
+    the subject smaller in the view on a subject of human colours and shape), a pose on a
+    subject of human-ish colours and shape, a person the pose landmark model is sure of on a
+    subject of human colours and shape (a figure drawn without a face), or a colour/shape score
+    high enough alone for a bust. Colour cues only: the colour/shape score against min_human."""
     if cues != humancues.MEDIAPIPE:
         return scores.human >= cfg.min_human
     return (
@@ -30,7 +30,7 @@ def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
         or scores.mesh >= 1  # measured only on faces of at least min_face_mesh
         or (scores.face_short >= cfg.weak_face_short and scores.human >= cfg.weak_face_human)
         or (scores.far_face >= 1 and scores.human >= cfg.far_face_human)
-        or scores.pose >= cfg.min_pose
+        or (scores.pose >= cfg.min_pose and scores.human >= cfg.pose_human)
         or (scores.figure >= cfg.min_figure and scores.human >= cfg.figure_human)
     )
 
