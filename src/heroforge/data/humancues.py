@@ -18,6 +18,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -152,9 +153,6 @@ def fallback_reason(cfg: PrepareConfig) -> str | None:
 
 class _Detectors:
     def __init__(self) -> None:
-        from google.protobuf import text_format  # type: ignore[import-untyped]
-        from mediapipe.framework import calculator_pb2
-        from mediapipe.python import solution_base
         from mediapipe.python.solutions import face_detection, face_mesh, pose
 
         with _quiet():
@@ -166,22 +164,18 @@ class _Detectors:
             # model_complexity 1 is the pose model inside the wheel; 0 and 2 are downloaded
             self.pose = pose.Pose(static_image_mode=True, model_complexity=1)
             self.mesh = face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, **floor)
-            graph = text_format.Parse(FIGURE_GRAPH, calculator_pb2.CalculatorGraphConfig())
-            self.figure = solution_base.SolutionBase(
-                graph_config=graph,
-                outputs=["presence"],
-                stream_type_hints={"presence": solution_base.PacketDataType.FLOAT},
-            )
+            # made when first needed: it holds a second pose model (about 65 MB)
+            self.figure: Any = None
             # Graph threads open their models (and log about it) after construction returns;
             # one run each waits for that, while fd 2 is still silenced
             blank = np.full((64, 64, 3), 255, np.uint8)
             for detector in (self.face, self.face_short, self.pose, self.mesh):
                 detector.process(blank)
-            self.figure.process({"image": blank})
 
     def close(self) -> None:
         for detector in (self.face, self.face_short, self.pose, self.mesh, self.figure):
-            detector.close()
+            if detector is not None:
+                detector.close()
 
     def landmarks(self, view: np.ndarray) -> bool:
         """Whether the face mesh places its landmarks on a face in the view."""
@@ -208,6 +202,8 @@ class _Detectors:
     def presence(self, view: np.ndarray) -> float:
         """The pose landmark model's probability that a person fills the view."""
         with _quiet():
+            if self.figure is None:
+                self.figure = _figure_graph()
             return float(self.figure.process({"image": view}).presence)
 
     def body(self, view: np.ndarray) -> tuple[float, float]:
@@ -221,6 +217,18 @@ class _Detectors:
         # a bust's knees are guessed below the picture; only knees inside it count
         knees = [marks[i].visibility for i in (LEFT_KNEE, RIGHT_KNEE) if 0 <= marks[i].y <= 1]
         return float(pose), float(max(knees, default=0.0))
+
+
+def _figure_graph() -> Any:  # mediapipe's SolutionBase, imported only when needed
+    from google.protobuf import text_format  # type: ignore[import-untyped]
+    from mediapipe.framework import calculator_pb2
+    from mediapipe.python import solution_base
+
+    return solution_base.SolutionBase(
+        graph_config=text_format.Parse(FIGURE_GRAPH, calculator_pb2.CalculatorGraphConfig()),
+        outputs=["presence"],
+        stream_type_hints={"presence": solution_base.PacketDataType.FLOAT},
+    )
 
 
 def _detectors() -> _Detectors:
