@@ -123,7 +123,9 @@ def test_the_pose_model_is_sure_of_whole_figures_and_not_of_animals_or_objects(s
     def presence(label: dict) -> float:
         rgb, seg = _segmented(folder, label["file"])
         white = on_white(rgb, seg)
-        return detectors.presence(humancues._subject_view(white, seg.mask, 0.2)[0])
+        return detectors.presence(
+            humancues._subject_view(white, seg.mask, humancues.FIGURE_MARGIN)[0]
+        )
 
     clean = [lb for lb in labels[:120] if lb["background"] != "cluttered"]
     figures = [presence(lb) for lb in clean if lb["kind"] == "hero" and lb["body"] == "full"]
