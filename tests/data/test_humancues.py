@@ -32,6 +32,12 @@ def _segmented(folder, name: str):
     return rgb, segment(rgb, alpha)
 
 
+def _cut_out(folder, name: str):
+    """(picture, subject on white, subject mask) of one picture, as prepare analyses it."""
+    rgb, seg = _segmented(folder, name)
+    return rgb, on_white(rgb, seg), seg.mask
+
+
 def _scores(folder, name: str) -> Scores:
     """All scores of one picture as prepare computes them, with MediaPipe."""
     rgb, seg = _segmented(folder, name)
@@ -121,11 +127,8 @@ def test_the_pose_model_is_sure_of_whole_figures_and_not_of_animals_or_objects(s
     detectors = humancues._detectors()
 
     def presence(label: dict) -> float:
-        rgb, seg = _segmented(folder, label["file"])
-        white = on_white(rgb, seg)
-        return detectors.presence(
-            humancues._subject_view(white, seg.mask, humancues.FIGURE_MARGIN)[0]
-        )
+        _, white, mask = _cut_out(folder, label["file"])
+        return detectors.presence(humancues._subject_view(white, mask, humancues.FIGURE_MARGIN)[0])
 
     clean = [lb for lb in labels[:120] if lb["background"] != "cluttered"]
     figures = [presence(lb) for lb in clean if lb["kind"] == "hero" and lb["body"] == "full"]
@@ -142,8 +145,7 @@ def test_the_face_mesh_confirms_drawn_faces_and_not_objects(synth_set):
     detectors = humancues._detectors()
 
     def confirmed(label: dict) -> bool:
-        rgb, seg = _segmented(folder, label["file"])
-        views = humancues._views(rgb, on_white(rgb, seg), seg.mask)
+        views = humancues._views(*_cut_out(folder, label["file"]))
         return any(detectors.landmarks(view) for view, _ in views)
 
     drawn = [lb for lb in labels[:60] if lb["kind"] == "hero" and lb["background"] != "cluttered"]
