@@ -356,10 +356,12 @@ def plan(svgs: dict[str, str], seed: int, family: str = "noto") -> list[dict]:
                 pool = _pick(rng, DISTANT_ODDS)
             if pool == "not_human":
                 odds = {k: p for k, p in NOT_HUMAN_ODDS.items() if _unused(pools.get(k, {}), used)}
+                if not odds:
+                    continue
                 pool = _pick(rng, odds)
-            if pool == "full" and not _unused(pools[pool], used):
+            if pool == "full" and not _unused(pools.get(pool, {}), used):
                 pool = "upper"  # a family with few whole figures (blob) runs out of them
-            if not _unused(pools[pool], used):
+            if not _unused(pools.get(pool, {}), used):
                 continue  # an older family with few people (emojione) runs out of busts too
             emoji = _choose(rng, pools[pool], used)
             spec.update(emoji=asdict(emoji), svg=svgs[emoji.id])
@@ -696,8 +698,10 @@ FAMILIES = {
         "Fluent Emoji Flat (Microsoft), MIT License, from the npm package "
         "@iconify-json/fluent-emoji-flat 1.2.6",
     ),
-    # three more families held out to check what was chosen on the first three. EmojiOne 2.3
-    # predates Unicode 10 (no superhero, no robot, few gendered figures): its set is smaller
+    # three more families to check what was chosen on the first three (Twemoji's and
+    # OpenMoji's faceless figures then shaped the figure cue; EmojiOne, added last, chose
+    # nothing). EmojiOne 2.3 predates Unicode 10 (no superhero, no robot, few gendered
+    # figures): its set is smaller
     "twemoji": (
         "@iconify-json/twemoji@1.2.5", "iconify-json-twemoji-1.2.5.tgz",
         "Twemoji (Twitter), CC BY 4.0, from the npm package @iconify-json/twemoji 1.2.5",

@@ -89,9 +89,11 @@ class PrepareConfig:
     min_human: float = 0.7  # colour/shape human score below this: "not_human" (colour cues only)
     # Human cues: "mediapipe" adds MediaPipe's bundled face and pose models to the colour/shape
     # score (and falls back to "colour", with a warning, where mediapipe cannot be imported).
-    # Then a picture is human-like when a face or a pose is found, or when it is a bust whose
-    # colour/shape score is high: floating subjects (animals, objects, whole figures) need a
-    # face or a pose. On Noto emoji art this raised the not_human F1 from 0.59 to 0.88.
+    # Then a picture is human-like when MediaPipe finds a face, a pose or a faceless whole
+    # figure (the weaker cues count only on subjects whose colour/shape score fits, see below),
+    # or when it is a bust whose colour/shape score is high: floating subjects (animals,
+    # objects, whole figures) need MediaPipe's word.
+    # On Noto emoji art the first of these rules raised the not_human F1 from 0.59 to 0.88.
     # (*) decides which detectors run: changing it re-analyses cached pictures.
     human_cues: Literal["mediapipe", "colour"] = "mediapipe"
     human_alone: float = 0.9  # colour/shape score enough alone for a bust; below it faces (*)
@@ -121,12 +123,12 @@ class PrepareConfig:
     # benchmarks' six families), where the drawn people only it finds score 0.8 and more, and a
     # small synthetic hero 0.69
     pose_human: float = 0.6
-    # ... or, where nothing else was found, the pose landmark model this sure that a person
+    # ... or, where no face was found, the pose landmark model this sure that a person
     # fills the view of the subject alone, on a subject whose colour/shape score is at least
     # figure_human (*): whole figures drawn without a face, seen from behind or in profile, or
     # as pictograms. Animals and objects reach such beliefs too, but mostly on lower colour/shape
-    # scores (realart benchmarks: Twemoji and OpenMoji not_human F1 +0.04 / +0.02, the first three
-    # families within +-0.01)
+    # scores (realart benchmarks: made for Twemoji's and OpenMoji's faceless figures, not_human
+    # F1 +0.04 / +0.02 there, the first three families within +-0.01, EmojiOne +0.004)
     min_figure: float = 0.95
     figure_human: float = 0.9
     pose_max_cut: float = 0.3  # subject on less of the bottom edge: feet or a bust? pose runs (*)

@@ -104,9 +104,7 @@ class _FakeDetectors:
         (0.7, True, 0.95, ["faces"], -1.0, -1.0),  # a face: no figure view
     ],
 )
-def test_the_face_mesh_is_asked_only_about_weaker_faces(
-    monkeypatch, face, mesh, human, ran, measured, far
-):
+def test_which_detectors_run_and_when(monkeypatch, face, mesh, human, ran, measured, far):
     import numpy as np
 
     fake = _FakeDetectors(face, mesh)
@@ -230,6 +228,7 @@ def test_the_cache_key_follows_the_method(synth_set, tmp_path, monkeypatch):
     assert prep.settings_key(dataclasses.replace(CFG, min_pose=0.9)) == with_mp
     assert prep.settings_key(dataclasses.replace(CFG, weak_face_short=0.3)) == with_mp
     assert prep.settings_key(dataclasses.replace(CFG, min_figure=0.5)) == with_mp
+    assert prep.settings_key(dataclasses.replace(CFG, pose_human=0.1)) == with_mp
     if humancues.method(CFG) == humancues.MEDIAPIPE:  # a threshold that gates the detectors
         gates = ("human_alone", "alone_min_cut", "min_face", "min_face_short", "min_face_mesh")
         for gate in (*gates, "figure_human"):
@@ -261,13 +260,16 @@ def test_mediapipe_says_nothing_on_stderr(synth_set):
         "seg = segment(rgb)\n"
         "cfg = load_config('superheroes-512').prepare\n"
         "print(humancues.measure(rgb, on_white(rgb, seg), seg.mask, 0.0, 0.0, cfg).face)\n"
+        "print(humancues._detectors().presence(humancues._fit(rgb)))  # the figure graph too\n"
         "time.sleep(0.5)  # graph threads that log late would show up now\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert float(done.stdout) >= 0
+    face, presence = map(float, done.stdout.split())
+    assert face >= 0
+    assert 0 <= presence <= 1
     assert done.stderr == ""
 
 

@@ -383,7 +383,7 @@ def measure(
         cues.pose, cues.knee = detectors.body(whole)
     # a whole figure drawn without a face: asked only where no face was found on a subject whose
     # colours and shape could be a person's (figure_human)
-    if not (decided or face_found or cues.far_face >= 1) and human >= cfg.figure_human:
+    if not (decided or face_found) and human >= cfg.figure_human:
         cues.figure = detectors.presence(_subject_view(white, mask, FIGURE_MARGIN)[0])
     return cues
 
