@@ -379,11 +379,12 @@ def measure(
         if not face_found:  # counted apart: decided with the colour/shape score (far_face_human)
             far = _look(detectors, *_subject_view(white, mask, FAR_MARGIN), cfg)
             cues.far_face = float(_is_face(*far, cfg))
-    if extent_open or not (decided or face_found):
+    open_question = not (decided or face_found)  # neither colour alone nor a face vouched
+    if extent_open or open_question:
         cues.pose, cues.knee = detectors.body(whole)
-    # a whole figure drawn without a face: asked only where no face was found on a subject whose
-    # colours and shape could be a person's (figure_human)
-    if not (decided or face_found) and human >= cfg.figure_human:
+    # a whole figure drawn without a face: asked only on a subject whose colours and shape could
+    # be a person's (figure_human)
+    if open_question and human >= cfg.figure_human:
         cues.figure = detectors.presence(_subject_view(white, mask, FIGURE_MARGIN)[0])
     return cues
 
