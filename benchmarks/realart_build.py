@@ -12,6 +12,7 @@ Set-up, once (all outside the repository; none of it is a dependency of heroforg
     npm pack @svgmoji/noto@3.2.0                            # -> svgmoji-noto-3.2.0.tgz
     # other families (--family): the packages named in FAMILIES below, e.g.
     npm pack @iconify-json/twemoji@1.2.5 @iconify-json/openmoji@1.2.29 @iconify-json/emojione@1.2.3
+    npm pack @iconify-json/fluent-emoji-flat@1.2.6 @iconify-json/streamline-emojis@1.2.4
     python3.11 -m venv venv
     venv/bin/pip install numpy==2.4.6 pillow==13.0.0 scikit-image==0.26.0 matplotlib==3.11.2
 
@@ -714,6 +715,16 @@ FAMILIES = {
         "@iconify-json/emojione@1.2.3", "iconify-json-emojione-1.2.3.tgz",
         "EmojiOne 2.3, CC BY 4.0, from the npm package @iconify-json/emojione 1.2.3",
     ),
+    # held out wholly like EmojiOne, added after it: Streamline's outlined cartoons, 619 of its
+    # 787 icons keyed through Fluent's names (see realart_iconify). Every base looked at: upper
+    # and full as labelled, in yellow and a light skin; only five whole-figure groups (walking,
+    # running, two dancers, levitating) and four insects, so full roles fall back to upper. Its
+    # busts mostly end in a rounded line that _figure takes for a chin ("figure": "head")
+    "streamline": (
+        "@iconify-json/streamline-emojis@1.2.4", "iconify-json-streamline-emojis-1.2.4.tgz",
+        "Streamline Emojis (Streamline, webalys), CC BY 4.0, from the npm package "
+        "@iconify-json/streamline-emojis 1.2.4",
+    ),
 }  # fmt: skip
 NOTICE = """Real-art benchmark for heroforge prepare, built by benchmarks/realart_build.py.
 Emoji artwork: {artwork}. Photographs: grace_hopper.jpg (matplotlib sample data, public
@@ -731,8 +742,9 @@ def load_family(family: str, packages: Path) -> dict[str, str]:
         raise SystemExit(f"no {tarball}: cd {packages} && npm pack {FAMILIES[family][0]}")
     if family == "noto":
         return load_sprite(tarball)
-    # noto-v1 has no chars.json of its own: its icons are named as Fluent's are
-    return load_iconify(tarball, names_from=packages / FAMILIES["fluent"][1])
+    # noto-v1 and Streamline have no chars.json of their own: their icons are named as Fluent's
+    names_from = packages / FAMILIES["fluent"][1]
+    return load_iconify(tarball, names_from=names_from, streamline=family == "streamline")
 
 
 def art_id(svg: str) -> str:

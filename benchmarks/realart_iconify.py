@@ -5,15 +5,38 @@ Iconify keeps every icon's inner SVG in one icons.json, named by words ("man-sup
 chars.json maps codepoints to those names. A set without chars.json (noto-v1) is keyed through
 another set's chars.json: Iconify derives the names from the Unicode names in every emoji set,
 except that some sets end skin tones in "-skin-tone" and others do not.
+
+Streamline Emojis (no chars.json either) is keyed through Fluent's names too, but numbers its
+drawings: a person's "-1" is the default yellow skin, "-2" a light one ("man-2" is Fluent's
+"man-light"); a thing's numbers are other drawings of the same emoji ("pizza-1", "pizza-2"), of
+which one is kept. A few of its names differ from Fluent's ("fox-face" is Fluent's "fox").
 """
 
 from __future__ import annotations
 
 import json
+import re
 import tarfile
 from pathlib import Path
 
 SVG_NS = "http://www.w3.org/2000/svg"
+
+# Streamline's names where Fluent's differ, for the people, animals and things the benchmark
+# labels (flags, smileys, couples and families are left unmapped)
+STREAMLINE_NAMES = {
+    "bride-with-veil": "person-with-veil", "man-with-chinese-cap": "person-with-skullcap",
+    "man-in-suit-levitating": "person-in-suit-levitating", "gesturing-ok": "person-gesturing-ok",
+    "bear-face": "bear", "fox-face": "fox", "frog-face": "frog", "hamster-face": "hamster",
+    "lion-face": "lion", "panda-face": "panda", "unicorn-face": "unicorn", "wolf-face": "wolf",
+    "robot-face": "robot", "direct-hit": "bullseye", "game-dice": "game-die",
+    "pistol": "water-pistol", "school-backpack": "backpack",
+}  # fmt: skip
+# A numbered person's skin tone, as Fluent ends its names; "-3" (baby, boy and girl only) is a
+# brown between Fluent's medium and medium-dark, taken as medium
+STREAMLINE_TONES = {"1": "", "2": "-light", "3": "-medium"}
+# Which drawing of a numbered thing is kept: the first, unless it has a face and another does
+# not (the builder leaves smiley-like subjects out)
+STREAMLINE_DRAWING = {"hot-beverage": "2", "watermelon": "2"}
 
 
 def _member(package: Path, name: str) -> dict:
@@ -29,11 +52,36 @@ def codepoints(package: Path) -> dict[str, str]:
     return {name: cp.upper() for cp, name in _member(package, "chars.json").items()}
 
 
-def load_iconify(package: Path, names_from: Path | None = None) -> dict[str, str]:
+def streamline_codepoints(names: list[str], fluent: dict[str, str]) -> dict[str, str]:
+    """Icon name -> codepoints for Streamline Emojis, through Fluent's names (`fluent`, from
+    codepoints()). In 1.2.4 no two icons get the same codepoints."""
+    found = {}
+    for name in names:
+        stem, number = name, None
+        if numbered := re.fullmatch(r"(.+)-(\d)", name):
+            stem, number = numbered[1], numbered[2]
+        stem = STREAMLINE_NAMES.get(stem, stem)
+        if number and f"{stem}-light" in fluent:  # a person or a hand: Fluent has its tones
+            if number not in STREAMLINE_TONES:
+                continue
+            stem += STREAMLINE_TONES[number]
+        elif number and number != STREAMLINE_DRAWING.get(stem, "1"):
+            continue  # another drawing of a thing already kept
+        if stem in fluent:
+            found[name] = fluent[stem]
+    return found
+
+
+def load_iconify(
+    package: Path, names_from: Path | None = None, streamline: bool = False
+) -> dict[str, str]:
     """Codepoints -> standalone SVG text for every icon (aliases left out) whose codepoints
-    are known: from the package's own chars.json, or from names_from's."""
+    are known: from the package's own chars.json, or from names_from's (through Streamline's
+    numbered names with `streamline`)."""
     data = _member(package, "icons.json")
     known = codepoints(package) or (codepoints(names_from) if names_from else {})
+    if streamline:
+        known = streamline_codepoints(list(data["icons"]), known)
     width, height = data.get("width", 16), data.get("height", 16)
     svgs = {}
     for name, icon in data["icons"].items():
