@@ -136,6 +136,10 @@ class PrepareConfig:
     upper_min_cut: float = 0.08  # subject covering this share of the bottom edge: upper body
     upper_min_fill: float = 0.5  # ... or a compact subject (this share of its box) that is
     upper_max_tall: float = 1.3  # ... at most this many times as tall as wide (a floating bust)
+    # ... or a fuller one up to this tall: a bust drawn with a long body that ends in a rounded
+    # line (Streamline's); a whole figure's limbs leave more of its box empty
+    upper_tall_min_fill: float = 0.65
+    upper_tall_max_tall: float = 1.75
     # ... or a subject ending on a straight base at least this wide per unit of its height
     # (inspect.body_base: busts 0.6 and more, feet and chins 0.1-0.4 on drawn art)
     upper_min_base: float = 0.65
@@ -168,6 +172,8 @@ class PrepareConfig:
         _unit_interval(self, "min_knee")
         _unit_interval(self, "upper_min_fill")
         _positive(self, "upper_max_tall")
+        _unit_interval(self, "upper_tall_min_fill")
+        _positive(self, "upper_tall_max_tall")
         _positive(self, "upper_min_base")
         _positive(self, "feet_max_base")
         _positive(self, "feet_min_tall")

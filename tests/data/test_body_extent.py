@@ -50,3 +50,33 @@ def test_body_base_is_the_bottom_line_per_unit_of_height():
     mask[10:30, 20:80] = True  # ... under a wide top
     assert body_base(mask) == pytest.approx(10 / 80)
     assert body_base(np.zeros((8, 8), bool)) == 0.0
+
+
+def _rounded_bust() -> np.ndarray:
+    """A bust drawn with a long body ending in a rounded line (Streamline's style): a round
+    head on a tall rounded-rectangle body, floating on white; 1.6 times as tall as wide."""
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (400, 480), "white")
+    draw = ImageDraw.Draw(img)
+    draw.rounded_rectangle((110, 170, 290, 370), radius=70, fill=(40, 90, 200))
+    draw.ellipse((140, 80, 260, 200), fill=(255, 205, 148))
+    return np.asarray(img).copy()
+
+
+def test_a_tall_bust_ending_in_a_rounded_line_is_upper_body():
+    scores = inspect(_rounded_bust(), segment(_rounded_bust(), None))
+    # neither squat enough for the first compactness rule nor ending on a straight base
+    assert scores.tall > CFG.upper_max_tall
+    assert scores.base < CFG.upper_min_base
+    assert _body(_rounded_bust()) == "upper"
+
+
+@pytest.mark.parametrize("seed", [2, 5])
+def test_a_whole_figure_as_tall_is_still_full_body(seed):
+    # a standing hero of about the same proportions leaves much of its box empty
+    canvas = np.full((520, 520, 3), 255, np.uint8)
+    canvas[20:500, 60:380] = _hero(seed, "full", (320, 480))
+    scores = inspect(canvas, segment(canvas, None))
+    assert scores.fill < CFG.upper_tall_min_fill
+    assert _body(canvas) == "full"

@@ -47,7 +47,9 @@ def decide(
     """(outlier reason or None, body extent). The first failing check names the reason;
     upscale is the enlargement the framed subject needed (None: no subject found); cues is
     how human-likeness was measured (the record's "human_cues")."""
-    compact = scores.fill >= cfg.upper_min_fill and scores.tall <= cfg.upper_max_tall
+    compact = (scores.fill >= cfg.upper_min_fill and scores.tall <= cfg.upper_max_tall) or (
+        scores.fill >= cfg.upper_tall_min_fill and scores.tall <= cfg.upper_tall_max_tall
+    )
     # A floating bust ends on a straight line as wide as a good part of its height, however
     # tall its hat or hair; a whole figure ends on its feet
     based = scores.base >= cfg.upper_min_base
