@@ -98,6 +98,11 @@ REJECTIONS = [
         "prepare.far_face_human = 1.5 is not allowed: a number from 0 to 1",
     ),
     ("prepare.min_figure=-0.1", "prepare.min_figure = -0.1 is not allowed: a number from 0 to 1"),
+    (
+        "prepare.upper_tall_min_fill=1.2",
+        "prepare.upper_tall_min_fill = 1.2 is not allowed: a number from 0 to 1",
+    ),
+    ("prepare.upper_tall_max_tall=0", "prepare.upper_tall_max_tall = 0.0 is not allowed: > 0"),
     ("augment.pipe=xyz", "augment.pipe = \"xyz\" is not allowed: one of 'bgc'"),
     ("train.betas=[0.1]", "train.betas = [0.1] has the wrong type: expected 2 numbers"),
     ("train.betas=[0.1, 1.0]", "train.betas = [0.1, 1.0] is not allowed: two numbers in [0, 1)"),
