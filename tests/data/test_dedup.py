@@ -4,6 +4,7 @@ recolour of the same figure is not."""
 import dataclasses
 import io
 import json
+from concurrent.futures import ProcessPoolExecutor
 
 import cv2
 import numpy as np
@@ -146,6 +147,27 @@ def test_find_duplicates_names_the_closest_earlier_picture_and_honours_include()
     ]
     found = dedup.find_duplicates(pictures, max_bits=10, max_distance=THRESHOLD)
     assert found == {"copy.jpg": ("big.png", 0.0)}
+
+
+def test_comparisons_spread_over_worker_processes_find_what_one_process_finds():
+    """prepare hands the comparisons to its worker pool in batches; each picture's answer must
+    not depend on which batch, or which process, it landed in."""
+    pictures = []
+    for seed in (12, 13):
+        original = hero_picture(seed, PALETTE, "upper", SIZE)
+        recolour = hero_picture(seed, RECOLOURS["hair"], "upper", SIZE)
+        pictures += [
+            _picture(f"{seed}.png", original),
+            _picture(f"{seed}-recolour.png", recolour),
+            _picture(f"{seed}-copy.jpg", _jpeg(original, 70)),
+            _picture(f"{seed}-small.jpg", _jpeg(original, 90, 0.6)),
+        ]
+    alone = dedup.find_duplicates(pictures, max_bits=10, max_distance=THRESHOLD)
+    assert set(alone) == {"12-copy.jpg", "12-small.jpg", "13-copy.jpg", "13-small.jpg"}
+    with ProcessPoolExecutor(2) as pool:
+        for parts in (2, 3, 5):
+            spread = dedup.find_duplicates(pictures, 10, THRESHOLD, pool, parts)
+            assert spread == alone
 
 
 def test_a_group_of_copies_is_found_whether_its_pictures_were_kept_or_excluded(monkeypatch):

@@ -275,6 +275,7 @@ def prepare(
                 records.append(process(source, cfg, cache, limits))
                 if progress:
                     progress(i + 1, total)
+            rows = finalise(records, overrides, cfg)
     else:
         # Forked workers are quick to start, but not after this process built MediaPipe graphs
         # (an earlier small run here analysed pictures itself): then they start fresh
@@ -286,7 +287,8 @@ def prepare(
                 records.append(rec)
                 if progress:
                     progress(i + 1, total)
-    rows = finalise(records, overrides, cfg)
+            # the same workers compare the pictures for duplicates (a few batches each)
+            rows = finalise(records, overrides, cfg, pool, 2 * workers)
     _sync_images(out, rows)
     # the signatures stay in the cache records: 9 + 5 kB each, of use to nobody reading
     manifest = "".join(

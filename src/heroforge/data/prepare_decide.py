@@ -5,6 +5,7 @@ and near-duplicates. Nothing here reads pixels: changing a threshold re-decides 
 
 from __future__ import annotations
 
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -89,10 +90,14 @@ def _output_name(source: str, sha: str, taken: set[str]) -> str:
 
 
 def finalise(
-    records: list[PictureRecord], overrides: dict[str, str], cfg: PrepareConfig
+    records: list[PictureRecord],
+    overrides: dict[str, str],
+    cfg: PrepareConfig,
+    pool: Executor | None = None,
+    parts: int = 1,
 ) -> list[dict]:
     """Final decision per record: overrides first, then the automatic reason, then --keep,
-    then near-duplicates (see _mark_duplicates)."""
+    then near-duplicates (see _mark_duplicates; compared in `parts` batches on pool)."""
     rows, taken = [], set[str]()
     for rec in sorted(records, key=lambda r: r["source"]):
         row: dict[str, Any] = dict(rec)
@@ -115,7 +120,7 @@ def finalise(
         else:
             row["decision"], row["reason"] = "keep", None
         rows.append(row)
-    _mark_duplicates(rows, cfg)
+    _mark_duplicates(rows, cfg, pool, parts)
     for row in rows:
         if row["decision"] == "keep":
             row["output"] = "images/" + _output_name(row["source"], row["sha256"], taken)
@@ -128,7 +133,9 @@ def _heading_order(row: dict) -> tuple[int, bool]:
     return -row["size"][0] * row["size"][1], row["source"].lower().endswith((".jpg", ".jpeg"))
 
 
-def _mark_duplicates(rows: list[dict], cfg: PrepareConfig) -> None:
+def _mark_duplicates(
+    rows: list[dict], cfg: PrepareConfig, pool: Executor | None, parts: int
+) -> None:
     """One decision per group of copies: its head's (_heading_order). Every picture with a
     framed view takes part, kept or not: whether a picture is found human or separable can
     change when it is re-encoded or rescaled, and a copy kept beside its excluded original
@@ -153,6 +160,8 @@ def _mark_duplicates(rows: list[dict], cfg: PrepareConfig) -> None:
         ],
         cfg.duplicate_bits,
         cfg.duplicate_distance,
+        pool,
+        parts,
     )
     for row in pictures:
         if row["source"] in found:
