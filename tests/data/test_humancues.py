@@ -288,3 +288,58 @@ def test_a_pool_still_works_after_this_process_ran_the_detectors(synth_set, tmp_
     assert summary.inputs == 8
     assert summary.human_cues == humancues.MEDIAPIPE
     assert all(r["decision"] != "error" for r in read_manifest(tmp_path / "out"))
+
+
+def _yellow_hero(seed: int, body: str):
+    """(picture, subject on white, mask) of a synthetic hero drawn with emoji-yellow skin."""
+    import numpy as np
+
+    from heroforge.data import synth_figures
+    from heroforge.data.synth import hero_picture
+
+    palette = {**synth_figures.hero_palette(np.random.default_rng(seed)), "skin": (255, 204, 77)}
+    rgb = np.asarray(hero_picture(seed, palette, body, (420, 520)).convert("RGB"))
+    mask = rgb.min(axis=2) < 245
+    return rgb, np.where(mask[..., None], rgb, 255).astype(np.uint8), mask
+
+
+def test_a_yellow_subject_is_looked_at_again_in_a_skin_tone(monkeypatch):
+    """After the three views as drawn, the subject with its yellow painted TONE; the far view
+    likewise; only on a subject whose colour/shape score could be a person's (TONED_HUMAN). A
+    subject without yellow gets no extra views (test_which_detectors_run_and_when)."""
+    import numpy as np
+
+    seen = []
+
+    class Detectors(_FakeDetectors):
+        def faces(self, view, subject_width):  # finds a face only in the painted view
+            seen.append(bool(np.all(view == humancues.TONE, axis=2).any()))
+            return (0.8 if seen[-1] else 0.0), 0.0
+
+    monkeypatch.setattr(humancues, "_detectors", lambda: Detectors(0.0, False))
+    rgb, white, mask = _yellow_hero(6, "full")
+    cues = humancues.measure(rgb, white, mask, human=0.6, body_cut=0.0, cfg=CFG)
+    assert seen == [False, False, False, True]
+    assert cues.face == 0.8
+    assert cues.far_face == -1.0  # a face was found: no far view
+
+    seen.clear()
+    monkeypatch.setattr(Detectors, "faces", lambda self, view, width: seen.append(1) or (0, 0))
+    humancues.measure(rgb, white, mask, human=0.6, body_cut=0.0, cfg=CFG)
+    assert len(seen) == 6  # four views, then the far view as drawn and painted
+    seen.clear()
+    humancues.measure(rgb, white, mask, human=0.55, body_cut=0.0, cfg=CFG)
+    assert len(seen) == 4  # three views and the far one, as drawn
+
+
+@needs_mediapipe
+def test_mediapipe_finds_a_yellow_face_only_once_it_is_painted_a_skin_tone(monkeypatch):
+    """Of 32 synthetic heroes drawn yellow, the one that no view as drawn shows a face in."""
+    rgb, white, mask = _yellow_hero(5, "upper")
+    cues = humancues.measure(rgb, white, mask, human=0.8, body_cut=0.0, cfg=CFG)
+    assert cues.face >= CFG.min_face or cues.face_short >= CFG.min_face_short
+    monkeypatch.setattr(humancues, "_toned", lambda view: None)
+    cues = humancues.measure(rgb, white, mask, human=0.8, body_cut=0.0, cfg=CFG)
+    assert cues.face < CFG.min_face
+    assert cues.face_short < CFG.min_face_short
+    assert cues.far_face == 0.0
