@@ -344,9 +344,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    # the families realart_build.py makes; the last four check what was chosen on the first
-    # (emojione and streamline wholly held out; see realart_build.FAMILIES)
+    # the families realart_build.py makes; the last five check what was chosen on the first
+    # (fxemoji wholly held out; see realart_build.FAMILIES)
     families = ("noto", "blob", "fluent", "twemoji", "openmoji", "emojione", "streamline")
+    families += ("fxemoji",)
     parser.add_argument("--family", choices=families, default="noto")
     parser.add_argument(
         "--data", type=Path, help="the built set (default /work/cache/realart/FAMILY)"

@@ -13,6 +13,7 @@ Set-up, once (all outside the repository; none of it is a dependency of heroforg
     # other families (--family): the packages named in FAMILIES below, e.g.
     npm pack @iconify-json/twemoji@1.2.5 @iconify-json/openmoji@1.2.29 @iconify-json/emojione@1.2.3
     npm pack @iconify-json/fluent-emoji-flat@1.2.6 @iconify-json/streamline-emojis@1.2.4
+    npm pack @iconify-json/fxemoji@1.2.2
     python3.11 -m venv venv
     venv/bin/pip install numpy==2.4.6 pillow==13.0.0 scikit-image==0.26.0 matplotlib==3.11.2
 
@@ -700,9 +701,9 @@ FAMILIES = {
         "@iconify-json/fluent-emoji-flat 1.2.6",
     ),
     # three more families to check what was chosen on the first three (Twemoji's and
-    # OpenMoji's faceless figures then shaped the figure cue; EmojiOne, added last, chose
-    # nothing). EmojiOne 2.3 predates Unicode 10 (no superhero, no robot, few gendered
-    # figures): its set is smaller
+    # OpenMoji's faceless figures then shaped the figure cue; EmojiOne chose nothing until
+    # the painted face view's gate was chosen on all sets). EmojiOne 2.3 predates Unicode 10
+    # (no superhero, no robot, few gendered figures): its set is smaller
     "twemoji": (
         "@iconify-json/twemoji@1.2.5", "iconify-json-twemoji-1.2.5.tgz",
         "Twemoji (Twitter), CC BY 4.0, from the npm package @iconify-json/twemoji 1.2.5",
@@ -715,15 +716,29 @@ FAMILIES = {
         "@iconify-json/emojione@1.2.3", "iconify-json-emojione-1.2.3.tgz",
         "EmojiOne 2.3, CC BY 4.0, from the npm package @iconify-json/emojione 1.2.3",
     ),
-    # held out wholly like EmojiOne, added after it: Streamline's outlined cartoons, 619 of its
-    # 787 icons keyed through Fluent's names (see realart_iconify). Every base looked at: upper
-    # and full as labelled, in yellow and a light skin; only five whole-figure groups (walking,
-    # running, two dancers, levitating) and four insects, so full roles fall back to upper. Its
-    # busts mostly end in a rounded line that _figure takes for a chin ("figure": "head")
+    # added after EmojiOne: Streamline's outlined cartoons (its busts then shaped the tall-bust
+    # rule, its yellow faces the painted face view), 619 of its 787 icons keyed through
+    # Fluent's names (see realart_iconify). Every base looked at: upper and full as labelled, in
+    # yellow and a light skin; only five whole-figure groups (walking, running, two dancers,
+    # levitating) and four insects, so full roles fall back to upper. Its busts mostly end in a
+    # rounded line that _figure takes for a chin ("figure": "head")
     "streamline": (
         "@iconify-json/streamline-emojis@1.2.4", "iconify-json-streamline-emojis-1.2.4.tgz",
         "Streamline Emojis (Streamline, webalys), CC BY 4.0, from the npm package "
         "@iconify-json/streamline-emojis 1.2.4",
+    ),
+    # wholly held out, added last: Mozilla's flat Firefox OS drawings, 606 of
+    # its 1034 icons keyed by their Unicode names through Fluent's codepoints (see
+    # realart_iconify). Every hero base looked at: upper and full as labelled. One drawing per
+    # emoji (no skin tones, no genders): no recolours (the recolour loop stops once no drawn
+    # hero has an unused variant) and only 32 heroes (26 upper, 6 full), after which hero roles
+    # are skipped as EmojiOne's are; no robot. Its people are mostly heads without shoulders,
+    # and most of its busts end in a rounded shirt line that _figure takes for a chin
+    # ("figure": "head"), as Streamline's do
+    "fxemoji": (
+        "@iconify-json/fxemoji@1.2.2", "iconify-json-fxemoji-1.2.2.tgz",
+        "Firefox OS Emoji (Mozilla), Apache License 2.0, from the npm package "
+        "@iconify-json/fxemoji 1.2.2",
     ),
 }  # fmt: skip
 NOTICE = """Real-art benchmark for heroforge prepare, built by benchmarks/realart_build.py.
@@ -735,16 +750,18 @@ scikit-image. A development resource only: not part of heroforge and not for red
 
 def load_family(family: str, packages: Path) -> dict[str, str]:
     """Sprite id -> standalone SVG of one family, from its tarball in `packages`."""
-    from realart_iconify import load_iconify  # sibling script
+    from realart_iconify import KEYINGS, load_iconify  # sibling script
 
     tarball = packages / FAMILIES[family][1]
     if not tarball.exists():
         raise SystemExit(f"no {tarball}: cd {packages} && npm pack {FAMILIES[family][0]}")
     if family == "noto":
         return load_sprite(tarball)
-    # noto-v1 and Streamline have no chars.json of their own: their icons are named as Fluent's
+    # noto-v1, Streamline and fxemoji have no chars.json of their own: their icons are keyed
+    # through Fluent's (noto-v1 is named as Fluent, the other two by their own KEYINGS)
     names_from = packages / FAMILIES["fluent"][1]
-    return load_iconify(tarball, names_from=names_from, streamline=family == "streamline")
+    keying = family if family in KEYINGS else None
+    return load_iconify(tarball, names_from=names_from, keying=keying)
 
 
 def art_id(svg: str) -> str:

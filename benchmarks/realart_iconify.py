@@ -10,6 +10,12 @@ Streamline Emojis (no chars.json either) is keyed through Fluent's names too, bu
 drawings: a person's "-1" is the default yellow skin, "-2" a light one ("man-2" is Fluent's
 "man-light"); a thing's numbers are other drawings of the same emoji ("pizza-1", "pizza-2"), of
 which one is kept. A few of its names differ from Fluent's ("fox-face" is Fluent's "fox").
+
+Firefox OS Emoji (fxemoji, no chars.json) names each icon by its character's Unicode name run
+together in lower case ("maninbusinesssuitlevitating"), so it is keyed through the Unicode names
+of Fluent's single-codepoint emoji. It has one drawing per emoji (no skin tones, no genders).
+Some of its names are shortened ("gpa", "cop") and a few animals have two drawings, the bare name
+being the face ("cat") and "-side" the whole animal ("catside", Unicode's CAT).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from __future__ import annotations
 import json
 import re
 import tarfile
+import unicodedata
 from pathlib import Path
 
 SVG_NS = "http://www.w3.org/2000/svg"
@@ -37,6 +44,27 @@ STREAMLINE_TONES = {"1": "", "2": "-light", "3": "-medium"}
 # Which drawing of a numbered thing is kept: the first, unless it has a face and another does
 # not (the builder leaves smiley-like subjects out)
 STREAMLINE_DRAWING = {"hot-beverage": "2", "watermelon": "2"}
+
+# Firefox OS Emoji's names that are not the Unicode name run together, for the people and animals
+# the benchmark labels (looked at: each draws the character named); None leaves an icon out
+FXEMOJI_NAMES = {
+    "blonde": "personwithblondhair", "bowing": "personbowingdeeply", "bride": "bridewithveil",
+    "construct": "constructionworker", "cop": "policeofficer", "gma": "olderwoman",
+    "gpa": "olderman", "guapimao": "manwithguapimao", "headmassage": "facemassage",
+    "handup": "happypersonraisingonehand", "nogesture": "facewithnogoodgesture",
+    "okgesture": "facewithokgesture", "pout": "personwithpoutingface", "frown": "personfrowning",
+    "running": "runner", "walking": "pedestrian", "turban": "manwithturban",
+    "waitress": "informationdeskperson", "sleuthspy": "sleuthorspy",
+    # the bare name is the face where "-side" is the whole animal (the bare names would match
+    # the whole animals); then other faces named without "face"
+    "cat": "catface", "catside": "cat", "dog": "dogface", "dogside": "dog",
+    "mouse": "mouseface", "mouseside": "mouse", "pig": "pigface", "pigside": "pig",
+    "tiger": "tigerface", "tigerside": "tiger", "bunny": "rabbitface", "bunnyside": "rabbit",
+    "dragonhead": "dragonface", "dragonside": "dragon", "leopardside": "leopard",
+    "bear": "bearface", "frog": "frogface", "hampster": "hamsterface",
+    "spurtingwhale": "spoutingwhale",
+    "sailboat": None,  # drawn on a square of sea: scenery, as the builder leaves out
+}  # fmt: skip
 
 
 def _member(package: Path, name: str) -> dict:
@@ -72,16 +100,44 @@ def streamline_codepoints(names: list[str], fluent: dict[str, str]) -> dict[str,
     return found
 
 
+def fxemoji_codepoints(names: list[str], fluent: dict[str, str]) -> dict[str, str]:
+    """Icon name -> codepoints for Firefox OS Emoji, through the Unicode names of Fluent's
+    single-codepoint emoji (`fluent`, from codepoints(); FE0F aside). Unicode never renames a
+    character, so any Python gives the same names; a codepoint too new for its unicodedata has
+    none and is skipped (Firefox OS Emoji predates them all). In 1.2.2 no two icons get the
+    same codepoints."""
+    by_name = {}
+    for cp in fluent.values():
+        core = [p for p in cp.split("-") if p != "FE0F"]
+        if len(core) != 1:
+            continue
+        try:
+            name = unicodedata.name(chr(int(core[0], 16)))
+        except ValueError:
+            continue
+        by_name[name.lower().replace(" ", "").replace("-", "")] = cp
+    found = {}
+    for name in names:
+        key = FXEMOJI_NAMES.get(name, name)
+        if key is not None and key in by_name:
+            found[name] = by_name[key]
+    return found
+
+
+# how load_iconify keys a set named otherwise than the set whose chars.json it borrows
+KEYINGS = {"streamline": streamline_codepoints, "fxemoji": fxemoji_codepoints}
+
+
 def load_iconify(
-    package: Path, names_from: Path | None = None, streamline: bool = False
+    package: Path, names_from: Path | None = None, keying: str | None = None
 ) -> dict[str, str]:
     """Codepoints -> standalone SVG text for every icon (aliases left out) whose codepoints
-    are known: from the package's own chars.json, or from names_from's (through Streamline's
-    numbered names with `streamline`)."""
+    are known: from the package's own chars.json, or from names_from's (through the set's own
+    naming with `keying`, a key of KEYINGS)."""
     data = _member(package, "icons.json")
     known = codepoints(package) or (codepoints(names_from) if names_from else {})
-    if streamline:
-        known = streamline_codepoints(list(data["icons"]), known)
+    if keying:
+        known = KEYINGS[keying](list(data["icons"]), known)
     width, height = data.get("width", 16), data.get("height", 16)
     svgs = {}
     for name, icon in data["icons"].items():
