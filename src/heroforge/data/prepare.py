@@ -46,7 +46,7 @@ from heroforge.data.workers import one_blas_thread, one_core_each
 from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
-PIPELINE_VERSION = "prepare/15"  # bump when processing changes, so caches are not reused
+PIPELINE_VERSION = "prepare/14"  # bump when processing changes, so caches are not reused
 WORK_SIDE = 768  # pictures are analysed at most this big: the subject ends up <= 512 px
 THUMB = 160
 
@@ -81,21 +81,6 @@ def frame(picture: np.ndarray, mask: np.ndarray, cfg: PrepareConfig) -> tuple[Im
     interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LANCZOS4
     out = cv2.resize(canvas, (cfg.size, cfg.size), interpolation=interpolation)
     return Image.fromarray(out), scale
-
-
-def _dedup_view(
-    framed: Image.Image, scale: float, white: np.ndarray, mask: np.ndarray, cfg: PrepareConfig
-) -> np.ndarray:
-    """The framed subject at dedup_compare.VIEW: duplicates are compared at one size, whatever
-    size the set is prepared at. When the framed output was itself shrunk (scale < 1) and is at
-    least that big, it is shrunk again: halving 512 px costs 0.1 ms, framing the source again
-    2-8 ms. An enlarged output is not used: Lanczos then halving moved two of the synthetic
-    duplicate benchmark's copies out and a skin recolour in (prepare_duplicates.py, seed 6)."""
-    if scale < 1 and cfg.size >= dedup_compare.VIEW:
-        side = (dedup_compare.VIEW, dedup_compare.VIEW)
-        return cv2.resize(np.asarray(framed), side, interpolation=cv2.INTER_AREA)
-    view, _ = frame(white, mask, dataclasses.replace(cfg, size=dedup_compare.VIEW))
-    return np.asarray(view)
 
 
 def _work_size(
@@ -196,9 +181,10 @@ def process(source: Source, cfg: PrepareConfig, cache: Path, limits: IngestLimit
     if seg.mask.sum() >= 16:
         framed, scale = frame(white, seg.mask, cfg)
         record["upscale"] = round(scale * factor, 3)
-        view = _dedup_view(framed, scale, white, seg.mask, cfg)
-        record["hash"] = dedup.dhash(view)
-        record["thumb"] = dedup.colour_signature(view)
+        # duplicates are compared at one size, whatever size the set is prepared at
+        view, _ = frame(white, seg.mask, dataclasses.replace(cfg, size=dedup_compare.VIEW))
+        record["hash"] = dedup.dhash(np.asarray(view))
+        record["thumb"] = dedup.colour_signature(np.asarray(view))
         context, _ = frame(rgb, seg.mask, dataclasses.replace(cfg, size=dedup_compare.VIEW))
         record["context"] = dedup.context_signature(np.asarray(context))
         record["whole_hash"] = dedup.dhash(whole)
