@@ -131,6 +131,10 @@ class PrepareConfig:
     # F1 +0.04 / +0.02 there, the first three families within +-0.01, EmojiOne +0.004)
     min_figure: float = 0.95
     figure_human: float = 0.9
+    # ... or a round head set apart at the top of the subject (inspect's `head`, headshape.py:
+    # how pictograms draw people without a face) on a subject whose colour/shape score is at
+    # least this (realart benchmarks: made for OpenMoji's activity figures)
+    head_human: float = 0.65
     pose_max_cut: float = 0.3  # subject on less of the bottom edge: feet or a bust? pose runs (*)
     min_knee: float = 0.5  # ... and a knee this visible inside the picture makes it full-body
     upper_min_cut: float = 0.08  # subject covering this share of the bottom edge: upper body
@@ -168,6 +172,7 @@ class PrepareConfig:
         _unit_interval(self, "pose_human")
         _unit_interval(self, "min_figure")
         _unit_interval(self, "figure_human")
+        _unit_interval(self, "head_human")
         _unit_interval(self, "pose_max_cut")
         _unit_interval(self, "min_knee")
         _unit_interval(self, "upper_min_fill")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from heroforge.data.headshape import pictogram_head
 from heroforge.data.segment import Segmentation
 
 
@@ -23,6 +24,7 @@ class Scores:
     fill: float  # share of its bounding box the subject covers: busts are compact
     tall: float  # height / width of the subject's bounding box
     base: float  # width of the line the subject ends on, per unit of its height (body_base)
+    head: float = 0.0  # diameter of a round head set apart at the top (headshape.py), 0 = none
     # MediaPipe cues (humancues.py); -1 = not measured (colour cues only, or not needed)
     face: float = -1.0  # best full-range face detector score
     face_short: float = -1.0  # best short-range face detector score
@@ -143,4 +145,5 @@ def inspect(rgb: np.ndarray, seg: Segmentation) -> Scores:
         fill=fill,
         tall=tall,
         base=body_base(seg.mask),
+        head=pictogram_head(seg.mask),
     )

@@ -46,7 +46,7 @@ from heroforge.data.workers import one_blas_thread, one_core_each
 from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
-PIPELINE_VERSION = "prepare/14"  # bump when processing changes, so caches are not reused
+PIPELINE_VERSION = "prepare/16"  # bump when processing changes, so caches are not reused
 WORK_SIDE = 768  # pictures are analysed at most this big: the subject ends up <= 512 px
 THUMB = 160
 
@@ -117,15 +117,26 @@ def _png(img: Image.Image) -> bytes:
     return data.tobytes()
 
 
+def _shrink(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """img averaged down to size (width, height) in two steps: by the whole factor first, which
+    OpenCV does 4-5x faster than a fractional one (a few rows and columns at the far edges, less
+    than that factor, are dropped), then the rest. For thumbnails: 1 ms instead of 2-4."""
+    factor = min(img.shape[0] // size[1], img.shape[1] // size[0])
+    if factor >= 2:
+        h, w = img.shape[0] // factor, img.shape[1] // factor
+        img = cv2.resize(img[: h * factor, : w * factor], (w, h), interpolation=cv2.INTER_AREA)
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
 def _thumb(rgb: np.ndarray, seg: Segmentation | None) -> bytes:
     """Source thumbnail, with the found subject outlined in magenta for the reviewer. The
     outline is drawn after shrinking, so it stays one crisp pixel wide."""
     h, w = rgb.shape[:2]
     factor = min(1.0, THUMB / max(h, w))
     size = (max(1, round(w * factor)), max(1, round(h * factor)))
-    img = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    img = _shrink(rgb, size)
     if seg is not None:
-        mask = cv2.resize(seg.mask.view(np.uint8) * 255, size, interpolation=cv2.INTER_AREA) >= 128
+        mask = _shrink(seg.mask.view(np.uint8) * 255, size) >= 128
         inner = cv2.erode(mask.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
         img[mask & ~inner] = (255, 0, 255)
     buf = io.BytesIO()

@@ -33,6 +33,7 @@ def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
         or (scores.far_face >= 1 and scores.human >= cfg.far_face_human)
         or (scores.pose >= cfg.min_pose and scores.human >= cfg.pose_human)
         or (scores.figure >= cfg.min_figure and scores.human >= cfg.figure_human)
+        or (scores.head > 0 and scores.human >= cfg.head_human)
     )
 
 
