@@ -98,6 +98,7 @@ REJECTIONS = [
         "prepare.far_face_human = 1.5 is not allowed: a number from 0 to 1",
     ),
     ("prepare.min_figure=-0.1", "prepare.min_figure = -0.1 is not allowed: a number from 0 to 1"),
+    ("prepare.head_human=2", "prepare.head_human = 2.0 is not allowed: a number from 0 to 1"),
     (
         "prepare.upper_tall_min_fill=1.2",
         "prepare.upper_tall_min_fill = 1.2 is not allowed: a number from 0 to 1",
