@@ -21,15 +21,15 @@ if TYPE_CHECKING:
     from heroforge.nets.generator import Generator
 
 DEMO_SEED = 0
-# 400 synthetic heroes prepare to 201 pictures (200 heroes gave 99) and x-flips double them
-# again: the discriminator memorised 99 pictures within a kimg, so the same training teaches
-# the generator more from more pictures, and with them the discriminator may learn 3x as fast
-# as tiny-cpu lets it (d_lr 0.003 instead of 0.001; tiny-cpu's 5x slower discriminator was
-# tuned on the 99). FID compares 256 generated images with the 201 real ones (not 128 with
-# 99), the same way at both ends: less small-sample bias. 18 kimg take about 7-9 minutes of
-# one core (424-521 s). benchmarks/train_learning.py --seeds 0,1,2: FID x0.478 / x0.439 /
-# x0.432 (mean 0.450), KID x0.28 / x0.22 / x0.22; on the 199 pictures of an earlier prepare,
-# d_lr 0.001 gave x0.592 / x0.489 / x0.484, 0.002 x0.533 / x0.494 / x0.439. The goal is x0.5.
+# 400 synthetic heroes prepare to about 200 pictures (203; 200 heroes gave 99) and x-flips
+# double them again: the discriminator memorised 99 pictures within a kimg, so the same
+# training teaches the generator more from more pictures, and with them the discriminator may
+# learn 3x as fast as tiny-cpu lets it (d_lr 0.003 instead of 0.001; tiny-cpu's 5x slower
+# discriminator was tuned on the 99). FID compares 256 generated images with the real ones
+# (not 128 with 99), the same way at both ends: less small-sample bias. 18 kimg take about 7-11
+# minutes of one core. benchmarks/train_learning.py measures it (the README's benchmark table;
+# on the 199 pictures of an earlier prepare, d_lr 0.001 gave FID x0.592 / x0.489 / x0.484,
+# 0.002 x0.533 / x0.494 / x0.439). The goal is x0.5.
 DEMO_COUNT = 400
 DEMO_OVERRIDES: tuple[str, ...] = ("data.mirror=true", "train.d_lr=0.003")  # changes to tiny-cpu
 DEMO_KIMG = 18.0
