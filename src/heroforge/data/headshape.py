@@ -95,8 +95,6 @@ def _core(
     thick = (depth[window] >= radius / 2).astype(np.uint8)
     _, labels = cv2.connectedComponents(thick, connectivity=8)
     core = labels == labels[y - y0, x - x0]
-    h, w = core.shape
+    # the silhouette's blank border is never thick: a part reaching the window's edge goes on
     edge = core[0].any() or core[-1].any() or core[:, 0].any() or core[:, -1].any()
-    # the window's edge is the picture's only where the silhouette's blank border is
-    clipped = (y0 > 0 or x0 > 0 or y0 + h < depth.shape[0] or x0 + w < depth.shape[1]) and edge
-    return window, core, not clipped
+    return window, core, not edge
