@@ -306,3 +306,16 @@ def test_one_gpu_trains_in_this_process(cli, launches, tiny_archive, tmp_path):
     assert code == 0, err
     assert calls == []
     assert (tmp_path / "00000-tiny-cpu" / "checkpoints" / "latest.json").exists()
+
+
+def test_workers_that_ended_and_were_reaped_before_the_wait_still_count(tmp_path):
+    """A relay thread's poll() reaps a worker that ends at once: under load that can happen
+    before the launcher starts waiting, where its pid is gone (found by a fresh-clone CI run)."""
+    command = [sys.executable, "-c", "import os, sys; sys.exit(int(os.environ['RANK']))"]
+    group = launch._Workers(command, 2, tmp_path)
+    group.start()
+    for proc in group.procs:
+        proc.wait()  # reaped: os.pidfd_open(pid) now fails
+    group.wait(grace=5.0)
+    assert group.first_failed == 1  # rank 1 exited 1; rank 0 finished
+    assert [proc.returncode for proc in group.procs] == [0, 1]

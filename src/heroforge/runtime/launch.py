@@ -245,11 +245,29 @@ class _Workers:
     def wait(self, grace: float) -> None:
         """Wait until every worker ended. pidfds tell which one ended first, to the
         microsecond: the first failure is the cause, the others' failures follow from it."""
-        live = {os.pidfd_open(proc.pid): rank for rank, proc in enumerate(self.procs)}
+        live: dict[int, int] = {}
+        gone = []  # ended and already reaped (by a relay's poll) before this wait began
+        for rank, proc in enumerate(self.procs):
+            try:
+                live[os.pidfd_open(proc.pid)] = rank
+            except ProcessLookupError:
+                gone.append(rank)
         poller = select.poll()
         for fd in live:
             poller.register(fd, select.POLLIN)
         kill_at: float | None = None
+
+        def ended(rank: int) -> None:
+            nonlocal kill_at
+            code = self.procs[rank].wait()
+            if self._failed(code) and self.first_failed is None:
+                self.first_failed = rank
+                for other in live.values():
+                    self.procs[other].terminate()
+                kill_at = time.monotonic() + grace
+
+        for rank in gone:
+            ended(rank)
         while live:
             timeout = None if kill_at is None else max(0.0, kill_at - time.monotonic()) * 1000
             ready = poller.poll(timeout)  # signal handlers run meanwhile (PEP 475)
@@ -261,12 +279,7 @@ class _Workers:
                 rank = live.pop(fd)
                 poller.unregister(fd)
                 os.close(fd)
-                code = self.procs[rank].wait()
-                if self._failed(code) and self.first_failed is None:
-                    self.first_failed = rank
-                    for other in live.values():
-                        self.procs[other].terminate()
-                    kill_at = time.monotonic() + grace
+                ended(rank)
 
     def _failed(self, code: int) -> bool:
         """Neither finished, nor stopped with a checkpoint, nor ended by the stop signal
