@@ -78,14 +78,19 @@ def test_a_skin_or_hair_recolour_is_not_a_duplicate(body, change):
     assert _distance(_jpeg(original, quality=60), recoloured) > THRESHOLD
 
 
-def _big_face(skin_lab: tuple[float, float, float]) -> Image.Image:
-    """A face filling most of the picture, in the given skin colour (Lab), under grey hair."""
+def _big_face(skin_lab: tuple[float, float, float], bun: tuple | None = None) -> Image.Image:
+    """A face filling most of the picture, in the given skin colour (Lab), under grey hair;
+    behind it a bun (its box and colour), outlined like the rest (a pale one in its own colour)."""
     lab = np.array([[skin_lab]], np.float32)
     skin = tuple(
         int(v) for v in np.clip(cv2.cvtColor(lab, cv2.COLOR_Lab2RGB)[0, 0] * 255 + 0.5, 0, 255)
     )
     img = Image.new("RGB", (400, 400), "white")
     draw = ImageDraw.Draw(img)
+    if bun is not None:
+        box, fill = bun
+        outline = fill if min(fill) >= dedup_compare.PALE else (40, 40, 40)
+        draw.ellipse(box, fill=fill, outline=outline, width=4)
     draw.ellipse((60, 60, 340, 360), fill=skin, outline=(40, 40, 40), width=4)
     draw.chord((60, 40, 340, 250), 180, 360, fill=(160, 160, 160), outline=(40, 40, 40), width=4)
     for x in (150, 250):
@@ -105,6 +110,32 @@ def test_a_darker_skin_is_no_brightness_change_where_the_skin_is_most_of_the_pic
     assert _distance(original, copy) <= THRESHOLD
     assert _distance(original, darker_skin) > THRESHOLD
     assert _distance(copy, darker_skin) > THRESHOLD
+
+
+SKIN = (88.0, 11.0, 16.0)
+
+
+BUN = ((270, 30, 350, 110), (90, 60, 30))
+PALE_BUN = ((270, 30, 350, 110), (225, 230, 240))
+BIG_BUN = ((290, 20, 370, 100), (90, 60, 30))  # beyond the face's bounding box
+
+
+def test_a_part_drawn_in_one_picture_only_makes_another_character():
+    """A woman beside a man in the same pose and colours differs by a bun: outside the other's
+    outline, where the colours of the two cut-outs are not compared at all."""
+    face, bun = _big_face(SKIN), _big_face(SKIN, BUN)
+    assert _distance(face, bun) > THRESHOLD
+    assert _distance(bun, face) > THRESHOLD
+    assert _distance(bun, _jpeg(bun, quality=70, scale=0.8)) <= THRESHOLD
+
+
+def test_a_pale_part_or_one_a_crop_cut_off_leaves_a_copy():
+    """Cut-outs of one drawing differ where it is pale (a light wing lost to a light
+    background) and where a copy was cropped into the subject: neither makes another picture."""
+    assert _distance(_big_face(SKIN), _big_face(SKIN, PALE_BUN)) <= THRESHOLD
+    bun = _big_face(SKIN, BIG_BUN)
+    cropped = bun.crop((0, 0, 345, 400))  # through the bun, 25 px short of its right side
+    assert _distance(bun, _jpeg(cropped, quality=90)) <= THRESHOLD
 
 
 def test_outlines_left_a_pixel_apart_by_the_first_fit_are_refitted_a_recolours_are_not():

@@ -14,7 +14,8 @@ The framed picture (VIEW x VIEW, kept as a PNG) decides in four steps:
 3. a flat region (outlines part them) whose median colour moved counts as moved as a whole:
    a small figure's face is all near outlines, but its median keeps the skin tone through
    JPEG noise;
-4. the distance is the share of the common subject that moved, after removing specks.
+4. the distance is the share of the common subject that moved, after removing specks, with
+   any part drawn in one picture only (a bun: see DRAWN_PART).
 
 Measured with benchmarks/prepare_duplicates.py: a 48 x 48 colour grid (the previous test)
 cannot tell a re-cropped copy from a recoloured face, which covers only a few of its cells;
@@ -47,6 +48,18 @@ STEP = 8.0
 EDGE_SHARE = 0.6
 REGION_SPREAD = 12.0  # Lab spread below which a pixel is inside a flat region
 MIN_REGION = 9  # pixels: smaller regions (an eye, a button) are left to the per-pixel test
+# Compared by their own outlines, a part drawn in one picture and not the other moves as a whole
+# (a bun, a ponytail, hair at the sides: a woman beside a man in the same pose, OpenMoji). Such
+# a part is at least 3 pixels thick and DRAWN_PART of the common subject, outside the other's
+# outline (a pocket of background that one copy's cut-out kept lies inside it), clearly coloured
+# (not PALE: a light wing, a shadow, a candle's wick are where cut-outs of one drawing on two
+# backgrounds differ), off the bottom edge, and not cut off by a straight end of the other (a
+# copy re-cropped into its subject). Realart benchmarks: OpenMoji's wrong duplicate calls
+# 16 -> 5 (the 5 left are drawn alike to a pixel); the same copies found in every family
+DRAWN_PART = 0.01
+PALE = 160  # every channel at least this
+INSET = 4  # a straight end is as wide at its outermost two pixels as this far inside ...
+STRAIGHT = 0.8  # ... to this share (a round end, the top of a head, narrows)
 ROUGH = 24.0  # mean colour difference of 12 x 12 miniatures above which pictures are not alike
 ROUGH_EXCLUDED = 8.0  # ... of two pictures both excluded on their own (copies: 0.2-9)
 
@@ -132,6 +145,20 @@ def _spread(lab: np.ndarray) -> np.ndarray:
     return _norm(cv2.dilate(lab, k) - cv2.erode(lab, k))
 
 
+def _filled(inside: np.ndarray) -> np.ndarray:
+    """inside with its holes filled: everything the outside cannot reach from the border."""
+    outside = (~inside).view(np.uint8)
+    _, labels = cv2.connectedComponents(outside, connectivity=4)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return ~(np.isin(labels, edge[edge > 0]) & ~inside)
+
+
+def _thick(part: np.ndarray) -> np.ndarray:
+    """The pixels of part (bool) that lie in pieces at least 3 pixels thick: resampling and
+    JPEG shift an outline by a pixel or two, a drawn part is thicker."""
+    return cv2.morphologyEx(part.view(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+
+
 def _nearest_at(la: np.ndarray, lb: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
     """At the pixels (ys, xs) of la: the Lab distance to the closest colour among lb's 3 x 3
     neighbours (the picture's edge repeated beyond it)."""
@@ -152,12 +179,13 @@ def distance(a: np.ndarray, b: np.ndarray, limit: float) -> float:
     aligned = align(grey(a), grey(b))
     if aligned is None or aligned[1] < MIN_FIT:
         return 1.0
-    return refined_share(a, b, aligned[0], 0.0, limit)
+    return refined_share(a, b, aligned[0], 0.0, limit, shapes=True)
 
 
 def refined_share(
-    a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float, limit: float
-) -> float:
+    a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float, limit: float,
+    shapes: bool = False,
+) -> float:  # fmt: skip
     """moved_share, and again with the fit refined on the full views when only outlines moved
     above limit: a copy framed at another scale (re-cropped into its subject) lines up to a
     pixel or two at ALIGN_SIDE, which moves its outlines beyond their neighbourhood (up to 7%
@@ -165,10 +193,10 @@ def refined_share(
     refitted. A refit copy's outlines are all in place, so its share must fall to REFIT_CLEAN
     of limit: a face recoloured on a small figure, a few pixels near outlines, can fall to
     about limit once its outlines are in place."""
-    share, regions_moved = moved_share(a, b, warp, min_shared, limit)
+    share, regions_moved = moved_share(a, b, warp, min_shared, limit, shapes)
     if share <= limit or regions_moved:
         return share
-    refitted = moved_share(a, b, _refit(a, b, warp), min_shared, limit)[0]
+    refitted = moved_share(a, b, _refit(a, b, warp), min_shared, limit, shapes)[0]
     return refitted if refitted <= REFIT_CLEAN * limit else share
 
 
@@ -193,9 +221,8 @@ def context_share(a: np.ndarray, b: np.ndarray, warp: np.ndarray) -> float:
     overlay = _overlay(a, b, _refit(a, b, warp), MIN_SHARED)
     if overlay is None:
         return 1.0
-    moved = _moved_regions(overlay.direct, overlay.spread, overlay.both).view(np.uint8)
-    solid = cv2.morphologyEx(moved, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    return np.count_nonzero(solid) / overlay.shared
+    moved = _moved_regions(overlay.direct, overlay.spread, overlay.both)
+    return np.count_nonzero(_thick(moved)) / overlay.shared
 
 
 @dataclass(frozen=True)
@@ -204,7 +231,11 @@ class _Overlay:
 
     la: np.ndarray
     lb: np.ndarray
-    both: np.ndarray  # where both have a subject (are not white)
+    in_a: np.ndarray  # where a has its subject (is not white)
+    in_b: np.ndarray
+    clear_a: np.ndarray  # where a is not PALE
+    clear_b: np.ndarray
+    both: np.ndarray  # where both have a subject
     shared: int  # pixels of both
     direct: np.ndarray  # per pixel, the colour difference
     spread: np.ndarray  # per pixel, the larger colour spread of the two (see _spread)
@@ -215,7 +246,8 @@ def _overlay(a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float) 
     min_shared of the smaller subject."""
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     b = cv2.warpAffine(b, warp, a.shape[1::-1], flags=flags, borderValue=(255, 255, 255))
-    in_a, in_b = _channel_min(a) < WHITE, _channel_min(b) < WHITE
+    min_a, min_b = _channel_min(a), _channel_min(b)
+    in_a, in_b = min_a < WHITE, min_b < WHITE
     both = in_a & in_b
     shared = int(np.count_nonzero(both))
     if not shared or shared < min_shared * min(np.count_nonzero(in_a), np.count_nonzero(in_b)):
@@ -230,7 +262,8 @@ def _overlay(a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float) 
     la = cv2.cvtColor(np.clip(fa * gain, 0, 255) / 255, cv2.COLOR_RGB2Lab)
     lb = cv2.cvtColor(fb / 255, cv2.COLOR_RGB2Lab)
     spread = np.maximum(_spread(la), _spread(lb))
-    return _Overlay(la, lb, both, shared, _norm(la - lb), spread)
+    clear_a, clear_b = min_a < PALE, min_b < PALE
+    return _Overlay(la, lb, in_a, in_b, clear_a, clear_b, both, shared, _norm(la - lb), spread)
 
 
 def _gain(fa: np.ndarray, fb: np.ndarray, inner: np.ndarray, both: np.ndarray) -> float:
@@ -260,8 +293,9 @@ def _gain(fa: np.ndarray, fb: np.ndarray, inner: np.ndarray, both: np.ndarray) -
 
 
 def moved_share(
-    a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float, limit: float
-) -> tuple[float, bool]:
+    a: np.ndarray, b: np.ndarray, warp: np.ndarray, min_shared: float, limit: float,
+    shapes: bool = False,
+) -> tuple[float, bool]:  # fmt: skip
     """Share of the subject both hold whose colour moved, b warped onto a and its brightness
     matched (1.0 when they share less than min_shared of the smaller subject), and whether
     flat regions moved by more than limit (a recolour: then the share may come back as a lower
@@ -282,8 +316,50 @@ def moved_share(
     moved = np.zeros(both.shape, np.uint8)
     moved[ys, xs] = off > tolerance[ys, xs]
     # specks of one pixel are resampling; a recoloured region is at least 2 x 2
-    opened = cv2.morphologyEx(moved, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8))
-    return np.count_nonzero(opened.view(bool) | regions) / shared, False
+    opened = cv2.morphologyEx(moved, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)).view(bool)
+    if shapes:  # a part drawn in one and not the other: a bun, a ponytail, hair at the sides
+        opened |= _drawn_parts(overlay)
+    return np.count_nonzero(opened | regions) / shared, False
+
+
+def _drawn_parts(overlay: _Overlay) -> np.ndarray:
+    """Where a part drawn in one picture and not in the other lies (see DRAWN_PART)."""
+    found = np.zeros(overlay.both.shape, bool)
+    for mine, clear, other in (
+        (overlay.in_a, overlay.clear_a, overlay.in_b),
+        (overlay.in_b, overlay.clear_b, overlay.in_a),
+    ):
+        extra = _thick(mine & clear & ~_filled(other))
+        _, labels, stats, _ = cv2.connectedComponentsWithStats(extra, connectivity=8)
+        big = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= DRAWN_PART * overlay.shared) + 1
+        for i in big:
+            # a part on the bottom edge is in a bust's cut, where a copy's cut-out kept a
+            # wedge of background between arm and body
+            on_bottom = stats[i, cv2.CC_STAT_TOP] + stats[i, cv2.CC_STAT_HEIGHT] == len(extra)
+            if not on_bottom and not _cut_off(stats[i, :4], other):
+                found |= labels == i
+    return found
+
+
+def _cut_off(box: np.ndarray, other: np.ndarray) -> bool:
+    """Whether a part (its box: x, y, width, height) lies beyond an end of the other subject
+    that is straight along it: that subject was cropped there (see INSET)."""
+    px, py, pw, ph = (int(v) for v in box)
+    x, y, w, h = cv2.boundingRect(other.view(np.uint8))
+    inset_x, inset_y = min(INSET, w - 1), min(INSET, h - 1)
+    cols, rows = slice(max(0, px - 3), px + pw + 3), slice(max(0, py - 3), py + ph + 3)
+    ends = []  # (the other's outermost two lines along the part, the line inset from them)
+    if py < y:
+        ends.append((other[y : y + 2, cols].any(0), other[y + inset_y, cols]))
+    if py + ph > y + h:
+        ends.append((other[y + h - 2 : y + h, cols].any(0), other[y + h - 1 - inset_y, cols]))
+    if px < x:
+        ends.append((other[rows, x : x + 2].any(1), other[rows, x + inset_x]))
+    if px + pw > x + w:
+        ends.append((other[rows, x + w - 2 : x + w].any(1), other[rows, x + w - 1 - inset_x]))
+    return any(
+        np.count_nonzero(edge) >= max(3, STRAIGHT * np.count_nonzero(inner)) for edge, inner in ends
+    )
 
 
 def _moved_regions(direct: np.ndarray, spread: np.ndarray, both: np.ndarray) -> np.ndarray:
