@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from heroforge.data.segment_alpha import fill_holes
+
 VIEW = 256  # side of the framed picture that is compared (whatever prepare.size is)
 ALIGN_SIDE = 128  # the affine fit is refined at this size (64 first): enough for a shift
 REFIT_STEPS = 30  # ... and at VIEW, when only outlines moved (see refined_share)
@@ -143,14 +145,6 @@ def _spread(lab: np.ndarray) -> np.ndarray:
     """Per pixel: how much the colour varies in its 3 x 3 neighbourhood (an outline: a lot)."""
     k = np.ones((3, 3), np.uint8)
     return _norm(cv2.dilate(lab, k) - cv2.erode(lab, k))
-
-
-def _filled(inside: np.ndarray) -> np.ndarray:
-    """inside with its holes filled: everything the outside cannot reach from the border."""
-    outside = (~inside).view(np.uint8)
-    _, labels = cv2.connectedComponents(outside, connectivity=4)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return ~(np.isin(labels, edge[edge > 0]) & ~inside)
 
 
 def _thick(part: np.ndarray) -> np.ndarray:
@@ -329,7 +323,7 @@ def _drawn_parts(overlay: _Overlay) -> np.ndarray:
         (overlay.in_a, overlay.clear_a, overlay.in_b),
         (overlay.in_b, overlay.clear_b, overlay.in_a),
     ):
-        extra = _thick(mine & clear & ~_filled(other))
+        extra = _thick(mine & clear & ~fill_holes(other))
         _, labels, stats, _ = cv2.connectedComponentsWithStats(extra, connectivity=8)
         big = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= DRAWN_PART * overlay.shared) + 1
         for i in big:

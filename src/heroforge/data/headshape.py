@@ -22,6 +22,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from heroforge.data.segment_alpha import fill_holes
+
 SIDE = 480  # the subject's longer side while measuring (the framed output's, at 512 px)
 MIN_DIAMETER, MAX_DIAMETER = 0.08, 0.4  # a head's, per unit of the subject's longer side
 ISOLATED = 1.8  # a head's core covers at most this many discs of radius r / 2
@@ -40,11 +42,8 @@ def _silhouette(mask: np.ndarray) -> np.ndarray | None:
     factor = SIDE / max(box.shape)
     size = (max(1, round(box.shape[1] * factor)), max(1, round(box.shape[0] * factor)))
     shape = cv2.resize(box, size, interpolation=cv2.INTER_AREA) >= 128
-    padded = np.pad(shape.astype(np.uint8), 2)
-    # what the outside cannot reach is a hole (eyes, a gap closed by an arm): part of the shape
-    outside = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
-    cv2.floodFill(padded, outside, (0, 0), 2)
-    return (padded != 2).astype(np.uint8)
+    # a hole (eyes, a gap closed by an arm) is part of the shape
+    return np.pad(fill_holes(shape).astype(np.uint8), 2)
 
 
 def pictogram_head(mask: np.ndarray) -> float:

@@ -92,6 +92,15 @@ def label_sums(labels: np.ndarray, n: int, values: np.ndarray) -> np.ndarray:
     return np.stack([np.bincount(owner, column, n) for column in runs.T.astype(np.float64)], 1)
 
 
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """mask (bool) with every hole filled: what the outside, 4-connected around the picture's
+    border, cannot reach."""
+    padded = np.pad(mask.astype(np.uint8), 1)
+    outside = np.zeros((padded.shape[0] + 2, padded.shape[1] + 2), np.uint8)
+    cv2.floodFill(padded, outside, (0, 0), 2)
+    return padded[1:-1, 1:-1] != 2
+
+
 def clean_mask(mask: np.ndarray) -> tuple[np.ndarray, float, int]:
     """Keep the subject (largest piece and pieces of comparable size), fill small holes."""
     n, labels = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
