@@ -40,3 +40,32 @@ def test_a_subject_without_skin_colours_scores_lower(monkeypatch):
     # what the zone is for: looking at the top 45% only, the face under the hat is missed
     monkeypatch.setattr(inspect, "SKIN_ZONE", 0.45)
     assert inspect.human_likeness(rgb, mask, body_cut=0.0) <= 0.7
+
+
+# Emoji skin tones, lightest to darkest (Twemoji's and Fluent's modifiers)
+SKIN_TONES = [(247, 222, 206), (243, 210, 162), (212, 171, 136), (175, 126, 87), (124, 83, 62)]
+
+
+def test_every_drawn_skin_tone_counts_as_skin():
+    rgb, mask = _head_under_hat(0.5)
+    face = (rgb == SKIN).all(-1)
+    for tone in [*SKIN_TONES, (92, 61, 46)]:
+        toned = rgb.copy()
+        toned[face] = tone
+        assert inspect.human_likeness(toned, mask, body_cut=0.0) >= 0.95, tone
+
+
+def test_a_dark_grey_outline_is_not_skin():
+    """Streamline draws everything with thick dark warm-grey outlines: hue and saturation
+    alone took them for dark skin, so a blue pot cut by the bottom edge scored as a bust."""
+    img = Image.new("RGB", (SIZE, SIZE), "white")
+    ImageDraw.Draw(img).rounded_rectangle(
+        (30, 20, 170, SIZE + 20), radius=40, fill=(70, 130, 220), outline=(69, 65, 60), width=12
+    )
+    rgb = np.asarray(img).copy()
+    mask = (rgb < 250).any(-1)
+    # upright (a bust) and shaped count; skin must not
+    assert inspect.human_likeness(rgb, mask, body_cut=float(mask[-1].mean())) <= 0.7
+    outlined_face = rgb.copy()
+    outlined_face[(rgb == (70, 130, 220)).all(-1)] = SKIN_TONES[0]
+    assert inspect.human_likeness(outlined_face, mask, body_cut=float(mask[-1].mean())) >= 0.95

@@ -97,10 +97,17 @@ def body_base(mask: np.ndarray) -> float:
     return float((lowest >= height - 1 - 0.04 * height).sum() / height)
 
 
+# Skin has colour: every drawn skin tone, the lightest included, lies 40 or more levels apart
+# between its strongest and weakest channel. A dark warm grey (Streamline's outlines, 69/65/60)
+# passes the hue and saturation test below with a spread of 9
+MIN_SKIN_CHROMA = 20
+
+
 def _skin(rgb: np.ndarray) -> np.ndarray:
     hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)
     h, s, v = hsv[..., 0].astype(int), hsv[..., 1].astype(int), hsv[..., 2].astype(int)
-    return ((h <= 25) | (h >= 170)) & (s >= 30) & (s <= 190) & (v >= 50)
+    chroma = s * v >= MIN_SKIN_CHROMA * 255  # HSV saturation is the spread over the maximum
+    return ((h <= 25) | (h >= 170)) & (s >= 30) & (s <= 190) & (v >= 50) & chroma
 
 
 # The face of a head under a tall hat, a helmet or a crown lies below the top 45% of the
