@@ -42,7 +42,7 @@ def test_a_subject_without_skin_colours_scores_lower(monkeypatch):
     assert inspect.human_likeness(rgb, mask, body_cut=0.0) <= 0.7
 
 
-# Emoji skin tones, lightest to darkest (Twemoji's and Fluent's modifiers)
+# Twemoji's skin-tone modifiers, lightest to darkest; the test adds a darker brown still
 SKIN_TONES = [(247, 222, 206), (243, 210, 162), (212, 171, 136), (175, 126, 87), (124, 83, 62)]
 
 
