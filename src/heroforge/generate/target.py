@@ -24,7 +24,7 @@ from heroforge.config import PrepareConfig
 from heroforge.console import Log
 from heroforge.data.ingest import DEFAULT_LIMITS, Decoded, IngestLimits, Skip, check_size
 from heroforge.data.ingest import decode_image as decode_bytes
-from heroforge.data.prepare import WORK_SIDE, frame
+from heroforge.data.prepare import WORK_SIDE, frame, resize_square
 from heroforge.data.segment import on_white, segment
 from heroforge.errors import UserError
 
@@ -62,14 +62,6 @@ def read_target(path: str | Path, limits: IngestLimits = DEFAULT_LIMITS) -> Deco
         raise UserError(f"cannot read the target picture {path}: {skip}") from None
     except OSError as err:
         raise UserError(f"cannot read the target picture {path}: {err.strerror or err}") from None
-
-
-def _resize(rgb: np.ndarray, size: int) -> np.ndarray:
-    if rgb.shape[0] == size:
-        return rgb
-    # area averaging to shrink (no aliasing), Lanczos to enlarge: the choice prepare makes
-    interpolation = cv2.INTER_AREA if rgb.shape[0] > size else cv2.INTER_LANCZOS4
-    return cv2.resize(rgb, (size, size), interpolation=interpolation)
 
 
 def _flatten_on_white(decoded: Decoded) -> np.ndarray:
@@ -151,7 +143,7 @@ def prepare_target(
             rgb, method = centre_crop(_flatten_on_white(decoded)), "centre-crop"
         else:
             rgb, method = framed, "prepared"
-    image = _resize(np.ascontiguousarray(rgb), resolution)
+    image = resize_square(np.ascontiguousarray(rgb), resolution)
     if channels == 1:
         image = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None]
     return Target(image=image, method=method)
