@@ -7,10 +7,10 @@ import pytest
 from PIL import Image, ImageDraw
 
 from heroforge.config import load_config
-from heroforge.data import synth_figures, synth_scene
+from heroforge.data import segment_band, synth_figures, synth_scene
 from heroforge.data.inspect import inspect
 from heroforge.data.prepare_decide import decide
-from heroforge.data.segment import on_white, segment
+from heroforge.data.segment import FRAME_EXPLAINED, on_white, segment
 from heroforge.data.synth import _place_upper
 from heroforge.data.synth_shapes import render_figure
 
@@ -81,6 +81,28 @@ def test_patterned_backgrounds_separate_by_the_framing_palette(stripes):
     assert seg.separability >= 0.85  # the bottom edge is the bust's
     assert _iou(seg.mask, truth) > 0.95
     assert (on_white(rgb, seg)[:20] == 255).all()  # the stripes above the head are white
+
+
+def test_the_band_methods_early_bound_never_rejects_what_it_would_accept(synth_set):
+    """band_background rejects most pictures from strips along the frame before looking at
+    the whole picture: that bound must never lie under the share the whole method explains
+    (a rejection it would not make), and must reject a cluttered scene on its own."""
+    folder, labels = synth_set
+    chosen = [lb for lb in labels if lb["kind"] != "photo"][:40]
+    bounds = {}
+    for label in chosen:
+        rgb = _picture(folder, label)[0]
+        border = np.zeros(rgb.shape[:2], bool)
+        border[0], border[-1], border[:, 0], border[:, -1] = True, True, True, True
+        frame = border.copy()
+        frame[-1] = False  # the frame: the border but the bottom edge
+        palette = segment_band._framing_palette(rgb)
+        bound = segment_band._frame_bound(rgb, palette)
+        whole = segment_band.band_background(rgb, border, needed=0.0)
+        assert whole is not None
+        assert whole[frame].mean() <= bound + 1e-9, label["file"]
+        bounds[label["background"]] = min(bound, bounds.get(label["background"], 1.0))
+    assert bounds["cluttered"] < FRAME_EXPLAINED, bounds
 
 
 def test_on_white_leaves_no_halo_of_the_old_background():

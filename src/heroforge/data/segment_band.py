@@ -62,17 +62,48 @@ def _near_palette(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return near
 
 
-def band_background(rgb: np.ndarray, border: np.ndarray) -> np.ndarray:
-    """Background pixels by the band method: coloured like the framing band's palette (or a
-    blend of two of its colours) and connected to the border."""
-    # decided once per colour present, at 6 bits per channel (a 1.5-level error at most)
-    q = (rgb >> 2).astype(np.int32)
+def _coloured(pixels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Which pixels (any shape x 3, uint8) are coloured like the palette (_near_palette),
+    decided once per colour present at 6 bits per channel (a 1.5-level error at most)."""
+    q = (pixels >> 2).astype(np.int32)
     codes = (q[..., 0] << 12) | (q[..., 1] << 6) | q[..., 2]
-    present = np.flatnonzero(np.bincount(codes.ravel(), minlength=1 << 18))
+    present = np.unique(codes) if codes.size < 1 << 14 else _present(codes)
     levels = np.stack([present >> 12, (present >> 6) & 63, present & 63], 1)
     lookup = np.zeros(1 << 18, bool)
-    lookup[present] = _near_palette(levels.astype(np.float32) * 4 + 1.5, _framing_palette(rgb))
-    coloured = lookup[codes]
+    lookup[present] = _near_palette(levels.astype(np.float32) * 4 + 1.5, palette)
+    return lookup[codes]
+
+
+def _present(codes: np.ndarray) -> np.ndarray:
+    """The distinct codes of a big array (a bincount beats sorting there)."""
+    return np.flatnonzero(np.bincount(codes.ravel(), minlength=1 << 18))
+
+
+def _frame_bound(rgb: np.ndarray, palette: np.ndarray) -> float:
+    """The most of the frame (the border but the bottom edge) that band_background can call
+    background, from three-pixel strips along it only: a frame pixel ends up background only
+    if it, or a pixel within two of it, is palette-coloured (the last step's 3 x 3 opening
+    reaches no further)."""
+    h = rgb.shape[0]
+    near = np.ones((5, 5), np.uint8)
+    top, left, right = (
+        cv2.dilate(_coloured(strip, palette).view(np.uint8), near)
+        for strip in (rgb[:3], rgb[:, :3], rgb[:, -3:])
+    )
+    reach = np.concatenate([top[0], left[1 : h - 1, 0], right[1 : h - 1, -1]])
+    return float(reach.mean())
+
+
+def band_background(rgb: np.ndarray, border: np.ndarray, needed: float) -> np.ndarray | None:
+    """Background pixels by the band method: coloured like the framing band's palette (or a
+    blend of two of its colours) and connected to the border. None when they cover less than
+    `needed` of the frame (the border but the bottom edge, where a bust is cut off): the
+    method failed. Most tries fail, and a bound from the frame's strips tells most of those
+    apart before the whole picture is looked at."""
+    palette = _framing_palette(rgb)
+    if _frame_bound(rgb, palette) < needed:
+        return None
+    coloured = _coloured(rgb, palette)
     n, labels = cv2.connectedComponents(coloured.astype(np.uint8), connectivity=8)
     touching = np.zeros(n, bool)
     touching[labels[border & coloured]] = True
@@ -80,4 +111,7 @@ def band_background(rgb: np.ndarray, border: np.ndarray) -> np.ndarray:
     background = touching[labels]
     # one-pixel lines that survive between stripes (JPEG colour blur) are not the subject
     subject = cv2.morphologyEx((~background).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3)))
-    return subject == 0
+    background = subject == 0
+    frame = border.copy()
+    frame[-1] = False
+    return background if background[frame].mean() >= needed else None
