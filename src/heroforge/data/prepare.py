@@ -46,7 +46,7 @@ from heroforge.data.workers import one_blas_thread, one_core_each
 from heroforge.errors import UserError
 from heroforge.fileio import atomic_write_bytes, atomic_write_text
 
-PIPELINE_VERSION = "prepare/17"  # bump when processing changes, so caches are not reused
+PIPELINE_VERSION = "prepare/18"  # bump when processing changes, so caches are not reused
 WORK_SIDE = 768  # pictures are analysed at most this big: the subject ends up <= 512 px
 THUMB = 160
 

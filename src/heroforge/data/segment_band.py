@@ -29,7 +29,7 @@ def _framing_palette(rgb: np.ndarray) -> np.ndarray:
             rgb[: int(0.6 * h), -k:].reshape(-1, 3),
         ]
     ).astype(np.float32)
-    band = band[:: max(1, len(band) // 20000)]
+    band = band[:: max(1, len(band) // 5000)]
     criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 1.0)
     cv2.setRNGSeed(0)  # the same picture always gets the same palette
     # bestLabels=None: no initial labels (with KMEANS_PP_CENTERS they would be ignored anyway)
