@@ -101,6 +101,14 @@ class PrepareConfig:
     # feet, a tail or the tip of an object (Noto emoji: a bow, a pig's chin): faces decide
     alone_min_cut: float = 0.2
     min_face: float = 0.6  # full-range face detector score that makes a picture human-like (*)
+    # ... but where the close-up detector saw a face too and was not sure of it either, on a
+    # subject whose colour/shape score is under unsure_face_human, a full-range face under
+    # unsure_face counts only where the face mesh confirms it, as a weaker face does (*). Of
+    # the pictures kept on such a face alone in the realart benchmarks' fourteen sets, 19 were
+    # animals and objects and 10 people; the face mesh on the framed subject confirmed 1 of
+    # those animals and 6 of those people (humancues.full_face_bar)
+    unsure_face: float = 0.7
+    unsure_face_human: float = 0.85
     min_face_short: float = 0.7  # ... or the short-range (close-up) detector's score (*)
     # ... or a weaker face, of either detector, on which MediaPipe's face mesh places its
     # landmarks (*). The mesh confirms drawn human faces and rarely an animal's (Noto emoji:
@@ -167,6 +175,8 @@ class PrepareConfig:
         for name in ("human_alone", "alone_min_cut", "min_face", "min_face_short", "min_pose"):
             _unit_interval(self, name)
         _unit_interval(self, "min_face_mesh", open_interval=True)  # 0 would run it on no face
+        _unit_interval(self, "unsure_face")
+        _unit_interval(self, "unsure_face_human")
         _unit_interval(self, "weak_face_short")
         _unit_interval(self, "weak_face_human")
         _unit_interval(self, "far_face_human")

@@ -88,3 +88,33 @@ def test_a_pictogram_head_makes_a_human_like_subject_human():
     # on a subject whose colours and shape say little of a person, a round top is not enough
     unlikely = dataclasses.replace(faceless, head=0.15, human=CFG.head_human - 0.1)
     assert decide(unlikely, CFG, 1.0, mp)[0] == "not_human"
+
+
+class _NoFaceNoPose:
+    """MediaPipe finding nothing at all (a faceless pictogram)."""
+
+    def faces(self, view, subject_width):
+        return 0.0, 0.0
+
+    def body(self, view):
+        return 0.0, 0.0
+
+    def presence(self, view):
+        return 0.0
+
+
+@pytest.mark.parametrize(
+    ("human", "body_cut", "measured"),
+    [
+        (0.7, 0.0, True),  # human-ish colours and shape, no face: the head decides
+        (CFG.head_human - 0.1, 0.0, False),  # the head could not make it human: not measured
+        (1.0, 0.5, False),  # a bust the colour/shape score vouches for alone
+    ],
+)
+def test_the_head_is_measured_only_where_it_can_decide(monkeypatch, human, body_cut, measured):
+    monkeypatch.setattr(humancues, "_detectors", _NoFaceNoPose)
+    mask = _silhouette(_figure((150, 55, 24)))
+    white = np.where(mask[..., None], 0, 255).astype(np.uint8).repeat(3, axis=2)
+    cues = humancues.measure(white, white, mask, human=human, body_cut=body_cut, cfg=CFG)
+    assert cues.head == (pictogram_head(mask) if measured else -1.0)
+    assert pictogram_head(mask) > 0

@@ -46,6 +46,32 @@ def _scores(folder, name: str) -> Scores:
     return dataclasses.replace(scores, **dataclasses.asdict(cues))
 
 
+@pytest.mark.parametrize(
+    ("mesh", "human", "ran", "measured", "far"),
+    [
+        (True, 0.2, ["faces", "mesh"], 1.0, -1.0),  # the mesh confirms it in the first view
+        # not confirmed in any view: the far view holds it to min_face (far_face_human decides)
+        (False, 0.2, ["faces", "mesh"] * 3 + ["faces", "pose"], 0.0, 1.0),
+        (False, 0.9, ["faces"], -1.0, -1.0),  # human colours and shape: min_face
+    ],
+)
+def test_an_unsure_big_face_needs_the_mesh_on_a_less_human_subject(
+    monkeypatch, mesh, human, ran, measured, far
+):
+    """Both detectors see a face and neither is sure (full-range 0.65, close-up 0.55): on a
+    subject of less human colours and shape, an animal's more often than a person's."""
+    import numpy as np
+
+    fake = _FakeDetectors(0.65, mesh, short=0.55)
+    monkeypatch.setattr(humancues, "_detectors", lambda: fake)
+    rgb = np.full((64, 64, 3), 255, np.uint8)
+    subject = np.zeros((64, 64), bool)
+    subject[10:50, 20:44] = True
+    cues = humancues.measure(rgb, rgb, subject, human=human, body_cut=0.0, cfg=CFG)
+    assert fake.ran == ran
+    assert (cues.mesh, cues.far_face) == (measured, far)
+
+
 @needs_mediapipe
 def test_drawn_heroes_show_a_face_or_pose_and_outliers_do_not(synth_set):
     folder, labels = synth_set
@@ -71,12 +97,12 @@ def test_drawn_heroes_show_a_face_or_pose_and_outliers_do_not(synth_set):
 class _FakeDetectors:
     """Face scores and a face-mesh answer chosen by the test; records what was run."""
 
-    def __init__(self, face: float, mesh: bool) -> None:
-        self.face, self.mesh, self.ran = face, mesh, []
+    def __init__(self, face: float, mesh: bool, short: float = 0.0) -> None:
+        self.face, self.mesh, self.short, self.ran = face, mesh, short, []
 
     def faces(self, view, subject_width):
         self.ran.append("faces")
-        return self.face, 0.0
+        return self.face, self.short
 
     def landmarks(self, view):
         self.ran.append("mesh")
@@ -92,19 +118,23 @@ class _FakeDetectors:
 
 
 @pytest.mark.parametrize(
-    ("face", "mesh", "human", "ran", "measured", "far"),
+    ("face", "mesh", "human", "ran", "measured", "far", "head"),
     [
-        (0.7, True, 0.2, ["faces"], -1.0, -1.0),  # over min_face: no mesh, far view or pose
-        (0.55, True, 0.2, ["faces", "mesh"], 1.0, -1.0),  # a weaker face the mesh confirms
+        (0.7, True, 0.2, ["faces"], -1.0, -1.0, -1.0),  # over min_face: no mesh, far view, pose
+        (0.55, True, 0.2, ["faces", "mesh"], 1.0, -1.0, -1.0),  # a weaker face the mesh confirms
         # every view, then the far one (counted apart), then pose
-        (0.55, False, 0.2, ["faces", "mesh"] * 4 + ["pose"], 0.0, 0.0),
-        (0.3, True, 0.2, ["faces"] * 4 + ["pose"], -1.0, 0.0),  # too weak to ask the mesh
+        (0.55, False, 0.2, ["faces", "mesh"] * 4 + ["pose"], 0.0, 0.0, -1.0),
+        (0.3, True, 0.2, ["faces"] * 4 + ["pose"], -1.0, 0.0, -1.0),  # too weak for the mesh
+        # no face on human-ish colours and shape: the silhouette's head is measured (a box: none)
+        (0.3, True, 0.7, ["faces"] * 4 + ["pose"], -1.0, 0.0, 0.0),
         # nothing found on a subject of human colours and shape: the figure view last
-        (0.3, True, 0.95, ["faces"] * 4 + ["pose", "figure"], -1.0, 0.0),
-        (0.7, True, 0.95, ["faces"], -1.0, -1.0),  # a face: no figure view
+        (0.3, True, 0.95, ["faces"] * 4 + ["pose", "figure"], -1.0, 0.0, 0.0),
+        (0.7, True, 0.95, ["faces"], -1.0, -1.0, -1.0),  # a face: no figure view, no head
+        # a full-range face the close-up detector does not see at all: a small face, min_face
+        (0.65, False, 0.2, ["faces"], -1.0, -1.0, -1.0),
     ],
 )
-def test_which_detectors_run_and_when(monkeypatch, face, mesh, human, ran, measured, far):
+def test_which_detectors_run_and_when(monkeypatch, face, mesh, human, ran, measured, far, head):
     import numpy as np
 
     fake = _FakeDetectors(face, mesh)
@@ -117,6 +147,7 @@ def test_which_detectors_run_and_when(monkeypatch, face, mesh, human, ran, measu
     assert cues.mesh == measured
     assert cues.far_face == far
     assert cues.figure == (0.99 if "figure" in ran else -1.0)
+    assert cues.head == head
 
 
 @needs_mediapipe
@@ -165,6 +196,14 @@ def test_the_not_human_rule_with_and_without_mediapipe():
     assert decide(dataclasses.replace(bust, human=0.8), CFG, 1.0, mp)[0] == "not_human"
     for cue in ({"face": 0.7}, {"face_short": 0.8}, {"face": 0.5, "mesh": 1.0}):
         assert decide(dataclasses.replace(floating, human=0.2, **cue), CFG, 1.0, mp)[0] is None
+    # a full-range face neither detector is sure of: enough on a subject of human colours and
+    # shape, or where the close-up detector saw nothing (a small face), elsewhere only where
+    # the face mesh confirmed it
+    unsure = dataclasses.replace(floating, face=0.65, face_short=0.55, mesh=0.0, human=0.8)
+    assert decide(unsure, CFG, 1.0, mp)[0] == "not_human"
+    assert decide(dataclasses.replace(unsure, mesh=1.0), CFG, 1.0, mp)[0] is None
+    assert decide(dataclasses.replace(unsure, human=0.85), CFG, 1.0, mp)[0] is None
+    assert decide(dataclasses.replace(unsure, face_short=0.0), CFG, 1.0, mp)[0] is None
     # a pose counts on a subject whose colours and shape are human-ish, not on a cap or a sword
     assert decide(dataclasses.replace(floating, human=0.7, pose=0.9), CFG, 1.0, mp)[0] is None
     assert (

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from heroforge.config import PrepareConfig
+from heroforge.data.headshape import pictogram_head
 
 MEDIAPIPE = "mediapipe"
 COLOUR = "colour"
@@ -100,6 +101,7 @@ class Cues:
     mesh: float = -1.0  # 1: the face mesh placed landmarks on a weaker face, 0: it did not
     far_face: float = -1.0  # 1: the far view (see FAR_MARGIN) found a face, 0: it did not
     figure: float = -1.0  # the pose model's belief that a person fills the figure view
+    head: float = -1.0  # a pictogram's round head set apart at the top (headshape.py), 0 = none
 
 
 @contextlib.contextmanager
@@ -358,18 +360,37 @@ def _subject_view(white: np.ndarray, mask: np.ndarray, margin: float) -> tuple[n
 FIGURE_MARGIN = 0.2
 
 
+def full_face_bar(human: float, short: float, cfg: PrepareConfig) -> float:
+    """The full-range face score that makes a subject human-like alone: min_face, or
+    unsure_face where the close-up detector saw a face too but was not sure of it either
+    (0 < short) on a subject whose colour/shape score is under unsure_face_human. A big face
+    that neither model is sure of is more often an animal's: a drawn person's face that fills
+    the view scores high on the close-up model, a whole figure's small one nothing. A weaker
+    face counts there when the face mesh confirms it, as any weaker face does."""
+    unsure = short > 0 and human < cfg.unsure_face_human
+    return cfg.unsure_face if unsure else cfg.min_face
+
+
 def _look(
-    detectors: _Detectors, view: np.ndarray, subject_width: float, cfg: PrepareConfig
-) -> tuple[float, float, float]:
-    """(full-range, short-range, mesh) for one view: the mesh (1 or 0) is asked only about a
-    face too weak for the detectors' own thresholds (min_face_mesh), else it is -1."""
+    detectors: _Detectors, view: np.ndarray, subject_width: float, cfg: PrepareConfig,
+    human: float = 1.0, seen_short: float = 0.0,
+) -> tuple[float, float, float, bool]:  # fmt: skip
+    """(full-range, short-range, mesh, face found) for one view, on a subject of this
+    colour/shape score after views whose best short-range score was seen_short (the default
+    human 1 holds the full-range face to min_face). The mesh (1 or 0) is asked only about a
+    face too weak for the detectors' own thresholds (full_face_bar, min_face_short) but at
+    least min_face_mesh, else it is -1."""
     full, short = detectors.faces(view, subject_width)
-    weaker = not _is_face(full, short, -1.0, cfg) and max(full, short) >= cfg.min_face_mesh
-    return full, short, float(detectors.landmarks(view)) if weaker else -1.0
+    min_full = full_face_bar(human, max(short, seen_short), cfg)
+    weaker = not _is_face(full, short, -1.0, min_full, cfg)
+    mesh = -1.0
+    if weaker and max(full, short) >= cfg.min_face_mesh:
+        mesh = float(detectors.landmarks(view))
+    return full, short, mesh, _is_face(full, short, mesh, min_full, cfg)
 
 
-def _is_face(full: float, short: float, mesh: float, cfg: PrepareConfig) -> bool:
-    return full >= cfg.min_face or short >= cfg.min_face_short or mesh == 1
+def _is_face(full: float, short: float, mesh: float, min_full: float, cfg: PrepareConfig) -> bool:
+    return full >= min_full or short >= cfg.min_face_short or mesh == 1
 
 
 def colour_alone(human: float, body_cut: float, cfg: PrepareConfig) -> bool:
@@ -392,8 +413,10 @@ def measure(
     view shows one, the far view is looked at once (far_face, decided with the colour/shape
     score, see FAR_MARGIN). Pose when no face was found, or when the subject touches the bottom
     edge a little (0 < body_cut < pose_max_cut: a standing figure or a bust, which visible knees
-    tell). Last, when no face was found on a subject of human colours and shape (figure_human),
-    the pose landmark model alone on the subject (figure, see FIGURE_GRAPH).
+    tell). When no face was found on a subject of human-ish colours and shape (head_human),
+    the round head of a pictogram in its silhouette (head, headshape.py: no detector, but only
+    needed there). Last, when no face was found on a subject of human colours and shape
+    (figure_human), the pose landmark model alone on the subject (figure, see FIGURE_GRAPH).
     """
     cues = Cues()
     if mask.sum() < 16:
@@ -409,17 +432,21 @@ def measure(
         cues.face = cues.face_short = 0.0
         toned = human >= TONED_HUMAN
         for view, subject_width in _views(whole, white, mask, toned):
-            full, short, mesh = _look(detectors, view, subject_width, cfg)
+            full, short, mesh, face_found = _look(
+                detectors, view, subject_width, cfg, human, cues.face_short
+            )
             cues.face, cues.face_short = max(cues.face, full), max(cues.face_short, short)
             cues.mesh = max(cues.mesh, mesh)
-            face_found = _is_face(full, short, mesh, cfg)
             if face_found:
                 break
         if not face_found:  # counted apart: decided with the colour/shape score (far_face_human)
             far = _subject_view(white, mask, FAR_MARGIN)
             views = itertools.chain([far], _painted(*far, toned))
-            cues.far_face = float(any(_is_face(*_look(detectors, *v, cfg), cfg) for v in views))
+            cues.far_face = float(any(_look(detectors, *v, cfg)[3] for v in views))
     open_question = not (decided or face_found)  # neither colour alone nor a face vouched
+    # the silhouette's head (a faceless pictogram) counts only on human-ish colours and shape
+    if open_question and human >= cfg.head_human:
+        cues.head = pictogram_head(mask)
     if extent_open or open_question:
         cues.pose, cues.knee = detectors.body(whole)
     # a whole figure drawn without a face: asked only on a subject whose colours and shape could
@@ -435,7 +462,9 @@ def settings(cfg: PrepareConfig) -> list:
     if method(cfg) != MEDIAPIPE:
         return [COLOUR]
     gates = [cfg.human_alone, cfg.alone_min_cut, cfg.min_face, cfg.min_face_short]
+    gates += [cfg.unsure_face, cfg.unsure_face_human]
     gates.append(cfg.min_face_mesh)
     gates.append(cfg.pose_max_cut)
     gates.append(cfg.figure_human)
+    gates.append(cfg.head_human)
     return [MEDIAPIPE, CUES_VERSION, *gates]

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from heroforge.data.headshape import pictogram_head
 from heroforge.data.segment import Segmentation
 
 
@@ -24,8 +23,9 @@ class Scores:
     fill: float  # share of its bounding box the subject covers: busts are compact
     tall: float  # height / width of the subject's bounding box
     base: float  # width of the line the subject ends on, per unit of its height (body_base)
-    head: float = 0.0  # diameter of a round head set apart at the top (headshape.py), 0 = none
-    # MediaPipe cues (humancues.py); -1 = not measured (colour cues only, or not needed)
+    # Cues measured with MediaPipe's (humancues.py); -1 = not measured (colour cues only, or
+    # not needed)
+    head: float = -1.0  # diameter of a round head set apart at the top (headshape.py), 0 = none
     face: float = -1.0  # best full-range face detector score
     face_short: float = -1.0  # best short-range face detector score
     pose: float = -1.0  # pose landmarks: mean visibility of nose and shoulders, 0 = no pose
@@ -152,5 +152,4 @@ def inspect(rgb: np.ndarray, seg: Segmentation) -> Scores:
         fill=fill,
         tall=tall,
         base=body_base(seg.mask),
-        head=pictogram_head(seg.mask),
     )

@@ -26,7 +26,7 @@ def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
         return scores.human >= cfg.min_human
     return (
         humancues.colour_alone(scores.human, scores.body_cut, cfg)
-        or scores.face >= cfg.min_face
+        or scores.face >= humancues.full_face_bar(scores.human, scores.face_short, cfg)
         or scores.face_short >= cfg.min_face_short
         or scores.mesh >= 1  # measured only on faces of at least min_face_mesh
         or (scores.face_short >= cfg.weak_face_short and scores.human >= cfg.weak_face_human)

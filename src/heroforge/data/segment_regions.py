@@ -148,7 +148,7 @@ def background_regions(
         return is_bg, "none"
     h, w = labels.shape
     centre = np.stack([centroids[:, 1].clip(0, h - 1), centroids[:, 0].clip(0, w - 1)], 1)
-    centre = centre.astype(np.int64)
+    centre = np.nan_to_num(centre).astype(np.int64)  # a label left without pixels has none
     field = _coarse_field(rgb, is_bg[labels], centre)
     near_field = np.linalg.norm(mean - field, axis=1) < MATCH_TOL
     model = _quadratic_model(rgb, is_bg[labels], centre)
