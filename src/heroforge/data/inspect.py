@@ -23,8 +23,8 @@ class Scores:
     fill: float  # share of its bounding box the subject covers: busts are compact
     tall: float  # height / width of the subject's bounding box
     base: float  # width of the line the subject ends on, per unit of its height (body_base)
-    # Cues measured with MediaPipe's (humancues.py); -1 = not measured (colour cues only, or
-    # not needed)
+    # Measured by humancues.py, only where they can decide; -1 = not measured (colour cues
+    # only, or not needed)
     head: float = -1.0  # diameter of a round head set apart at the top (headshape.py), 0 = none
     face: float = -1.0  # best full-range face detector score
     face_short: float = -1.0  # best short-range face detector score
