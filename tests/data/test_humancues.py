@@ -60,14 +60,8 @@ def test_an_unsure_big_face_needs_the_mesh_on_a_less_human_subject(
 ):
     """Both detectors see a face and neither is sure (full-range 0.65, close-up 0.55): on a
     subject of less human colours and shape, an animal's more often than a person's."""
-    import numpy as np
-
     fake = _FakeDetectors(0.65, mesh, short=0.55)
-    monkeypatch.setattr(humancues, "_detectors", lambda: fake)
-    rgb = np.full((64, 64, 3), 255, np.uint8)
-    subject = np.zeros((64, 64), bool)
-    subject[10:50, 20:44] = True
-    cues = humancues.measure(rgb, rgb, subject, human=human, body_cut=0.0, cfg=CFG)
+    cues = _measure_a_box(monkeypatch, fake, human)
     assert fake.ran == ran
     assert (cues.mesh, cues.far_face) == (measured, far)
 
@@ -117,6 +111,17 @@ class _FakeDetectors:
         return 0.99
 
 
+def _measure_a_box(monkeypatch, fake: _FakeDetectors, human: float) -> humancues.Cues:
+    """humancues.measure with these detectors on a floating box of this colour/shape score."""
+    import numpy as np
+
+    monkeypatch.setattr(humancues, "_detectors", lambda: fake)
+    rgb = np.full((64, 64, 3), 255, np.uint8)
+    subject = np.zeros((64, 64), bool)
+    subject[10:50, 20:44] = True
+    return humancues.measure(rgb, rgb, subject, human=human, body_cut=0.0, cfg=CFG)
+
+
 @pytest.mark.parametrize(
     ("face", "mesh", "human", "ran", "measured", "far", "head"),
     [
@@ -135,14 +140,8 @@ class _FakeDetectors:
     ],
 )
 def test_which_detectors_run_and_when(monkeypatch, face, mesh, human, ran, measured, far, head):
-    import numpy as np
-
     fake = _FakeDetectors(face, mesh)
-    monkeypatch.setattr(humancues, "_detectors", lambda: fake)
-    rgb = np.full((64, 64, 3), 255, np.uint8)
-    subject = np.zeros((64, 64), bool)
-    subject[10:50, 20:44] = True
-    cues = humancues.measure(rgb, rgb, subject, human=human, body_cut=0.0, cfg=CFG)
+    cues = _measure_a_box(monkeypatch, fake, human)
     assert fake.ran == ran
     assert cues.mesh == measured
     assert cues.far_face == far
