@@ -246,7 +246,11 @@ def test_explorer_child_follows_the_weight_slider(serve, tab):
     expect(child).to_have_attribute("data-weight", "1")
     tab.wait_loaded("#child")
     assert child.get_attribute("src") != half_src
-    assert tab.pixels("#child") == parent_b  # all B: the child is B itself
+    # All B: the child is B itself, to within one level. The cards draw the seeds eight at a
+    # time and the child alone, and a convolution may round a batch of eight differently.
+    child_b = tab.pixels("#child")
+    assert len(child_b) == len(parent_b)
+    assert max(abs(c - p) for c, p in zip(child_b, parent_b, strict=True)) <= 1
     expect(tab.page.locator("#caption-child")).to_have_text("child, 100 % B")
     slider.fill("0.25")
     expect(child).to_have_attribute("data-weight", "0.25")
