@@ -135,7 +135,7 @@ def segment(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Segmentation:
     if regions.separability >= TRY_BAND_BELOW or bg_core[frame].mean() >= FRAME_EXPLAINED:
         return regions
     background = band_background(rgb, border, FRAME_EXPLAINED)
-    if background is None:
+    if background is None or background[frame].mean() < FRAME_EXPLAINED:
         return regions
     ring = np.ones((3, 3), np.uint8)  # cores one pixel clear of the boundary: un-mixed there
     bg_core = cv2.erode(background.astype(np.uint8), ring).astype(bool)

@@ -96,9 +96,9 @@ def _frame_bound(rgb: np.ndarray, palette: np.ndarray) -> float:
 
 def band_background(rgb: np.ndarray, border: np.ndarray, needed: float) -> np.ndarray | None:
     """Background pixels by the band method: coloured like the framing band's palette (or a
-    blend of two of its colours) and connected to the border. None when they cover less than
-    `needed` of the frame (the border but the bottom edge, where a bust is cut off): the
-    method failed. Most tries fail, and a bound from the frame's strips tells most of those
+    blend of two of its colours) and connected to the border. None when a bound from the
+    frame's strips (_frame_bound) says they cannot cover `needed` of the frame (the border but
+    the bottom edge, where a bust is cut off): most tries fail, and this tells most of those
     apart before the whole picture is looked at."""
     palette = _framing_palette(rgb)
     if _frame_bound(rgb, palette) < needed:
@@ -111,7 +111,4 @@ def band_background(rgb: np.ndarray, border: np.ndarray, needed: float) -> np.nd
     background = touching[labels]
     # one-pixel lines that survive between stripes (JPEG colour blur) are not the subject
     subject = cv2.morphologyEx((~background).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3)))
-    background = subject == 0
-    frame = border.copy()
-    frame[-1] = False
-    return background if background[frame].mean() >= needed else None
+    return subject == 0
