@@ -123,13 +123,14 @@ class PrepareConfig:
     # ... or a face found only in the far view (the subject at half the view's width, where the
     # detectors find drawn heads that fill the view) on a subject whose colour/shape score is at
     # least this. Animals' faces are found there too, but mostly on lower scores (realart
-    # benchmarks; checked on Twemoji, held out, see README)
+    # benchmarks; checked on Twemoji, held out, see README). The far view is looked at only
+    # there (*)
     far_face_human: float = 0.85
     min_pose: float = 0.5  # ... or a pose whose nose and shoulders are this visible on average
     # ... on a subject whose colour/shape score is at least this: the pose solution also finds
     # people in caps, shirts, aeroplanes and swords (scores 0.33-0.58 in the realart
     # benchmarks' six families), where the drawn people only it finds score 0.8 and more, and a
-    # small synthetic hero 0.69
+    # small synthetic hero 0.69. Under it, pose runs only for the knees (pose_max_cut) (*)
     pose_human: float = 0.6
     # ... or, where no face was found, the pose landmark model this sure that a person
     # fills the view of the subject alone, on a subject whose colour/shape score is at least

@@ -50,8 +50,9 @@ def _scores(folder, name: str) -> Scores:
     ("mesh", "human", "ran", "measured", "far"),
     [
         (True, 0.2, ["faces", "mesh"], 1.0, -1.0),  # the mesh confirms it in the first view
-        # not confirmed in any view: the far view holds it to min_face (far_face_human decides)
-        (False, 0.2, ["faces", "mesh"] * 3 + ["faces", "pose"], 0.0, 1.0),
+        # not confirmed in any view; on these colours neither the far view (far_face_human)
+        # nor pose (pose_human) could make it human, so they are not looked at
+        (False, 0.2, ["faces", "mesh"] * 3, 0.0, -1.0),
         (False, 0.9, ["faces"], -1.0, -1.0),  # human colours and shape: min_face
     ],
 )
@@ -127,11 +128,14 @@ def _measure_a_box(monkeypatch, fake: _FakeDetectors, human: float) -> humancues
     [
         (0.7, True, 0.2, ["faces"], -1.0, -1.0, -1.0),  # over min_face: no mesh, far view, pose
         (0.55, True, 0.2, ["faces", "mesh"], 1.0, -1.0, -1.0),  # a weaker face the mesh confirms
-        # every view, then the far one (counted apart), then pose
-        (0.55, False, 0.2, ["faces", "mesh"] * 4 + ["pose"], 0.0, 0.0, -1.0),
-        (0.3, True, 0.2, ["faces"] * 4 + ["pose"], -1.0, 0.0, -1.0),  # too weak for the mesh
-        # no face on human-ish colours and shape: the silhouette's head is measured (a box: none)
-        (0.3, True, 0.7, ["faces"] * 4 + ["pose"], -1.0, 0.0, 0.0),
+        # every view; on colours and shape where neither a far face nor a pose could count,
+        # nothing more
+        (0.55, False, 0.2, ["faces", "mesh"] * 3, 0.0, -1.0, -1.0),
+        (0.3, True, 0.2, ["faces"] * 3, -1.0, -1.0, -1.0),  # too weak for the mesh
+        # no face on human-ish colours and shape: pose, and the silhouette's head (a box: none)
+        (0.3, True, 0.7, ["faces"] * 3 + ["pose"], -1.0, -1.0, 0.0),
+        # on human colours and shape the far view too (counted apart), then pose
+        (0.55, False, 0.85, ["faces", "mesh"] * 4 + ["pose"], 0.0, 0.0, 0.0),
         # nothing found on a subject of human colours and shape: the figure view last
         (0.3, True, 0.95, ["faces"] * 4 + ["pose", "figure"], -1.0, 0.0, 0.0),
         (0.7, True, 0.95, ["faces"], -1.0, -1.0, -1.0),  # a face: no figure view, no head
@@ -266,10 +270,9 @@ def test_the_cache_key_follows_the_method(synth_set, tmp_path, monkeypatch):
     assert prep.settings_key(dataclasses.replace(CFG, min_pose=0.9)) == with_mp
     assert prep.settings_key(dataclasses.replace(CFG, weak_face_short=0.3)) == with_mp
     assert prep.settings_key(dataclasses.replace(CFG, min_figure=0.5)) == with_mp
-    assert prep.settings_key(dataclasses.replace(CFG, pose_human=0.1)) == with_mp
     if humancues.method(CFG) == humancues.MEDIAPIPE:  # a threshold that gates the detectors
         gates = ("human_alone", "alone_min_cut", "min_face", "min_face_short", "min_face_mesh")
-        for gate in (*gates, "figure_human"):
+        for gate in (*gates, "far_face_human", "pose_human", "figure_human"):
             assert prep.settings_key(dataclasses.replace(CFG, **{gate: 0.42})) != with_mp, gate
     # a cache made with colour cues only is not reused once MediaPipe is asked for
     raw = copy_synth_pictures(synth_set, tmp_path / "raw", 3)
@@ -364,10 +367,13 @@ def test_a_yellow_subject_is_looked_at_again_in_a_skin_tone(monkeypatch):
     seen.clear()
     monkeypatch.setattr(Detectors, "faces", lambda self, view, width: seen.append(1) or (0, 0))
     humancues.measure(rgb, white, mask, human=0.6, body_cut=0.0, cfg=CFG)
+    assert len(seen) == 4  # four views; no far view on these colours (far_face_human)
+    seen.clear()
+    humancues.measure(rgb, white, mask, human=0.85, body_cut=0.0, cfg=CFG)
     assert len(seen) == 6  # four views, then the far view as drawn and painted
     seen.clear()
     humancues.measure(rgb, white, mask, human=0.55, body_cut=0.0, cfg=CFG)
-    assert len(seen) == 4  # three views and the far one, as drawn
+    assert len(seen) == 3  # three views as drawn
 
 
 @needs_mediapipe
@@ -377,7 +383,8 @@ def test_mediapipe_finds_a_yellow_face_only_once_it_is_painted_a_skin_tone(monke
     cues = humancues.measure(rgb, white, mask, human=0.8, body_cut=0.0, cfg=CFG)
     assert cues.face >= CFG.min_face or cues.face_short >= CFG.min_face_short
     monkeypatch.setattr(humancues, "_toned", lambda view: None)
-    cues = humancues.measure(rgb, white, mask, human=0.8, body_cut=0.0, cfg=CFG)
+    # colours and shape for which the far view is looked at too
+    cues = humancues.measure(rgb, white, mask, human=0.85, body_cut=0.0, cfg=CFG)
     assert cues.face < CFG.min_face
     assert cues.face_short < CFG.min_face_short
     assert cues.far_face == 0.0

@@ -410,10 +410,10 @@ def measure(
     Faces, view after view, unless the colour/shape cues are decisive alone, stopping at the
     first face: one over the detectors' thresholds, or a weaker one (min_face_mesh) on which the
     face mesh places its landmarks, as it does on drawn people and rarely on animals. When no
-    view shows one, the far view is looked at once (far_face, decided with the colour/shape
-    score, see FAR_MARGIN). Pose when no face was found, or when the subject touches the bottom
-    edge a little (0 < body_cut < pose_max_cut: a standing figure or a bust, which visible knees
-    tell). When no face was found on a subject of human-ish colours and shape (head_human),
+    view shows one, the far view is looked at once on a subject of human colours and shape
+    (far_face_human; see FAR_MARGIN). Pose when no face was found on a subject of human-ish
+    colours and shape (pose_human), or when the subject touches the bottom edge a little
+    (0 < body_cut < pose_max_cut: a standing figure or a bust, which visible knees tell). When no face was found on a subject of human-ish colours and shape (head_human),
     the round head of a pictogram in its silhouette (head, headshape.py: no detector, but only
     needed there). Last, when no face was found on a subject of human colours and shape
     (figure_human), the pose landmark model alone on the subject (figure, see FIGURE_GRAPH).
@@ -439,7 +439,9 @@ def measure(
             cues.mesh = max(cues.mesh, mesh)
             if face_found:
                 break
-        if not face_found:  # counted apart: decided with the colour/shape score (far_face_human)
+        # counted apart and decided with the colour/shape score: not looked at where that
+        # score could not let it count
+        if not face_found and human >= cfg.far_face_human:
             far = _subject_view(white, mask, FAR_MARGIN)
             views = itertools.chain([far], _painted(*far, toned))
             cues.far_face = float(any(_look(detectors, *v, cfg)[3] for v in views))
@@ -447,7 +449,9 @@ def measure(
     # the silhouette's head (a faceless pictogram) counts only on human-ish colours and shape
     if open_question and human >= cfg.head_human:
         cues.head = pictogram_head(mask)
-    if extent_open or open_question:
+    # a pose counts only on human-ish colours and shape (pose_human); the knees tell a
+    # bust from a standing figure on any subject
+    if extent_open or (open_question and human >= cfg.pose_human):
         cues.pose, cues.knee = detectors.body(whole)
     # a whole figure drawn without a face: asked only on a subject whose colours and shape could
     # be a person's (figure_human)
@@ -465,6 +469,7 @@ def settings(cfg: PrepareConfig) -> list:
     gates += [cfg.unsure_face, cfg.unsure_face_human]
     gates.append(cfg.min_face_mesh)
     gates.append(cfg.pose_max_cut)
+    gates += [cfg.far_face_human, cfg.pose_human]
     gates.append(cfg.figure_human)
     gates.append(cfg.head_human)
     return [MEDIAPIPE, CUES_VERSION, *gates]
