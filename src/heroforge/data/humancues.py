@@ -413,9 +413,10 @@ def measure(
     view shows one, the far view is looked at once on a subject of human colours and shape
     (far_face_human; see FAR_MARGIN). Pose when no face was found on a subject of human-ish
     colours and shape (pose_human), or when the subject touches the bottom edge a little
-    (0 < body_cut < pose_max_cut: a standing figure or a bust, which visible knees tell). When no face was found on a subject of human-ish colours and shape (head_human),
-    the round head of a pictogram in its silhouette (head, headshape.py: no detector, but only
-    needed there). Last, when no face was found on a subject of human colours and shape
+    (0 < body_cut < pose_max_cut: a standing figure or a bust, which visible knees tell).
+    When no face was found on a subject of human-ish colours and shape (head_human), the round
+    head of a pictogram in its silhouette (head, headshape.py: no detector, but only needed
+    there). Last, when no face was found on a subject of human colours and shape
     (figure_human), the pose landmark model alone on the subject (figure, see FIGURE_GRAPH).
     """
     cues = Cues()
