@@ -132,8 +132,10 @@ def _measure_a_box(monkeypatch, fake: _FakeDetectors, human: float) -> humancues
         # nothing more
         (0.55, False, 0.2, ["faces", "mesh"] * 3, 0.0, -1.0, -1.0),
         (0.3, True, 0.2, ["faces"] * 3, -1.0, -1.0, -1.0),  # too weak for the mesh
-        # no face on human-ish colours and shape: pose, and the silhouette's head (a box: none)
-        (0.3, True, 0.7, ["faces"] * 3 + ["pose"], -1.0, -1.0, 0.0),
+        # no face on human-ish colours and shape: the silhouette's head (a box: none); pose
+        # from pose_human on
+        (0.3, True, 0.7, ["faces"] * 3, -1.0, -1.0, 0.0),
+        (0.3, True, 0.8, ["faces"] * 3 + ["pose"], -1.0, -1.0, 0.0),
         # on human colours and shape the far view too (counted apart), then pose
         (0.55, False, 0.85, ["faces", "mesh"] * 4 + ["pose"], 0.0, 0.0, 0.0),
         # nothing found on a subject of human colours and shape: the figure view last
@@ -208,9 +210,9 @@ def test_the_not_human_rule_with_and_without_mediapipe():
     assert decide(dataclasses.replace(unsure, human=0.85), CFG, 1.0, mp)[0] is None
     assert decide(dataclasses.replace(unsure, face_short=0.0), CFG, 1.0, mp)[0] is None
     # a pose counts on a subject whose colours and shape are human-ish, not on a cap or a sword
-    assert decide(dataclasses.replace(floating, human=0.7, pose=0.9), CFG, 1.0, mp)[0] is None
+    assert decide(dataclasses.replace(floating, human=0.8, pose=0.9), CFG, 1.0, mp)[0] is None
     assert (
-        decide(dataclasses.replace(floating, human=0.5, pose=0.9), CFG, 1.0, mp)[0] == "not_human"
+        decide(dataclasses.replace(floating, human=0.7, pose=0.9), CFG, 1.0, mp)[0] == "not_human"
     )
     # a weaker close-up face the mesh did not confirm: enough only on a subject whose colours
     # and shape are very human (a drawn head), not on one merely human-ish (an animal)
