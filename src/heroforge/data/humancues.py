@@ -467,10 +467,6 @@ def settings(cfg: PrepareConfig) -> list:
     if method(cfg) != MEDIAPIPE:
         return [COLOUR]
     gates = [cfg.human_alone, cfg.alone_min_cut, cfg.min_face, cfg.min_face_short]
-    gates += [cfg.unsure_face, cfg.unsure_face_human]
-    gates.append(cfg.min_face_mesh)
-    gates.append(cfg.pose_max_cut)
-    gates += [cfg.far_face_human, cfg.pose_human]
-    gates.append(cfg.figure_human)
-    gates.append(cfg.head_human)
+    gates += [cfg.unsure_face, cfg.unsure_face_human, cfg.min_face_mesh, cfg.pose_max_cut]
+    gates += [cfg.far_face_human, cfg.pose_human, cfg.figure_human, cfg.head_human]
     return [MEDIAPIPE, CUES_VERSION, *gates]
