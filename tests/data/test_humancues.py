@@ -155,6 +155,43 @@ def test_which_detectors_run_and_when(monkeypatch, face, mesh, human, ran, measu
     assert cues.head == head
 
 
+class _FindsOnly(_FakeDetectors):
+    """Detectors that find no face in the usual views, and only this one cue (a face in the
+    far view, the fourth a floating white box gets, a pose or a faceless figure)."""
+
+    def __init__(self, cue: str) -> None:
+        super().__init__(face=0.0, mesh=False)
+        self.cue = cue
+
+    def faces(self, view, subject_width):
+        super().faces(view, subject_width)
+        far = self.cue == "far_face" and self.ran.count("faces") == 4
+        return (0.9, 0.9) if far else (0.0, 0.0)
+
+    def body(self, view):
+        super().body(view)
+        return (0.9, 0.0) if self.cue == "pose" else (0.0, 0.0)
+
+    def presence(self, view):
+        super().presence(view)
+        return 0.99 if self.cue == "figure" else 0.0
+
+
+@pytest.mark.parametrize("cue", sorted(humancues.GATED_CUES))
+def test_a_gated_cue_is_looked_for_exactly_where_it_could_count(monkeypatch, cue):
+    # measure() and is_human() share the gate: just under it the cue is not even looked for
+    # (and would not count), from it on it is found and makes the subject human-like
+    found_head = 0.3 if cue == "head" else 0.0
+    monkeypatch.setattr(humancues, "pictogram_head", lambda mask: found_head)
+    gate = getattr(CFG, humancues.GATED_CUES[cue])
+    for human, counts in ((gate - 0.01, False), (gate, True)):
+        cues = _measure_a_box(monkeypatch, _FindsOnly(cue), human)
+        assert (getattr(cues, cue) != -1.0) == counts, human
+        base = {"realism": 0.1, "separability": 0.9, "body_cut": 0.0, "base": 0.5}
+        scores = Scores(**base, human=human, fill=0.4, tall=2.0, **dataclasses.asdict(cues))
+        assert is_human(scores, CFG, humancues.MEDIAPIPE) == counts, human
+
+
 @needs_mediapipe
 def test_the_pose_model_is_sure_of_whole_figures_and_not_of_animals_or_objects(synth_set):
     folder, labels = synth_set
@@ -274,7 +311,7 @@ def test_the_cache_key_follows_the_method(synth_set, tmp_path, monkeypatch):
     assert prep.settings_key(dataclasses.replace(CFG, min_figure=0.5)) == with_mp
     if humancues.method(CFG) == humancues.MEDIAPIPE:  # a threshold that gates the detectors
         gates = ("human_alone", "alone_min_cut", "min_face", "min_face_short", "min_face_mesh")
-        for gate in (*gates, "far_face_human", "pose_human", "figure_human"):
+        for gate in (*gates, *humancues.GATED_CUES.values()):
             assert prep.settings_key(dataclasses.replace(CFG, **{gate: 0.42})) != with_mp, gate
     # a cache made with colour cues only is not reused once MediaPipe is asked for
     raw = copy_synth_pictures(synth_set, tmp_path / "raw", 3)

@@ -393,6 +393,24 @@ def _is_face(full: float, short: float, mesh: float, min_full: float, cfg: Prepa
     return full >= min_full or short >= cfg.min_face_short or mesh == 1
 
 
+# Cues that count only on a subject whose colour/shape score is at least a threshold of its
+# own (the PrepareConfig field named here): the pose solution, the pose landmark model, the far
+# view and a pictogram's round head are also sure of animals and objects, mostly on lower
+# scores. measure() does not look for a cue that could not count; is_human() (prepare_decide)
+# applies the same gates
+GATED_CUES = {
+    "far_face": "far_face_human",
+    "pose": "pose_human",
+    "figure": "figure_human",
+    "head": "head_human",
+}
+
+
+def can_count(cue: str, human: float, cfg: PrepareConfig) -> bool:
+    """Whether this GATED_CUES cue can make a subject of this colour/shape score human-like."""
+    return human >= getattr(cfg, GATED_CUES[cue])
+
+
 def colour_alone(human: float, body_cut: float, cfg: PrepareConfig) -> bool:
     """Whether the colour/shape score vouches for a human without MediaPipe: only a high one,
     and only for a bust cut by the bottom edge. Drawn busts whose small head MediaPipe misses
@@ -442,21 +460,21 @@ def measure(
                 break
         # counted apart and decided with the colour/shape score: not looked at where that
         # score could not let it count
-        if not face_found and human >= cfg.far_face_human:
+        if not face_found and can_count("far_face", human, cfg):
             far = _subject_view(white, mask, FAR_MARGIN)
             views = itertools.chain([far], _painted(*far, toned))
             cues.far_face = float(any(_look(detectors, *v, cfg)[3] for v in views))
     open_question = not (decided or face_found)  # neither colour alone nor a face vouched
     # the silhouette's head (a faceless pictogram) counts only on human-ish colours and shape
-    if open_question and human >= cfg.head_human:
+    if open_question and can_count("head", human, cfg):
         cues.head = pictogram_head(mask)
     # a pose counts only on human-ish colours and shape (pose_human); the knees tell a
     # bust from a standing figure on any subject
-    if extent_open or (open_question and human >= cfg.pose_human):
+    if extent_open or (open_question and can_count("pose", human, cfg)):
         cues.pose, cues.knee = detectors.body(whole)
     # a whole figure drawn without a face: asked only on a subject whose colours and shape could
     # be a person's (figure_human)
-    if open_question and human >= cfg.figure_human:
+    if open_question and can_count("figure", human, cfg):
         cues.figure = detectors.presence(_subject_view(white, mask, FIGURE_MARGIN)[0])
     return cues
 
@@ -468,5 +486,5 @@ def settings(cfg: PrepareConfig) -> list:
         return [COLOUR]
     gates = [cfg.human_alone, cfg.alone_min_cut, cfg.min_face, cfg.min_face_short]
     gates += [cfg.unsure_face, cfg.unsure_face_human, cfg.min_face_mesh, cfg.pose_max_cut]
-    gates += [cfg.far_face_human, cfg.pose_human, cfg.figure_human, cfg.head_human]
+    gates += [getattr(cfg, field) for field in GATED_CUES.values()]
     return [MEDIAPIPE, CUES_VERSION, *gates]

@@ -30,10 +30,10 @@ def is_human(scores: Scores, cfg: PrepareConfig, cues: str) -> bool:
         or scores.face_short >= cfg.min_face_short
         or scores.mesh >= 1  # measured only on faces of at least min_face_mesh
         or (scores.face_short >= cfg.weak_face_short and scores.human >= cfg.weak_face_human)
-        or (scores.far_face >= 1 and scores.human >= cfg.far_face_human)
-        or (scores.pose >= cfg.min_pose and scores.human >= cfg.pose_human)
-        or (scores.figure >= cfg.min_figure and scores.human >= cfg.figure_human)
-        or (scores.head > 0 and scores.human >= cfg.head_human)
+        or (scores.far_face >= 1 and humancues.can_count("far_face", scores.human, cfg))
+        or (scores.pose >= cfg.min_pose and humancues.can_count("pose", scores.human, cfg))
+        or (scores.figure >= cfg.min_figure and humancues.can_count("figure", scores.human, cfg))
+        or (scores.head > 0 and humancues.can_count("head", scores.human, cfg))
     )
 
 
